@@ -1,0 +1,99 @@
+"""Bounded-concurrency fan-out with one result per input item."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import anyio
+
+from ._exceptions import BulkOperationError, ValidationException
+
+__all__ = ["BulkResults", "ProgressCallback", "bulk_map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ProgressCallback = Callable[[int, int], Any]
+"""Called as ``callback(done, total)`` after each item; may be sync or async."""
+
+
+class BulkResults(list[R | BaseException], Generic[R]):
+    """Results of `bulk_map` in input order: each a value or the exception raised."""
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The exceptions, in input order."""
+        return [item for item in self if isinstance(item, BaseException)]
+
+    @property
+    def values(self) -> list[R]:
+        """The successful values, in input order."""
+        return [item for item in self if not isinstance(item, BaseException)]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every item succeeded."""
+        return not self.errors
+
+
+async def bulk_map(
+    func: Callable[[T], Awaitable[R]],
+    items: Iterable[T],
+    *,
+    max_concurrency: int = 16,
+    raise_on_error: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> BulkResults[R]:
+    """Run ``func(item)`` for every item, at most `max_concurrency` at a time.
+
+    A fixed set of workers pulls items in order, so a million items cost no more
+    tasks than `max_concurrency`. An `Exception` raised by one item is stored as
+    that item's result and the others go on. Cancelling the call cancels every
+    worker and returns only after they have all ended.
+
+    Args:
+        func: The coroutine function applied to each item.
+        items: The inputs; consumed once, in order.
+        max_concurrency: Upper bound of calls in flight.
+        raise_on_error: Raise `BulkOperationError`, which carries every result,
+            when at least one item failed.
+        on_progress: Called as ``on_progress(done, total)`` after each item.
+
+    Returns:
+        One entry per item, in input order.
+    """
+    if max_concurrency < 1:
+        raise ValidationException(
+            f"max_concurrency must be at least 1, got {max_concurrency}"
+        )
+    inputs = list(items)
+    total = len(inputs)
+    results: list[Any] = [None] * total
+    next_index = 0
+    done = 0
+
+    async def worker() -> None:
+        nonlocal next_index, done
+        while next_index < total:
+            index = next_index
+            next_index += 1
+            try:
+                results[index] = await func(inputs[index])
+            except Exception as exc:
+                results[index] = exc
+            done += 1
+            if on_progress is not None:
+                outcome = on_progress(done, total)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(max_concurrency, total)):
+            group.start_soon(worker)
+
+    bulk: BulkResults[R] = BulkResults(results)
+    if raise_on_error and not bulk.ok:
+        raise BulkOperationError(bulk)
+    return bulk

@@ -1,0 +1,305 @@
+"""Configuration of the SDK, read from arguments, the environment and `.env` files.
+
+Precedence, highest first: an explicit argument, a ``MAESTRO_ML_*`` variable, the
+MLflow variable that means the same thing (``MLFLOW_TRACKING_URI`` and friends),
+then the default. So an existing MLflow setup works unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ._exceptions import ConfigurationException
+
+__all__ = ["ENV_PREFIX", "MLFLOW_FALLBACKS", "Config"]
+
+ENV_PREFIX = "MAESTRO_ML_"
+
+# MLflow's own variables, used when the MAESTRO_ML_* twin is unset. The insecure
+# TLS flag is inverted on the way in because our field is `verify_ssl`.
+MLFLOW_FALLBACKS: dict[str, str] = {
+    "mlflow_uri": "MLFLOW_TRACKING_URI",
+    "mlflow_registry_uri": "MLFLOW_REGISTRY_URI",
+    "api_key": "MLFLOW_TRACKING_TOKEN",
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+    "verify_ssl": "MLFLOW_TRACKING_INSECURE_TLS",
+    "ca_cert_path": "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "client_cert_path": "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "experiment_name": "MLFLOW_EXPERIMENT_NAME",
+}
+
+_SECRET_FIELDS = frozenset({"api_key", "password"})
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+class _MlflowFallbackSource(PydanticBaseSettingsSource):
+    """Reads MLflow's variables from the environment and the `.env` file."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], env_file: str | Path | None
+    ) -> None:
+        super().__init__(settings_cls)
+        self._values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            self._values.update(_read_dotenv(Path(env_file)))
+        self._values.update(os.environ)
+
+    def get_field_value(
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
+        variable = MLFLOW_FALLBACKS.get(field_name)
+        if variable is None or variable not in self._values:
+            return None, field_name, False
+        return self._values[variable], field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for field_name, variable in MLFLOW_FALLBACKS.items():
+            if variable not in self._values:
+                continue
+            raw = self._values[variable]
+            if field_name == "verify_ssl":
+                data[field_name] = _invert_flag(variable, raw)
+            else:
+                data[field_name] = raw
+        return data
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _invert_flag(variable: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE_WORDS:
+        return False
+    if word in _FALSE_WORDS:
+        return True
+    raise ConfigurationException(
+        f"{variable} must be true or false, got {raw!r}; unset it or set it to 'true'"
+    )
+
+
+class Config(BaseSettings):
+    """Settings of an `AsyncMaestroClient`.
+
+    Each field can be given as an argument, or read from ``MAESTRO_ML_<FIELD>``
+    (for example ``MAESTRO_ML_MLFLOW_URI``), or from the MLflow variable listed in
+    `MLFLOW_FALLBACKS`. Durations are in seconds.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=None,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    mlflow_uri: str = Field(
+        default="http://localhost:5000",
+        description="Base URL of the MLflow tracking server.",
+    )
+    mlflow_registry_uri: str | None = Field(
+        default=None,
+        description="Base URL of the model registry; falls back to mlflow_uri.",
+    )
+    kube_context: str | None = Field(
+        default=None, description="Kubeconfig context to use; None = current."
+    )
+    kube_config_path: str | None = Field(
+        default=None,
+        description="Kubeconfig file; None = $KUBECONFIG, ~/.kube/config, in-cluster.",
+    )
+    namespace: str = Field(
+        default="ml-platform", description="Kubernetes namespace for jobs and models."
+    )
+    api_url: str | None = Field(
+        default=None, description="Base URL of the platform API, if one is used."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Bearer token sent to MLflow and the platform API."
+    )
+    username: str | None = Field(default=None, description="Basic-auth user name.")
+    password: SecretStr | None = Field(default=None, description="Basic-auth password.")
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Timeout of one HTTP request, in seconds."
+    )
+    training_job_timeout: float = Field(
+        default=3600.0, gt=0, description="Default wait for a training job, in seconds."
+    )
+    verify_ssl: bool = Field(default=True, description="Verify TLS certificates.")
+    ca_cert_path: str | None = Field(
+        default=None, description="CA bundle that signs the MLflow server certificate."
+    )
+    client_cert_path: str | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    verbose: bool = Field(default=False, description="Log each request at INFO.")
+    max_retries: int = Field(
+        default=5, ge=0, le=20, description="Retries of a failed request."
+    )
+    retry_backoff_base: float = Field(
+        default=0.5, ge=0, description="First retry delay in seconds; it doubles."
+    )
+    retry_backoff_max: float = Field(
+        default=30.0, ge=0, description="Upper bound of one retry delay, in seconds."
+    )
+    retry_max_elapsed: float = Field(
+        default=120.0, gt=0, description="Upper bound of all retries, in seconds."
+    )
+    max_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Requests in flight at once; the connection pool matches it.",
+    )
+    experiment_name: str | None = Field(
+        default=None, description="Experiment passed to training jobs."
+    )
+    storage_uri_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Prefix rewrites from artifact URIs to URIs KServe can read.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = getattr(dotenv_settings, "env_file", None)
+        if isinstance(env_file, (list, tuple)):
+            env_file = env_file[0] if env_file else None
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            _MlflowFallbackSource(settings_cls, env_file),
+        )
+
+    @field_validator("mlflow_uri", "mlflow_registry_uri", "api_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL of a server "
+                "(file stores and 'databricks' URIs are not supported over REST)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        from ._validation import check_kubernetes_name
+
+        check_kubernetes_name(value, what="namespace", max_length=63)
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Config:
+        if not self.verify_ssl and self.ca_cert_path:
+            raise ValueError(
+                "verify_ssl=False and ca_cert_path cannot both be set; "
+                "keep verification on and point ca_cert_path at the CA bundle"
+            )
+        return self
+
+    @property
+    def registry_uri(self) -> str:
+        """Base URL of the model registry."""
+        return self.mlflow_registry_uri or self.mlflow_uri
+
+    @classmethod
+    def from_env(cls, env_file: str | Path | None = None, **overrides: Any) -> Config:
+        """Build a configuration from the environment and an optional `.env` file.
+
+        Args:
+            env_file: A `.env` file; its values rank below real environment variables.
+            **overrides: Explicit values, which rank above everything else.
+
+        Raises:
+            ConfigurationException: A value is invalid; the message names the
+                variable or argument but never a secret's value.
+        """
+        return build_config(overrides, env_file=env_file)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in _SECRET_FIELDS and value is not None:
+                yield name, "**********"
+            else:
+                yield name, value
+
+
+def build_config(
+    overrides: Mapping[str, Any], *, env_file: str | Path | None = None
+) -> Config:
+    """Validate a configuration and turn pydantic's errors into ours."""
+    try:
+        return Config(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise _configuration_error(exc, overrides, env_file) from None
+
+
+def _configuration_error(
+    exc: ValidationError, overrides: Mapping[str, Any], env_file: str | Path | None
+) -> ConfigurationException:
+    problems: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else "config"
+        source = _source_of(field, overrides, env_file)
+        problems.append(f"{source}: {error['msg']}")
+    return ConfigurationException("invalid configuration: " + "; ".join(problems))
+
+
+def _source_of(
+    field: str, overrides: Mapping[str, Any], env_file: str | Path | None
+) -> str:
+    if field in overrides:
+        return f"argument {field}="
+    prefixed = ENV_PREFIX + field.upper()
+    if prefixed in os.environ:
+        return prefixed
+    if env_file is not None and Path(env_file).is_file():
+        if prefixed in _read_dotenv(Path(env_file)):
+            return f"{prefixed} (in {env_file})"
+    fallback = MLFLOW_FALLBACKS.get(field)
+    if fallback and fallback in os.environ:
+        return fallback
+    return f"field {field}"

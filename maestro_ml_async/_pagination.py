@@ -1,0 +1,95 @@
+"""Token-based pagination as async iterators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ._exceptions import MLflowException
+
+__all__ = ["AsyncPager", "Page"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results and the token of the next page (None on the last)."""
+
+    items: list[T]
+    next_page_token: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def has_next(self) -> bool:
+        """Whether the server reported a further page."""
+        return self.next_page_token is not None
+
+
+FetchPage = Callable[[str | None], Awaitable[Page[T]]]
+
+
+class AsyncPager(Generic[T]):
+    """All results of a search or list, fetched page by page on demand.
+
+    Iterate it with ``async for`` to stream items, ``await`` it for a list of all
+    items, or call `page` to fetch one page with its token. At most
+    `max_results` items are produced in all (None means no limit).
+
+    A missing or empty ``next_page_token`` ends the iteration. A token that the
+    server returns twice raises `MLflowException` instead of looping forever.
+    """
+
+    def __init__(
+        self,
+        fetch_page: FetchPage[T],
+        *,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> None:
+        self._fetch_page = fetch_page
+        self._max_results = max_results
+        self._start_token = page_token
+
+    async def page(self, page_token: str | None = None) -> Page[T]:
+        """Fetch a single page; pass the previous page's token to continue."""
+        page = await self._fetch_page(page_token or None)
+        token = page.next_page_token or None
+        if token != page.next_page_token:
+            page = Page(page.items, token, page.raw)
+        return page
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        produced = 0
+        token = self._start_token
+        seen: set[str] = set()
+        while True:
+            page = await self.page(token)
+            for item in page.items:
+                if self._max_results is not None and produced >= self._max_results:
+                    return
+                produced += 1
+                yield item
+            token = page.next_page_token
+            if token is None:
+                return
+            if self._max_results is not None and produced >= self._max_results:
+                return
+            if token in seen:
+                raise MLflowException(
+                    "the server returned the same page token twice; "
+                    "stopping to avoid an endless loop",
+                    error_code="REPEATED_PAGE_TOKEN",
+                )
+            seen.add(token)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def to_list(self) -> list[T]:
+        """Fetch every page and return all items."""
+        return [item async for item in self._iterate()]
+
+    def __await__(self) -> Generator[Any, None, list[T]]:
+        return self.to_list().__await__()

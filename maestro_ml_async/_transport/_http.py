@@ -1,0 +1,365 @@
+"""The MLflow REST transport: one shared `httpx.AsyncClient` for every sub-client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Generator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from .._config import Config
+from .._exceptions import (
+    ClientClosedError,
+    MLflowException,
+    NotFoundException,
+    RequestTimeoutException,
+    TransportException,
+)
+from .._version import __version__
+from ._errors import error_from_response, parse_json_body
+from ._retry import (
+    RETRY_STATUSES,
+    BackoffWait,
+    RetryableStatus,
+    RetryMode,
+    log_retry,
+    should_retry,
+)
+
+__all__ = ["API_PREFIX", "MlflowTransport", "RetryMode"]
+
+logger = logging.getLogger("maestro_ml_async.transport")
+
+API_PREFIX = "/api/2.0/mlflow"
+
+# uvicorn, which serves MLflow 3, closes idle connections after 5 s; expiring ours
+# sooner avoids reusing a connection just as the server closes it.
+_KEEPALIVE_EXPIRY = 4.0
+
+
+class _BearerAuth(httpx.Auth):
+    """Bearer-token auth whose repr never shows the token."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(token=**********)"
+
+
+class _BasicAuth(httpx.Auth):
+    """Basic auth whose repr never shows the password."""
+
+    def __init__(self, username: str, password: str) -> None:
+        raw = f"{username}:{password}".encode()
+        self._header = "Basic " + base64.b64encode(raw).decode("ascii")
+        self._username = username
+
+    def auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return f"_BasicAuth(username={self._username!r}, password=**********)"
+
+
+def build_auth(config: Config) -> httpx.Auth | None:
+    """Pick the auth of a configuration: basic when a user and password are set
+    (MLflow's own client checks them first), else bearer, else none."""
+    if config.username and config.password is not None:
+        return _BasicAuth(config.username, config.password.get_secret_value())
+    if config.api_key is not None:
+        return _BearerAuth(config.api_key.get_secret_value())
+    return None
+
+
+def build_ssl_context(config: Config) -> ssl.SSLContext | bool:
+    """Return the TLS settings: verification is on unless switched off."""
+    if not config.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=config.ca_cert_path)
+    if config.client_cert_path:
+        context.load_cert_chain(config.client_cert_path)
+    return context
+
+
+def build_http_client(
+    config: Config, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """Create the shared HTTP client, with its pool sized to `max_concurrency`."""
+    limits = httpx.Limits(
+        max_connections=config.max_concurrency,
+        max_keepalive_connections=config.max_concurrency,
+        keepalive_expiry=_KEEPALIVE_EXPIRY,
+    )
+    return httpx.AsyncClient(
+        auth=build_auth(config),
+        verify=build_ssl_context(config),
+        timeout=httpx.Timeout(config.request_timeout),
+        limits=limits,
+        headers={"User-Agent": f"maestro-ml-async/{__version__}"},
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+class MlflowTransport:
+    """Sends MLflow REST requests with retries, error mapping and logging.
+
+    Args:
+        config: The client configuration.
+        http_client: The shared HTTP client; its lifetime belongs to the caller.
+    """
+
+    def __init__(self, config: Config, http_client: httpx.AsyncClient) -> None:
+        self.config = config
+        self.http = http_client
+        self._closed = False
+        self._log_level = logging.INFO if config.verbose else logging.DEBUG
+        self._limiter = asyncio.Semaphore(config.max_concurrency)
+
+    def close(self) -> None:
+        """Mark the transport closed; later requests raise `ClientClosedError`."""
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether the owning client was closed."""
+        return self._closed
+
+    def check_open(self) -> None:
+        """Raise `ClientClosedError` when the client was closed."""
+        if self._closed or self.http.is_closed:
+            raise ClientClosedError(
+                "the client is closed; create a new AsyncMaestroClient "
+                "(or use it inside 'async with')"
+            )
+
+    def url(self, path: str, *, registry: bool = False) -> str:
+        """Return the absolute URL of a server path such as ``/get-artifact``."""
+        base = self.config.registry_uri if registry else self.config.mlflow_uri
+        return base + path
+
+    async def call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        retry: RetryMode = RetryMode.SAFE,
+        registry: bool = False,
+        not_found: type[NotFoundException] = NotFoundException,
+        feature: str | None = None,
+    ) -> dict[str, Any]:
+        """Call a REST endpoint under ``/api/2.0/mlflow`` and return its JSON body.
+
+        GET sends `params` in the query string; every other method sends `json`
+        as the body, DELETE included, because that is where MLflow reads it.
+
+        Raises:
+            MLflowException: Or a subclass chosen by status and ``error_code``.
+            ClientClosedError: The client was closed.
+        """
+        path = API_PREFIX + "/" + endpoint.lstrip("/")
+        response = await self.request(
+            method,
+            path,
+            params=params,
+            json=json,
+            retry=retry,
+            registry=registry,
+        )
+        if response.is_success:
+            body = parse_json_body(response)
+            if body is None and response.content.strip():
+                raise MLflowException(
+                    "the server sent a response that is not a JSON object",
+                    status_code=response.status_code,
+                    error_code="INVALID_RESPONSE",
+                    method=method,
+                    path=path,
+                )
+            return body or {}
+        raise error_from_response(response, not_found=not_found, feature=feature)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryMode = RetryMode.SAFE,
+        registry: bool = False,
+    ) -> httpx.Response:
+        """Send one request with retries and return the final response.
+
+        A retryable status that persists after the last retry is returned, not
+        raised, so the caller maps it like any other failed response.
+        """
+        self.check_open()
+        url = self.url(path, registry=registry)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: should_retry(retry, exc)),
+            wait=BackoffWait(
+                self.config.retry_backoff_base,
+                self.config.retry_backoff_max,
+                self.config.retry_max_elapsed,
+            ),
+            stop=(
+                stop_after_attempt(self.config.max_retries + 1)
+                | stop_after_delay(self.config.retry_max_elapsed)
+            ),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            return await retrying(
+                self._send_once,
+                method=method,
+                path=path,
+                url=url,
+                params=params,
+                json=json,
+                content=content,
+                headers=headers,
+            )
+        except RetryableStatus as exc:
+            return exc.response
+        except httpx.TimeoutException as exc:
+            raise RequestTimeoutException(
+                f"request timed out after {self.config.request_timeout} s "
+                f"({type(exc).__name__})",
+                method=method,
+                path=path,
+            ) from None
+        except httpx.TransportError as exc:
+            raise TransportException(
+                f"could not reach the MLflow server: {type(exc).__name__}: {exc}",
+                method=method,
+                path=path,
+            ) from None
+
+    async def _send_once(
+        self,
+        *,
+        method: str,
+        path: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        self.check_open()
+        kwargs: dict[str, Any] = {"headers": headers}
+        if method == "GET":
+            kwargs["params"] = _query_params(params)
+        elif content is not None:
+            kwargs["content"] = content
+            kwargs["params"] = _query_params(params)
+        else:
+            kwargs["json"] = dict(json or {})
+        started = time.perf_counter()
+        async with self._limiter:
+            response = await self.http.request(method, url, **kwargs)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.log(
+            self._log_level,
+            "%s %s -> %d (%.1f ms)",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+        )
+        if response.status_code in RETRY_STATUSES:
+            raise RetryableStatus(response)
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        registry: bool = False,
+    ) -> AsyncIterator[httpx.Response]:
+        """Open a streaming response; the caller reads the body in chunks.
+
+        The request is retried until the headers arrive; a failed status is
+        raised as the mapped exception before the caller sees the response.
+        """
+        self.check_open()
+        url = self.url(path, registry=registry)
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self.http.build_request(method, url, params=_query_params(params))
+            try:
+                async with self._limiter:
+                    response = await self.http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if attempt > self.config.max_retries:
+                    raise TransportException(
+                        f"could not reach the MLflow server: {type(exc).__name__}",
+                        method=method,
+                        path=path,
+                    ) from None
+                await asyncio.sleep(min(2 ** (attempt - 1) * 0.1, 5.0))
+                continue
+            try:
+                if response.is_success:
+                    yield response
+                    return
+                await response.aread()
+                if response.status_code in RETRY_STATUSES and (
+                    attempt <= self.config.max_retries
+                ):
+                    await asyncio.sleep(min(2 ** (attempt - 1) * 0.1, 5.0))
+                    continue
+                raise error_from_response(response)
+            finally:
+                await response.aclose()
+
+
+def _query_params(
+    params: Mapping[str, Any] | None,
+) -> list[tuple[str, str | int | float | bool | None]] | None:
+    """Encode query parameters, with lists as repeated keys and no None values."""
+    if not params:
+        return None
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                pairs.append((key, "true" if item else "false"))
+            else:
+                pairs.append((key, str(item)))
+    return pairs

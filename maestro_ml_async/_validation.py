@@ -1,0 +1,193 @@
+"""Input checks that run before any request is sent.
+
+The limits are MLflow 3.x's server-side limits (``mlflow/utils/validation.py``) and
+the Kubernetes object name rules, so a bad value fails here with a clear message
+instead of as a 400 from the server, or half-way through a batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ._exceptions import ValidationException
+
+__all__ = [
+    "MAX_ENTITY_KEY_LENGTH",
+    "MAX_REGISTRY_TAG_VALUE_LENGTH",
+    "check_alias",
+    "check_kubernetes_name",
+    "check_max_results",
+    "check_name",
+    "check_registry_tags",
+    "check_stage",
+    "check_version",
+]
+
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_REGISTRY_TAG_VALUE_LENGTH = 5000
+MAX_ALIAS_LENGTH = 255
+MAX_MODEL_NAME_LENGTH = 256
+
+_ALIAS_PATTERN = re.compile(r"^[\w\-]*$")
+_VERSION_ALIAS_PATTERN = re.compile(r"^[vV]\d+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+STAGES: dict[str, str] = {
+    "none": "None",
+    "staging": "Staging",
+    "production": "Production",
+    "archived": "Archived",
+}
+
+
+def check_name(name: object, *, what: str = "model name") -> str:
+    """Check a registered model or experiment name and return it unchanged.
+
+    Names are sent exactly as given: leading or trailing spaces, ``/``, ``%`` and
+    non-ASCII characters are valid in MLflow and are kept.
+    """
+    if not isinstance(name, str):
+        raise ValidationException(f"{what} must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise ValidationException(f"{what} must not be empty")
+    if "\x00" in name:
+        raise ValidationException(f"{what} must not contain a NUL character")
+    return name
+
+
+def check_version(version: object) -> str:
+    """Check a model version number and return it as the string MLflow uses."""
+    if isinstance(version, bool):
+        raise ValidationException(
+            f"version must be a positive integer, got {version!r}"
+        )
+    if isinstance(version, int):
+        text = str(version)
+    elif isinstance(version, str):
+        text = version.strip()
+    else:
+        raise ValidationException(
+            f"version must be a positive integer, got {type(version).__name__}"
+        )
+    if not text.isdigit() or not text.isascii() or int(text) < 1:
+        raise ValidationException(
+            f"version must be a positive integer, got {version!r}"
+        )
+    return str(int(text))
+
+
+def check_alias(alias: object) -> str:
+    """Check a model alias against MLflow's rules and return it."""
+    if not isinstance(alias, str) or not alias:
+        raise ValidationException("alias must be a non-empty string")
+    if len(alias) > MAX_ALIAS_LENGTH:
+        raise ValidationException(
+            f"alias must be at most {MAX_ALIAS_LENGTH} characters, got {len(alias)}"
+        )
+    if not _ALIAS_PATTERN.match(alias):
+        raise ValidationException(
+            f"alias {alias!r} is invalid: use letters, digits, '_' and '-' only"
+        )
+    if alias.lower() == "latest":
+        raise ValidationException("alias 'latest' is reserved by MLflow")
+    if _VERSION_ALIAS_PATTERN.match(alias):
+        raise ValidationException(
+            f"alias {alias!r} is reserved: 'v<number>' names a version"
+        )
+    return alias
+
+
+def check_stage(stage: object) -> str:
+    """Return the canonical spelling of a stage name, accepting any case."""
+    if not isinstance(stage, str) or stage.strip().lower() not in STAGES:
+        allowed = ", ".join(STAGES.values())
+        raise ValidationException(f"stage must be one of {allowed}, got {stage!r}")
+    return STAGES[stage.strip().lower()]
+
+
+def canonical_stage(stage: str | None) -> str:
+    """Map a stage from the server to its canonical spelling, or keep it."""
+    if stage is None:
+        return "None"
+    return STAGES.get(stage.lower(), stage)
+
+
+def check_tag_key(key: object, *, what: str = "tag key") -> str:
+    """Check a tag key: non-empty and within MLflow's key length."""
+    if not isinstance(key, str) or not key:
+        raise ValidationException(f"{what} must be a non-empty string")
+    if len(key) > MAX_ENTITY_KEY_LENGTH:
+        raise ValidationException(
+            f"{what} {key[:40]!r}... is {len(key)} characters; "
+            f"the maximum is {MAX_ENTITY_KEY_LENGTH}"
+        )
+    return key
+
+
+def check_tag_value(
+    key: str, value: object, *, max_length: int = MAX_REGISTRY_TAG_VALUE_LENGTH
+) -> str:
+    """Check a tag value and return it as a string."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValidationException(
+            f"value of tag {key!r} must be a string or a number, "
+            f"got {type(value).__name__}"
+        )
+    text = str(value)
+    if len(text) > max_length:
+        raise ValidationException(
+            f"value of tag {key!r} is {len(text)} characters; the maximum is "
+            f"{max_length}"
+        )
+    return text
+
+
+def check_registry_tags(
+    tags: Mapping[str, object] | None,
+) -> list[dict[str, str]]:
+    """Check registry tags and return them in MLflow's ``[{key, value}]`` form."""
+    if tags is None:
+        return []
+    if not isinstance(tags, Mapping):
+        raise ValidationException(
+            f"tags must be a mapping of key to value, got {type(tags).__name__}"
+        )
+    result = []
+    for key, value in tags.items():
+        checked = check_tag_key(key)
+        result.append({"key": checked, "value": check_tag_value(checked, value)})
+    return result
+
+
+def check_max_results(value: object, *, maximum: int, name: str = "max_results") -> int:
+    """Check a page size against the server's limit."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationException(f"{name} must be an integer, got {value!r}")
+    if not 1 <= value <= maximum:
+        raise ValidationException(
+            f"{name} must be between 1 and {maximum}, got {value}"
+        )
+    return value
+
+
+def check_kubernetes_name(
+    name: object, *, what: str = "name", max_length: int = 253
+) -> str:
+    """Check a Kubernetes object name (RFC 1123 label or subdomain)."""
+    if not isinstance(name, str) or not name:
+        raise ValidationException(f"{what} must be a non-empty string")
+    if len(name) > max_length:
+        raise ValidationException(
+            f"{what} {name!r} is {len(name)} characters; the maximum is {max_length}"
+        )
+    pattern = _DNS_LABEL if max_length <= 63 else _DNS_SUBDOMAIN
+    if not pattern.match(name):
+        raise ValidationException(
+            f"{what} {name!r} is not a valid Kubernetes name: use lowercase "
+            "letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return name

@@ -1,0 +1,1 @@
+"""Sub-clients, one per area of the platform."""

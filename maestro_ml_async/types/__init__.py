@@ -1,0 +1,1 @@
+"""Pydantic data models returned by the sub-clients."""
