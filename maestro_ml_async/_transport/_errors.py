@@ -19,6 +19,7 @@ from .._exceptions import (
     RateLimitedException,
     ServerUnavailableException,
 )
+from ._retry import parse_retry_after
 
 __all__ = ["error_from_response", "parse_json_body"]
 
@@ -115,7 +116,9 @@ def error_from_response(
     if status == 409 or error_code in ("RESOURCE_CONFLICT", "ABORTED"):
         return ConflictException(message, **fields)
     if status == 429 or error_code in ("REQUEST_LIMIT_EXCEEDED", "RESOURCE_EXHAUSTED"):
-        return RateLimitedException(message, **fields)
+        limited = RateLimitedException(message, **fields)
+        limited.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return limited
     if status in (502, 503, 504):
         return ServerUnavailableException(message, **fields)
     return MLflowException(message, **fields)
