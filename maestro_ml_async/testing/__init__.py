@@ -2,5 +2,34 @@
 
 ``FakeCluster`` serves the Kubernetes REST API over real sockets on 127.0.0.1,
 so the SDK and other clients (kubernetes-asyncio, the official ``kubernetes``
-client, ``kubectl``) talk to it exactly as to a real cluster.
+client, ``kubectl``) talk to it exactly as to a real cluster::
+
+    async with FakeCluster() as cluster:
+        await kubernetes_asyncio.config.load_kube_config(
+            config_file=cluster.kubeconfig_path, context=cluster.context
+        )
+
+Tests switch faults on through ``cluster.faults`` and script pod and service
+outcomes through ``cluster.scripts``. The pytest fixture ``fake_cluster`` lives
+in ``maestro_ml_async.testing.pytest_plugin``.
 """
+
+from ._cluster import FakeCluster
+from ._context import Stats
+from ._faults import Fault, Faults
+from ._podlogs import PodLogs
+from ._resources import RESOURCE_TYPES, ResourceType
+from ._store import Store, StoreError, WatchEvent
+
+__all__ = [
+    "RESOURCE_TYPES",
+    "FakeCluster",
+    "Fault",
+    "Faults",
+    "PodLogs",
+    "ResourceType",
+    "Stats",
+    "Store",
+    "StoreError",
+    "WatchEvent",
+]

@@ -122,12 +122,13 @@ class Store:
 
     # Writes
 
-    def create(self, rtype: ResourceType, obj: Obj) -> Obj:
+    def create(self, rtype: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Store a new object and return it as stored.
 
         The server assigns ``uid``, ``resourceVersion``, ``generation`` 1 and
         ``creationTimestamp``, and resolves ``generateName``. A namespaced object
-        without ``metadata.namespace`` goes to ``default``.
+        without ``metadata.namespace`` goes to ``default``. With ``dry_run`` the
+        object is checked and returned but not stored, and has no resourceVersion.
 
         Raises:
             StoreError: 404 when the namespace does not exist, 409 AlreadyExists,
@@ -149,10 +150,17 @@ class Store:
         meta["generation"] = 1
         meta["creationTimestamp"] = format_timestamp(datetime.now(timezone.utc))
         apply_create_defaults(rtype, new, uid)
+        if dry_run:
+            return new
         return self._commit(rtype, "ADDED", new, None)
 
     def replace(
-        self, rtype: ResourceType, obj: Obj, *, status_only: bool = False
+        self,
+        rtype: ResourceType,
+        obj: Obj,
+        *,
+        status_only: bool = False,
+        dry_run: bool = False,
     ) -> Obj:
         """Replace an object and return it as stored.
 
@@ -162,6 +170,7 @@ class Store:
         ``.status``, and a ``status_only`` write keeps everything but ``.status``.
         A write that changes nothing keeps the resourceVersion and sends no event.
         Removing the last finalizer of an object that is being deleted removes it.
+        With ``dry_run`` the result is returned but not stored.
 
         Raises:
             StoreError: 404 when the object does not exist, 409 Conflict when the
@@ -178,8 +187,8 @@ class Store:
             raise StoreError(_status.conflict(rtype, name))
 
         new = self._merge_write(rtype, stored, obj, status_only)
-        if new == stored:
-            return copy.deepcopy(stored)
+        if new == stored or dry_run:
+            return new
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get(
             "finalizers"
         ):

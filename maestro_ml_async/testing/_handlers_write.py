@@ -1,0 +1,307 @@
+"""Create, replace, patch and delete handlers of the fake API server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from . import _status
+from ._context import ServerContext
+from ._handlers_read import request_selector, without_type
+from ._http import Target, flag, json_response, read_body, status_response
+from ._patch import PatchError, json_patch, merge_patch
+from ._resources import ResourceType
+from ._status import StoreError
+
+Obj = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    unknown = [value for value in values if value != "All"]
+    if unknown:
+        message = f"Invalid dry run value: {unknown[0]!r}; the only valid value is All"
+        raise StoreError(_status.bad_request(message))
+    return bool(values)
+
+
+def _check_identity(rtype: ResourceType, body: Any, target: Target) -> Obj:
+    """Return the body's metadata after checking it against the URL."""
+    if not isinstance(body, dict):
+        raise StoreError(_status.bad_request("the request body must be a JSON object"))
+    api_version = body.get("apiVersion")
+    if api_version and api_version != rtype.api_version:
+        message = (
+            f"the API version in the data ({api_version}) does not match the "
+            f"expected API version ({rtype.api_version})"
+        )
+        raise StoreError(_status.bad_request(message))
+    kind = body.get("kind")
+    if kind and kind != rtype.kind:
+        message = f"the kind in the data ({kind}) does not match the expected kind"
+        raise StoreError(_status.bad_request(f"{message} ({rtype.kind})"))
+    meta = body.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise StoreError(_status.bad_request("metadata must be an object"))
+    if rtype.namespaced:
+        namespace = meta.get("namespace")
+        if namespace and namespace != target.namespace:
+            message = (
+                "the namespace of the provided object does not match the namespace "
+                "sent on the request"
+            )
+            raise StoreError(_status.bad_request(message))
+        meta["namespace"] = target.namespace
+    if target.name is not None:
+        name = meta.get("name")
+        if name and name != target.name:
+            message = (
+                f"the name of the object ({name}) does not match the name on the "
+                f"URL ({target.name})"
+            )
+            raise StoreError(_status.bad_request(message))
+        meta["name"] = target.name
+    return meta
+
+
+def _method_not_allowed() -> web.Response:
+    message = "the server does not allow this method on the requested resource"
+    return status_response(_status.failure(405, "MethodNotAllowed", message, {}))
+
+
+async def handle_create(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.Response:
+    """Create an object from the POST body (201)."""
+    if target.rtype.namespaced and target.namespace is None:
+        return _method_not_allowed()
+    body = await read_body(request)
+    _check_identity(target.rtype, body, target)
+    created = ctx.store.create(target.rtype, body, dry_run=_dry_run(request))
+    return json_response(created, 201)
+
+
+def _missing_version(rtype: ResourceType, name: str) -> StoreError:
+    cause = (
+        "FieldValueInvalid",
+        "metadata.resourceVersion",
+        "Invalid value: 0x0: must be specified for an update",
+    )
+    return StoreError(_status.invalid(rtype, name, [cause]))
+
+
+async def handle_replace(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.Response:
+    """Replace an object, or its status for ``/status`` (PUT).
+
+    Custom resources need ``metadata.resourceVersion`` (422 without it, as
+    apiextensions-apiserver requires); built-in types treat a PUT without one
+    as unconditional.
+    """
+    assert target.name is not None
+    body = await read_body(request)
+    meta = _check_identity(target.rtype, body, target)
+    if target.rtype.custom and not meta.get("resourceVersion"):
+        raise _missing_version(target.rtype, target.name)
+    replaced = ctx.store.replace(
+        target.rtype,
+        body,
+        status_only=target.subresource == "status",
+        dry_run=_dry_run(request),
+    )
+    return json_response(replaced)
+
+
+def _unsupported_patch(rtype: ResourceType) -> StoreError:
+    accepted = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+    if not rtype.custom:
+        accepted.append(STRATEGIC_PATCH)
+    message = (
+        "the body of the request was in an unknown format - accepted media types "
+        f"include: {', '.join(accepted)}"
+    )
+    return StoreError(_status.failure(415, "UnsupportedMediaType", message, {}))
+
+
+def _patched(rtype: ResourceType, content_type: str, stored: Obj, patch: Any) -> Obj:
+    """Return the stored object with the patch applied."""
+    if content_type == JSON_PATCH:
+        try:
+            result = json_patch(stored, patch)
+        except PatchError as exc:
+            raise StoreError(_status.failure(422, "Invalid", str(exc), {})) from None
+    else:
+        if not isinstance(patch, dict):
+            message = "a merge patch body must be a JSON object"
+            raise StoreError(_status.bad_request(message))
+        # NOTE: strategic merge patches on built-in types are applied as JSON
+        # merge patches, so list fields such as containers are replaced whole
+        # instead of being merged by their merge keys.
+        result = merge_patch(stored, patch)
+    if not isinstance(result, dict):
+        raise StoreError(_status.bad_request("the patched object is not an object"))
+    return result
+
+
+async def handle_patch(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.Response:
+    """Patch an object or its status (merge, JSON, strategic or apply patch).
+
+    A ``metadata.resourceVersion`` in the patch is a precondition, because it
+    ends up in the patched object that the store compares.
+    """
+    assert target.name is not None
+    rtype = target.rtype
+    content_type = request.content_type
+    if content_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
+        raise _unsupported_patch(rtype)
+    if content_type == STRATEGIC_PATCH and rtype.custom:
+        raise _unsupported_patch(rtype)
+    if content_type == APPLY_PATCH:
+        return await _handle_apply(ctx, request, target)
+
+    patch = await read_body(request)
+    stored = ctx.store.get(rtype, target.namespace, target.name)
+    if stored is None:
+        raise StoreError(_status.not_found(rtype, target.name))
+    result = _patched(rtype, content_type, stored, patch)
+    _pin_identity(result, target)
+    patched = ctx.store.replace(
+        rtype,
+        result,
+        status_only=target.subresource == "status",
+        dry_run=_dry_run(request),
+    )
+    return json_response(patched)
+
+
+def _pin_identity(obj: Obj, target: Target) -> None:
+    meta = obj.setdefault("metadata", {})
+    meta["name"] = target.name
+    if target.rtype.namespaced:
+        meta["namespace"] = target.namespace
+
+
+async def _handle_apply(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.Response:
+    """Server-side apply, approximated as a merge patch that may create.
+
+    NOTE: field ownership is not tracked, so apply never reports a
+    FieldManagerConflict and does not remove fields that a manager stopped
+    setting.
+    """
+    assert target.name is not None
+    if not request.query.get("fieldManager"):
+        message = "PATCH requests with apply-patch+yaml must set the fieldManager"
+        raise StoreError(_status.bad_request(message))
+    body = await read_body(request, yaml_allowed=True)
+    _check_identity(target.rtype, body, target)
+    dry_run = _dry_run(request)
+    stored = ctx.store.get(target.rtype, target.namespace, target.name)
+    if stored is None:
+        if target.subresource is not None:
+            raise StoreError(_status.not_found(target.rtype, target.name))
+        created = ctx.store.create(target.rtype, body, dry_run=dry_run)
+        return json_response(created, 201)
+    result = merge_patch(stored, body)
+    _pin_identity(result, target)
+    applied = ctx.store.replace(
+        target.rtype,
+        result,
+        status_only=target.subresource == "status",
+        dry_run=dry_run,
+    )
+    return json_response(applied)
+
+
+async def _delete_options(request: web.Request) -> Obj:
+    raw = await request.read()
+    options: Obj = {}
+    if raw.strip():
+        parsed = await read_body(request)
+        if not isinstance(parsed, dict):
+            raise StoreError(_status.bad_request("DeleteOptions must be an object"))
+        options = parsed
+    propagation = options.get("propagationPolicy") or request.query.get(
+        "propagationPolicy"
+    )
+    orphan = options.get("orphanDependents")
+    if orphan is None and "orphanDependents" in request.query:
+        orphan = flag(request, "orphanDependents")
+    if propagation is None and orphan is not None:
+        propagation = "Orphan" if orphan else "Background"
+    if propagation not in (None, "Orphan", "Background", "Foreground"):
+        message = f"propagationPolicy: Unsupported value: {propagation!r}"
+        raise StoreError(_status.bad_request(message))
+    return {"propagation": propagation, "preconditions": options.get("preconditions")}
+
+
+async def handle_delete(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.Response:
+    """Delete an object (200 with a Success Status, or the object itself).
+
+    An object with finalizers stays with ``deletionTimestamp`` set and is
+    returned. Pods and namespaces return the deleted object, and other types
+    the Success Status, as a real server does.
+    """
+    assert target.name is not None
+    rtype = target.rtype
+    options = await _delete_options(request)
+    if _dry_run(request):
+        current = ctx.store.get(rtype, target.namespace, target.name)
+        if current is None:
+            raise StoreError(_status.not_found(rtype, target.name))
+        return json_response(current)
+    last = ctx.store.delete(
+        rtype,
+        target.namespace,
+        target.name,
+        propagation=options["propagation"],
+        preconditions=options["preconditions"],
+    )
+    if last is None:
+        raise StoreError(_status.not_found(rtype, target.name))
+    still_there = ctx.store.get(rtype, target.namespace, target.name) is not None
+    if still_there or rtype.key in ("pods", "namespaces"):
+        return json_response(last)
+    uid = last["metadata"]["uid"]
+    return json_response(_status.success(rtype, target.name, uid))
+
+
+async def handle_delete_collection(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.Response:
+    """Delete every object of the collection that the selectors match."""
+    rtype = target.rtype
+    options = await _delete_options(request)
+    selector = request_selector(request, rtype)
+    deleted = []
+    for obj in list(ctx.store.peek(rtype, target.namespace)):
+        if selector is not None and not selector(obj):
+            continue
+        meta = obj["metadata"]
+        last = ctx.store.delete(
+            rtype,
+            meta.get("namespace"),
+            meta["name"],
+            propagation=options["propagation"],
+        )
+        if last is not None:
+            deleted.append(last if rtype.custom else without_type(last))
+    body = {
+        "apiVersion": rtype.api_version,
+        "kind": rtype.list_kind,
+        "metadata": {"resourceVersion": str(ctx.store.resource_version)},
+        "items": deleted,
+    }
+    return json_response(body)

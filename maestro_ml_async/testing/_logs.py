@@ -1,0 +1,160 @@
+"""The ``pods/<name>/log`` endpoint: plain text, chunked, optionally followed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from . import _status
+from ._context import ServerContext
+from ._http import Target, flag, int_param
+from ._podlogs import LogLine
+from ._status import StoreError
+
+Obj = dict[str, Any]
+
+
+def format_log_timestamp(moment: datetime) -> str:
+    """Format a log time as the kubelet does: RFC 3339 with 9 fraction digits."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}000Z"
+
+
+def _parse_since_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        message = f"sinceTime: invalid value {text!r}, expected RFC 3339"
+        raise StoreError(_status.bad_request(message)) from None
+
+
+def _choose_container(pod: Obj, name: str, requested: str | None) -> str:
+    spec = pod.get("spec") or {}
+    containers = [c["name"] for c in spec.get("containers") or []]
+    init_containers = [c["name"] for c in spec.get("initContainers") or []]
+    if requested:
+        if requested not in containers and requested not in init_containers:
+            message = f"container {requested} is not valid for pod {name}"
+            raise StoreError(_status.bad_request(message))
+        return requested
+    if len(containers) == 1:
+        return str(containers[0])
+    message = (
+        f"a container name must be specified for pod {name}, "
+        f"choose one of: [{' '.join(containers)}]"
+    )
+    if init_containers:
+        message += f" or one of the init containers: [{' '.join(init_containers)}]"
+    raise StoreError(_status.bad_request(message))
+
+
+def _container_state(pod: Obj, container: str) -> Obj:
+    status = pod.get("status") or {}
+    for key in ("containerStatuses", "initContainerStatuses"):
+        for entry in status.get(key) or []:
+            if entry.get("name") == container:
+                return dict(entry)
+    return {}
+
+
+def _check_readable(pod: Obj, pod_name: str, container: str, previous: bool) -> bool:
+    """Return whether the container still runs; raise 400 when it has no log yet."""
+    entry = _container_state(pod, container)
+    state = entry.get("state") or {}
+    if previous:
+        return False
+    if "running" in state:
+        return True
+    if "terminated" in state:
+        return False
+    reason = (state.get("waiting") or {}).get("reason") or "ContainerCreating"
+    # A container waiting to restart still serves the log of its last run.
+    if entry.get("lastState", {}).get("terminated"):
+        return False
+    message = (
+        f'container "{container}" in pod "{pod_name}" is waiting to start: {reason}'
+    )
+    raise StoreError(_status.bad_request(message))
+
+
+def _select_lines(request: web.Request, lines: list[LogLine]) -> list[LogLine]:
+    since_time = request.query.get("sinceTime")
+    since_seconds = int_param(request, "sinceSeconds")
+    if since_time:
+        cutoff = _parse_since_time(since_time)
+        lines = [line for line in lines if line[0] >= cutoff]
+    if since_seconds is not None:
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=since_seconds)
+        lines = [line for line in lines if line[0] >= cutoff]
+    tail = int_param(request, "tailLines")
+    if tail is not None and tail >= 0:
+        lines = lines[len(lines) - tail :] if tail else []
+    return lines
+
+
+class _Writer:
+    """Formats log lines and enforces ``limitBytes`` over the whole response."""
+
+    def __init__(
+        self, response: web.StreamResponse, timestamps: bool, limit: int | None
+    ):
+        self.response = response
+        self.timestamps = timestamps
+        self.remaining = limit
+
+    async def write(self, line: LogLine) -> bool:
+        """Write one line; return ``False`` once ``limitBytes`` is reached."""
+        moment, text = line
+        data = (text + "\n").encode()
+        if self.timestamps:
+            data = format_log_timestamp(moment).encode() + b" " + data
+        if self.remaining is not None:
+            data = data[: self.remaining]
+            self.remaining -= len(data)
+        if data:
+            await self.response.write(data)
+        return self.remaining is None or self.remaining > 0
+
+
+async def handle_log(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> web.StreamResponse:
+    """Serve a container's log as ``text/plain``, following it if asked."""
+    assert target.name is not None and target.namespace is not None
+    pod = ctx.store.get(target.rtype, target.namespace, target.name)
+    if pod is None:
+        raise StoreError(_status.not_found(target.rtype, target.name))
+    container = _choose_container(pod, target.name, request.query.get("container"))
+    previous = flag(request, "previous")
+    logs = ctx.pod_logs
+    key = (target.namespace, target.name, container)
+    if previous and not logs.has_previous(*key):
+        message = (
+            f'previous terminated container "{container}" in pod '
+            f'"{target.name}" not found'
+        )
+        raise StoreError(_status.bad_request(message))
+    running = _check_readable(pod, target.name, container, previous)
+    limit = int_param(request, "limitBytes")
+    if limit is not None and limit <= 0:
+        raise StoreError(_status.bad_request("limitBytes: must be greater than 0"))
+
+    all_lines = logs.lines(*key, previous=previous)
+    selected = _select_lines(request, all_lines)
+    response = web.StreamResponse(status=200)
+    response.content_type = "text/plain"
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    writer = _Writer(response, flag(request, "timestamps"), limit)
+    for line in selected:
+        if not await writer.write(line):
+            await response.write_eof()
+            return response
+    if flag(request, "follow") and running and not previous:
+        async for line in logs.follow(*key, start_index=len(all_lines)):
+            if not await writer.write(line):
+                break
+    await response.write_eof()
+    return response
