@@ -29,6 +29,8 @@ __all__ = [
     "NotFoundException",
     "NotSupportedByServerException",
     "RateLimitedException",
+    "RegistrationFailedException",
+    "RegistrationTimeoutException",
     "RequestTimeoutException",
     "ServerUnavailableException",
     "TimeoutException",
@@ -60,6 +62,20 @@ class ClientClosedError(MaestroMLException, RuntimeError):
 
 class TimeoutException(MaestroMLException, TimeoutError):
     """An operation did not finish within its time limit."""
+
+
+class RegistrationTimeoutException(TimeoutException):
+    """A new model version did not become READY within the wait timeout.
+
+    Attributes:
+        name: The registered model's name.
+        version: The version that was still pending.
+        status: The last status seen, usually PENDING_REGISTRATION.
+    """
+
+    name: str | None = None
+    version: str | None = None
+    status: str | None = None
 
 
 class APIStatusMixin:
@@ -152,6 +168,18 @@ class ExperimentNotFoundException(NotFoundException):
 
 class RunNotFoundException(NotFoundException):
     """The run does not exist."""
+
+
+class RegistrationFailedException(MLflowException):
+    """A new model version ended in FAILED_REGISTRATION.
+
+    Attributes:
+        name: The registered model's name.
+        version: The version that failed.
+    """
+
+    name: str | None = None
+    version: str | None = None
 
 
 class AlreadyExistsException(MLflowException):

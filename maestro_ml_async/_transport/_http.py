@@ -237,7 +237,7 @@ class MlflowTransport:
             reraise=True,
         )
         try:
-            return await retrying(
+            response: httpx.Response = await retrying(
                 self._send_once,
                 method=method,
                 path=path,
@@ -248,7 +248,7 @@ class MlflowTransport:
                 headers=headers,
             )
         except RetryableStatus as exc:
-            return exc.response
+            response = exc.response
         except httpx.TimeoutException as exc:
             raise RequestTimeoutException(
                 f"request timed out after {self.config.request_timeout} s "
@@ -262,6 +262,12 @@ class MlflowTransport:
                 method=method,
                 path=path,
             ) from None
+        # A caller that settles a retried create (RESOURCE_ALREADY_EXISTS after
+        # a retry) reads the number of attempts sent from here.
+        response.extensions["maestro_attempts"] = retrying.statistics.get(
+            "attempt_number", 1
+        )
+        return response
 
     async def _send_once(
         self,

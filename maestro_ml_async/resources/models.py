@@ -1,11 +1,508 @@
-"""Placeholder: the models sub-client is being written."""
+"""The model registry sub-client, ``client.models``."""
 
 from __future__ import annotations
 
-from ._base import AsyncMlflowResource
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .._bulk import BulkResults, ProgressCallback, bulk_map
+from .._exceptions import (
+    AlreadyExistsException,
+    ModelNotFoundException,
+    ModelVersionNotFoundException,
+    RunNotFoundException,
+    ValidationException,
+)
+from .._pagination import AsyncPager, Page
+from .._transport import API_PREFIX, RetryMode
+from .._transport._errors import error_from_response, parse_json_body
+from .._validation import (
+    check_alias,
+    check_name,
+    check_registry_tags,
+    check_stage,
+    check_tag_value,
+    check_version,
+)
+from ..types.models import Model, ModelArtifact, ModelMetrics, ModelVersion
+from ._model_versions import (
+    AsyncModelVersionsMixin,
+    _check_description,
+    _page_size,
+    _version_body,
+)
+from ._registry_support import (
+    MAX_MODEL_PAGE,
+    check_filter,
+    check_new_model_name,
+    check_order_by,
+    check_pairs,
+    check_writable_tag_key,
+    exclude_prompts,
+    reject_prompt_model,
+    relative_artifact_path,
+    warn_stages_deprecated,
+)
 
 __all__ = ["AsyncModelsResource"]
 
 
-class AsyncModelsResource(AsyncMlflowResource):
-    """TODO: not implemented yet."""
+class AsyncModelsResource(AsyncModelVersionsMixin):
+    """The model registry: registered models, versions, stages and aliases.
+
+    Names travel only in query strings and JSON bodies, never in URL paths, so
+    any name MLflow accepts (spaces, ``/``, ``%``, ``#``, non-ASCII) round-trips.
+
+    Prompts, which MLflow stores as registered models tagged
+    ``mlflow.prompt.is_prompt``, are hidden as MLflow's own client hides them:
+    searches exclude them, and reads of a prompt raise the not-found exception.
+    Writes check for prompts as follows. `delete`, `rename`, `update`,
+    `create_version`, `update_version` and `delete_version` read the model or
+    version first, one extra GET for writes that are rare or cannot be undone.
+    Tag and alias writes send no extra request (they are frequent and
+    idempotent, and MLflow's client check halves their throughput), but the
+    prompt marker tag itself cannot be set or deleted. Stage transitions check
+    the version in the server's answer.
+    """
+
+    def list(
+        self,
+        max_results: int | None = None,
+        *,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> AsyncPager[Model]:
+        """List registered models, ordered by name.
+
+        ``await client.models.list(max_results=100)`` returns a list, and
+        ``async for model in client.models.list()`` streams every model page by
+        page.
+
+        Args:
+            max_results: The maximum number of models in all pages; None for all.
+            page_size: Models per request, 1 to 1000.
+            page_token: Start at this page instead of the first.
+        """
+        return self.search(
+            max_results=max_results, page_size=page_size, page_token=page_token
+        )
+
+    def search(
+        self,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int | None = None,
+        *,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> AsyncPager[Model]:
+        """Search registered models; prompts are left out.
+
+        Filter on ``name`` and ``tags.<key>`` with ``=``, ``!=``, ``LIKE`` and
+        ``ILIKE``, joined by ``AND``; order by ``name`` or
+        ``last_updated_timestamp`` with ``ASC`` or ``DESC``.
+
+        Args:
+            filter_string: The search filter; prompts are excluded on top of it.
+            order_by: One clause or a list of clauses.
+            max_results: The maximum number of models in all pages; None for all.
+            page_size: Models per request, 1 to 1000.
+            page_token: Start at this page instead of the first.
+
+        Returns:
+            A pager: ``await`` it for a list, iterate it with ``async for``, or
+            call ``.page(token)`` for a single page.
+        """
+        query = exclude_prompts(check_filter(filter_string))
+        clauses = check_order_by(order_by)
+        per_page = _page_size(page_size, max_results, MAX_MODEL_PAGE)
+
+        async def fetch(token: str | None) -> Page[Model]:
+            body = await self._transport.call(
+                "GET",
+                "registered-models/search",
+                params={
+                    "filter": query,
+                    "max_results": per_page,
+                    "order_by": clauses,
+                    "page_token": token,
+                },
+                registry=True,
+            )
+            items = [
+                Model.model_validate(item) for item in body.get("registered_models", [])
+            ]
+            kept = [item for item in items if not item.is_prompt]
+            return Page(kept, body.get("next_page_token") or None, body)
+
+        return AsyncPager(fetch, max_results=max_results, page_token=page_token)
+
+    async def get(self, name: str) -> Model:
+        """Fetch a registered model.
+
+        Raises:
+            ModelNotFoundException: The model does not exist or is a prompt.
+        """
+        return reject_prompt_model(await self._fetch_model(check_name(name)))
+
+    async def create(
+        self,
+        name: str,
+        description: str | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> Model:
+        """Create a registered model.
+
+        MLflow rejects a second model of the same name, so a retried create can
+        never make a duplicate; the request is retried like a read. When a retry
+        then meets RESOURCE_ALREADY_EXISTS, the model is read back and returned
+        if its description and tags are the ones sent (the first attempt
+        reached the server).
+
+        Raises:
+            AlreadyExistsException: A model of that name exists.
+        """
+        name = check_new_model_name(name)
+        text = _check_description(description)
+        checked_tags = check_registry_tags(tags)
+        for tag in checked_tags:
+            check_writable_tag_key(tag["key"])
+        body: dict[str, Any] = {"name": name, "description": text}
+        if checked_tags:
+            body["tags"] = checked_tags
+
+        response = await self._transport.request(
+            "POST",
+            API_PREFIX + "/registered-models/create",
+            json=body,
+            retry=RetryMode.SAFE,
+            registry=True,
+        )
+        if response.is_success:
+            created = parse_json_body(response) or {}
+            return Model.model_validate(created["registered_model"])
+        error = error_from_response(response, not_found=ModelNotFoundException)
+        attempts = int(response.extensions.get("maestro_attempts", 1))
+        if isinstance(error, AlreadyExistsException) and attempts > 1:
+            existing = await self._fetch_model(name)
+            wanted = {tag["key"]: tag["value"] for tag in checked_tags}
+            if existing.description == text and existing.tags == wanted:
+                return existing
+        raise error
+
+    async def update(self, name: str, description: str) -> Model:
+        """Set a model's description; the model is read first (prompt check)."""
+        name = check_name(name)
+        text = _check_description(description)
+        reject_prompt_model(await self._fetch_model(name))
+        body = await self._transport.call(
+            "PATCH",
+            "registered-models/update",
+            json={"name": name, "description": text},
+            not_found=ModelNotFoundException,
+            registry=True,
+        )
+        return Model.model_validate(body["registered_model"])
+
+    async def rename(self, name: str, new_name: str) -> Model:
+        """Rename a registered model; its versions and aliases move with it.
+
+        The rename is not retried after it may have reached the server, because
+        a repeat would fail with not-found once the first one succeeded.
+        """
+        name, new_name = (
+            check_name(name),
+            check_new_model_name(new_name, what="new name"),
+        )
+        reject_prompt_model(await self._fetch_model(name))
+        body = await self._transport.call(
+            "POST",
+            "registered-models/rename",
+            json={"name": name, "new_name": new_name},
+            retry=RetryMode.UNSENT,
+            not_found=ModelNotFoundException,
+            registry=True,
+        )
+        return Model.model_validate(body["registered_model"])
+
+    async def delete(self, name: str) -> None:
+        """Delete a registered model with all its versions.
+
+        Raises:
+            ModelNotFoundException: The model does not exist or is a prompt.
+        """
+        name = check_name(name)
+        reject_prompt_model(await self._fetch_model(name))
+        await self._transport.call(
+            "DELETE",
+            "registered-models/delete",
+            json={"name": name},
+            not_found=ModelNotFoundException,
+            registry=True,
+        )
+
+    async def set_tag(self, name: str, key: str, value: object) -> None:
+        """Set a tag on a registered model; retried freely (idempotent)."""
+        name, key = check_name(name), check_writable_tag_key(key)
+        await self._transport.call(
+            "POST",
+            "registered-models/set-tag",
+            json={"name": name, "key": key, "value": check_tag_value(key, value)},
+            not_found=ModelNotFoundException,
+            registry=True,
+        )
+
+    async def delete_tag(self, name: str, key: str) -> None:
+        """Delete a model tag; deleting a tag that is not set succeeds."""
+        name, key = check_name(name), check_writable_tag_key(key)
+        await self._transport.call(
+            "DELETE",
+            "registered-models/delete-tag",
+            json={"name": name, "key": key},
+            not_found=ModelNotFoundException,
+            registry=True,
+        )
+
+    async def set_alias(self, name: str, alias: str, version: str | int) -> None:
+        """Point an alias at a version; an alias that exists moves.
+
+        Raises:
+            ValidationException: The alias breaks MLflow's rules (letters,
+                digits, ``_`` and ``-``; not ``latest``; not ``v<number>``).
+            ModelVersionNotFoundException: The version does not exist.
+        """
+        name, alias, number = (
+            check_name(name),
+            check_alias(alias),
+            check_version(version),
+        )
+        await self._transport.call(
+            "POST",
+            "registered-models/alias",
+            json={"name": name, "alias": alias, "version": number},
+            not_found=ModelVersionNotFoundException,
+            registry=True,
+        )
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias from a registered model."""
+        name, alias = check_name(name), check_alias(alias)
+        await self._transport.call(
+            "DELETE",
+            "registered-models/alias",
+            json={"name": name, "alias": alias},
+            not_found=ModelNotFoundException,
+            registry=True,
+        )
+
+    async def register(
+        self,
+        run_id: str,
+        artifact_path: str,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, object] | None = None,
+        wait_timeout: float | None = 300.0,
+    ) -> ModelVersion:
+        """Register a model logged in a run as a new version of `name`.
+
+        The registered model is created when it does not exist yet; when a
+        concurrent call creates it first, that model is used. The version's
+        source is the run's artifact URI joined with `artifact_path`.
+
+        Raises:
+            RunNotFoundException: The run does not exist.
+            ModelNotFoundException: `name` is a prompt.
+        """
+        name = check_name(name)
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise ValidationException("run_id must be a non-empty string")
+        if not isinstance(artifact_path, str) or not artifact_path.strip("/ "):
+            raise ValidationException("artifact_path must be a non-empty path")
+        run = await self._fetch_run(run_id)
+        artifact_uri = str((run.get("info") or {}).get("artifact_uri") or "")
+        if not artifact_uri:
+            raise RunNotFoundException(f"run {run_id!r} has no artifact_uri")
+        source = artifact_uri.rstrip("/") + "/" + artifact_path.strip("/")
+        body = _version_body(name, source, run_id, tags, description, None)
+
+        await self._ensure_model(name)
+        return await self._create_version_unchecked(body, wait_timeout)
+
+    async def _ensure_model(self, name: str) -> Model:
+        """Return the model `name`, creating it if needed; reject a prompt."""
+        try:
+            existing = await self._fetch_model(name)
+        except ModelNotFoundException:
+            pass
+        else:
+            return reject_prompt_model(existing)
+        try:
+            body = await self._transport.call(
+                "POST",
+                "registered-models/create",
+                json={"name": name},
+                not_found=ModelNotFoundException,
+                registry=True,
+            )
+            return Model.model_validate(body["registered_model"])
+        except AlreadyExistsException:
+            return reject_prompt_model(await self._fetch_model(name))
+
+    async def _fetch_run(self, run_id: str) -> dict[str, Any]:
+        body = await self._transport.call(
+            "GET",
+            "runs/get",
+            params={"run_id": run_id},
+            not_found=RunNotFoundException,
+        )
+        run: dict[str, Any] = body["run"]
+        return run
+
+    async def _run_of_version(
+        self, name: str, version: str | int
+    ) -> tuple[ModelVersion, dict[str, Any]]:
+        found = await self.get_version(name, version)
+        if found.run_id is None:
+            raise RunNotFoundException(
+                f"model version {found.version} of {found.name!r} has no run"
+            )
+        return found, await self._fetch_run(found.run_id)
+
+    async def get_model_metrics(self, name: str, version: str | int) -> ModelMetrics:
+        """Fetch the latest metrics and the params of the run behind a version.
+
+        Raises:
+            RunNotFoundException: The version has no run, or the run is gone.
+        """
+        found, run = await self._run_of_version(name, version)
+        return ModelMetrics.from_run(found.name, found.version, run)
+
+    async def list_model_artifacts(
+        self, name: str, version: str | int, path: str | None = None
+    ) -> builtins.list[ModelArtifact]:
+        """List the files of a version, one folder level, from its run.
+
+        Without `path`, the folder is the version's source within the run's
+        artifacts (``model`` for a source ``<run artifact_uri>/model``), or the
+        run's artifact root when the source lies elsewhere.
+
+        Raises:
+            RunNotFoundException: The version has no run, or the run is gone.
+        """
+        found, run = await self._run_of_version(name, version)
+        folder = path if path is not None else relative_artifact_path(found.source, run)
+        artifacts: builtins.list[ModelArtifact] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            body = await self._transport.call(
+                "GET",
+                "artifacts/list",
+                params={"run_id": found.run_id, "path": folder, "page_token": token},
+            )
+            files = body.get("files", [])
+            artifacts += [ModelArtifact.model_validate(item) for item in files]
+            token = body.get("next_page_token") or None
+            if token is None or token in seen:
+                return artifacts
+            seen.add(token)
+
+    async def get_many(
+        self,
+        names: Iterable[str],
+        *,
+        max_concurrency: int | None = None,
+        raise_on_error: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResults[Model]:
+        """Fetch many models concurrently; each result is a model or its error."""
+        checked = [check_name(name) for name in names]
+        return await bulk_map(
+            self.get,
+            checked,
+            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            raise_on_error=raise_on_error,
+            on_progress=on_progress,
+        )
+
+    async def get_versions(
+        self,
+        pairs: Iterable[tuple[str, str | int]],
+        *,
+        max_concurrency: int | None = None,
+        raise_on_error: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResults[ModelVersion]:
+        """Fetch many ``(name, version)`` pairs concurrently, in input order."""
+
+        async def fetch(pair: tuple[str, str]) -> ModelVersion:
+            return await self.get_version(*pair)
+
+        return await bulk_map(
+            fetch,
+            check_pairs(pairs),
+            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            raise_on_error=raise_on_error,
+            on_progress=on_progress,
+        )
+
+    async def set_version_tags(
+        self,
+        pairs: Iterable[tuple[str, str | int]],
+        key: str,
+        value: object,
+        *,
+        max_concurrency: int | None = None,
+        raise_on_error: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResults[None]:
+        """Set the same tag on many versions concurrently."""
+        key = check_writable_tag_key(key)
+        text = check_tag_value(key, value)
+
+        async def tag(pair: tuple[str, str]) -> None:
+            await self.set_version_tag(pair[0], pair[1], key, text)
+
+        return await bulk_map(
+            tag,
+            check_pairs(pairs),
+            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            raise_on_error=raise_on_error,
+            on_progress=on_progress,
+        )
+
+    async def transition_versions(
+        self,
+        pairs: Iterable[tuple[str, str | int]],
+        stage: str,
+        archive_existing_versions: bool = False,
+        *,
+        max_concurrency: int | None = None,
+        raise_on_error: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> BulkResults[ModelVersion]:
+        """Move many versions to one stage concurrently (deprecated, as stages are).
+
+        With `archive_existing_versions`, transitions of versions of one model
+        race each other: each archives the others, so which one ends in the
+        stage is not defined. Pass at most one version per model in that case.
+        """
+        warn_stages_deprecated(2)
+        canonical = check_stage(stage)
+        checked = check_pairs(pairs)
+
+        async def move(pair: tuple[str, str]) -> ModelVersion:
+            return await self._transition(
+                pair[0], pair[1], canonical, archive_existing_versions
+            )
+
+        return await bulk_map(
+            move,
+            checked,
+            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            raise_on_error=raise_on_error,
+            on_progress=on_progress,
+        )
