@@ -332,3 +332,156 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
             return
         except asyncio.TimeoutError:
             continue
+
+
+class ModelServerError(Exception):
+    """The local model server could not start; ``exit_code`` is its exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def resolve_storage_uri(uri: str, pvc_roots: Mapping[str, str] | None) -> Path | None:
+    """Return the local folder of ``pvc://<claim>/<path>`` or ``file://`` URIs.
+
+    Returns ``None`` for every other scheme, and for a claim without a local root.
+    """
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    if uri.startswith("pvc://"):
+        claim, _, sub_path = uri[len("pvc://") :].partition("/")
+        root = (pvc_roots or {}).get(claim)
+        if root is None:
+            return None
+        return Path(root) / sub_path
+    return None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _answers(port: int, path: str) -> bool:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readline()
+        return head.split(b" ")[1:2] == [b"200"]
+    except (OSError, IndexError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+class ModelServer:
+    """A local MLflow scoring server for one InferenceService revision.
+
+    MLflow's scoring server answers ``POST /invocations`` and ``GET /ping``, not
+    the KServe v1 or v2 (Open Inference Protocol) paths that a real
+    InferenceService serves, so clients of the fake must use MLflow's paths.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._pump: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        model_dir: Path,
+        model_format: str,
+        on_line: Callable[[str], None],
+        *,
+        timeout: float = 120.0,
+    ) -> ModelServer:
+        """Start ``mlflow models serve`` for ``model_dir`` and wait until it answers.
+
+        Raises:
+            ModelServerError: The format is not ``mlflow``, MLflow is not
+                installed, the folder has no ``MLmodel`` file, or the server exits
+                or does not answer ``/ping`` within ``timeout`` seconds.
+        """
+        import importlib.util
+
+        if model_format.lower() != "mlflow":
+            raise ModelServerError(
+                f"the local runner serves only modelFormat mlflow, not "
+                f"{model_format!r}",
+                1,
+            )
+        if importlib.util.find_spec("mlflow") is None:
+            raise ModelServerError("mlflow is not installed; pip install mlflow", 1)
+        if not (model_dir / "MLmodel").is_file():
+            raise ModelServerError(f"no MLmodel file in {model_dir}", 1)
+        port = _free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server = cls(process, port)
+        server._pump = asyncio.create_task(server._forward(on_line))
+        try:
+            await server._wait_ready(timeout)
+        except BaseException:
+            await server.stop()
+            raise
+        return server
+
+    async def _forward(self, on_line: Callable[[str], None]) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            on_line(raw.decode(errors="replace").rstrip("\r\n"))
+
+    async def _wait_ready(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.process.returncode is not None:
+                code = self.process.returncode
+                raise ModelServerError(f"model server exited with code {code}", code)
+            if await _answers(self.port, "/ping") or await _answers(
+                self.port, "/health"
+            ):
+                return
+            await asyncio.sleep(0.1)
+        raise ModelServerError(f"model server did not answer /ping in {timeout}s", 1)
+
+    async def stop(self) -> None:
+        """End the server's process group and its output pump."""
+        if self.process.returncode is None:
+            await stop_process(self.process)
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump

@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 
 from ._base import Host, Reconciler
+from .batch import BatchJobController
+from .kserve import InferenceServiceController
 from .pods import Kubelet
 from .training import training_controllers
+from .trainjob import TrainJobController
 
 __all__ = ["Host", "start_controllers"]
 
@@ -22,7 +25,12 @@ def start_controllers(cluster: Host) -> list[asyncio.Task[None]]:
     Must be called from the event loop that serves the cluster. Cancel the tasks
     to stop the controllers.
     """
-    reconcilers: list[Reconciler] = [*training_controllers(cluster)]
+    reconcilers: list[Reconciler] = [
+        *training_controllers(cluster),
+        BatchJobController(cluster),
+        TrainJobController(cluster),
+        InferenceServiceController(cluster),
+    ]
     tasks = [asyncio.create_task(Kubelet(cluster).run(), name="fake kubelet")]
     for reconciler in reconcilers:
         name = f"fake {reconciler.primary.kind} controller"
