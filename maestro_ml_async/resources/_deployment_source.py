@@ -1,0 +1,239 @@
+"""Where a deployment's model comes from: the registry version and its storage URI.
+
+The version is resolved through MLflow's REST API (by number, alias or stage),
+then its download URI (``model-versions/get-download-uri``) is rewritten by the
+configured prefix map into a URI that KServe's storage initializer can read.
+KServe does not resolve ``models:/`` registry URIs itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._exceptions import (
+    DeploymentException,
+    InvalidParameterException,
+    ModelVersionNotFoundException,
+    ValidationException,
+)
+from .._transport import MlflowTransport
+from .._validation import check_alias, check_name, check_stage, check_version
+from ._kserve import ModelSpec
+
+__all__ = [
+    "KSERVE_SCHEMES",
+    "VersionSelector",
+    "check_version_selector",
+    "map_storage_uri",
+    "resolve_model",
+]
+
+# Schemes that KServe's storage initializer downloads from (KServe 0.15).
+KSERVE_SCHEMES = ("s3", "gs", "pvc", "https", "hdfs", "oci", "hf")
+_EXAMPLE_MAP = '{"mlflow-artifacts:/": "s3://<bucket>/<artifact root>/"}'
+
+
+class VersionSelector:
+    """Exactly one way of picking a registry version: number, alias or stage."""
+
+    def __init__(
+        self,
+        version: str | None = None,
+        alias: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        self.version = version
+        self.alias = alias
+        self.stage = stage
+
+    def describe(self) -> str:
+        """Return the selector as a phrase for messages ("alias 'champion'")."""
+        if self.version is not None:
+            return f"version {self.version}"
+        if self.alias is not None:
+            return f"alias {self.alias!r}"
+        return f"stage {self.stage!r}"
+
+
+def check_version_selector(
+    model_version: object, alias: object, stage: object, *, required: bool = True
+) -> VersionSelector | None:
+    """Check that exactly one of version, alias and stage is given.
+
+    With ``required=False`` none at all is allowed too, and returns None.
+    """
+    given = [v for v in (model_version, alias, stage) if v is not None]
+    if not given:
+        if required:
+            raise ValidationException(
+                "pass exactly one of model_version, alias and stage to pick the "
+                "version to deploy"
+            )
+        return None
+    if len(given) > 1:
+        raise ValidationException(
+            "model_version, alias and stage are exclusive; pass only one of them"
+        )
+    if model_version is not None:
+        return VersionSelector(version=check_version(model_version))
+    if alias is not None:
+        return VersionSelector(alias=check_alias(alias))
+    return VersionSelector(stage=check_stage(stage))
+
+
+async def resolve_model(
+    transport: MlflowTransport,
+    model_name: str,
+    selector: VersionSelector,
+    storage_uri_map: Mapping[str, str],
+    *,
+    deployment_name: str | None = None,
+) -> ModelSpec:
+    """Resolve a registry version and the storage URI that KServe reads.
+
+    Raises:
+        ModelVersionNotFoundException: The model, version, alias or stage does
+            not exist.
+        DeploymentException: The version is not READY, or its artifacts are at
+            a location that KServe cannot read.
+    """
+    check_name(model_name)
+    version = await _fetch_version(transport, model_name, selector)
+    number = str(version.get("version") or "")
+    status = version.get("status") or "READY"
+    if status != "READY":
+        raise DeploymentException(
+            f"model {model_name!r} version {number} is {status}, not READY; "
+            "wait for its registration to finish or pick another version",
+            deployment_name=deployment_name,
+        )
+    body = await transport.call(
+        "GET",
+        "model-versions/get-download-uri",
+        params={"name": model_name, "version": number},
+        registry=True,
+        not_found=ModelVersionNotFoundException,
+    )
+    artifact_uri = str(body.get("artifact_uri") or version.get("source") or "")
+    storage_uri = map_storage_uri(
+        artifact_uri,
+        storage_uri_map,
+        what=f"model {model_name!r} version {number}",
+        deployment_name=deployment_name,
+    )
+    return ModelSpec(model_name, number, storage_uri, artifact_uri)
+
+
+async def _fetch_version(
+    transport: MlflowTransport, model_name: str, selector: VersionSelector
+) -> dict[str, Any]:
+    not_found = ModelVersionNotFoundException
+    if selector.version is not None:
+        body = await transport.call(
+            "GET",
+            "model-versions/get",
+            params={"name": model_name, "version": selector.version},
+            registry=True,
+            not_found=not_found,
+        )
+        return dict(body.get("model_version") or {})
+    if selector.alias is not None:
+        try:
+            body = await transport.call(
+                "GET",
+                "registered-models/alias",
+                params={"name": model_name, "alias": selector.alias},
+                registry=True,
+                not_found=not_found,
+            )
+        except InvalidParameterException as exc:
+            # MLflow reports a missing alias as INVALID_PARAMETER_VALUE, not 404.
+            raise not_found(
+                f"model {model_name!r} has no alias {selector.alias!r}",
+                status_code=exc.status_code,
+                error_code="RESOURCE_DOES_NOT_EXIST",
+                method=exc.method,
+                path=exc.path,
+            ) from exc
+        return dict(body.get("model_version") or {})
+    body = await transport.call(
+        "POST",
+        "registered-models/get-latest-versions",
+        json={"name": model_name, "stages": [selector.stage]},
+        registry=True,
+        not_found=not_found,
+    )
+    versions = body.get("model_versions") or []
+    if not versions:
+        raise not_found(
+            f"model {model_name!r} has no version in stage {selector.stage!r}",
+            error_code="RESOURCE_DOES_NOT_EXIST",
+        )
+    return dict(versions[0])
+
+
+def map_storage_uri(
+    artifact_uri: str,
+    storage_uri_map: Mapping[str, str],
+    *,
+    what: str = "the model",
+    deployment_name: str | None = None,
+) -> str:
+    """Rewrite an artifact URI into one that KServe can read.
+
+    The longest prefix of `storage_uri_map` that matches is replaced by its
+    value. The result must use one of `KSERVE_SCHEMES`.
+
+    Raises:
+        DeploymentException: The URI is a local path, a registry or tracking
+            URI without a mapping, or uses a scheme KServe does not read.
+    """
+    mapped = artifact_uri
+    for prefix in sorted(storage_uri_map, key=len, reverse=True):
+        if prefix and artifact_uri.startswith(prefix):
+            mapped = storage_uri_map[prefix] + artifact_uri[len(prefix) :]
+            break
+    scheme = urlsplit(mapped).scheme.lower()
+    if scheme in KSERVE_SCHEMES and _has_location(mapped, scheme):
+        return mapped
+    raise DeploymentException(
+        _unreadable_message(what, artifact_uri, mapped, scheme),
+        deployment_name=deployment_name,
+    )
+
+
+def _has_location(uri: str, scheme: str) -> bool:
+    parts = urlsplit(uri)
+    if scheme == "pvc":
+        # pvc://<claim>/<path>: the claim is the host part.
+        return bool(parts.netloc)
+    return bool(parts.netloc or parts.path.strip("/"))
+
+
+def _unreadable_message(what: str, original: str, mapped: str, scheme: str) -> str:
+    shown = (
+        repr(original) if mapped == original else f"{original!r} (mapped to {mapped!r})"
+    )
+    fix = (
+        "set storage_uri_map (environment variable MAESTRO_ML_STORAGE_URI_MAP, "
+        f"JSON) to rewrite its prefix, for example {_EXAMPLE_MAP}"
+    )
+    if scheme in ("", "file") or len(scheme) == 1:
+        problem = "is a local path, which the model server's pod cannot read"
+        fix += ", or register the model from a bucket or a volume"
+    elif scheme == "mlflow-artifacts":
+        problem = (
+            "is served by the MLflow artifact proxy, which KServe cannot download "
+            "from; map it to the bucket or volume behind the proxy"
+        )
+    elif scheme in ("models", "runs"):
+        problem = "is an MLflow URI, which KServe does not resolve"
+    else:
+        problem = f"uses the scheme {scheme!r}, which KServe does not read"
+    readable = ", ".join(f"{s}://" for s in KSERVE_SCHEMES)
+    return (
+        f"cannot deploy {what}: its artifact location {shown} {problem}. KServe "
+        f"reads {readable}. To fix it, {fix}."
+    )

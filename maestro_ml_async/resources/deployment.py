@@ -1,0 +1,594 @@
+"""`AsyncDeploymentResource`: registry models served on KServe, with rollouts.
+
+Each deployment is one KServe InferenceService (``serving.kserve.io/v1beta1``).
+Its model comes from the MLflow registry and is served from the storage URI
+that the registry reports, rewritten by ``Config.storage_uri_map``. Rollouts
+use KServe's canary field ``canaryTrafficPercent``; see `update`.
+
+kubernetes-asyncio is not imported by this module: the cluster transport is
+built on first use through `ClusterHandle.get`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._config import Config
+from .._exceptions import (
+    DeploymentException,
+    KubernetesConflictException,
+    KubernetesNotFoundException,
+    TimeoutException,
+    ValidationException,
+)
+from .._pagination import AsyncPager, Page
+from .._transport import MlflowTransport
+from .._transport._cluster_handle import ClusterHandle
+from .._validation import check_kubernetes_name, check_name
+from ..types.deployment import Deployment, DeploymentEvent
+from ._deployment_checks import (
+    check_canary_percent,
+    check_page_size,
+    check_replicas,
+    check_runtime,
+    check_strategy,
+)
+from ._deployment_patch import (
+    ScaleChange,
+    merge_patches,
+    patch_with_retry,
+    promote_patch,
+    rollback_patch,
+    rollout_patch,
+    scale_patch,
+)
+from ._deployment_source import check_version_selector, resolve_model
+from ._deployment_wait import wait_until_ready
+from ._kserve import (
+    ANNOTATION_CANARY_PERCENT,
+    ANNOTATION_ROLLOUT,
+    GROUP,
+    LABEL_MODEL_NAME_HASH,
+    PLURAL,
+    VERSION,
+    PredictorOptions,
+    build_inference_service,
+    check_deployment_name,
+    check_model_format,
+    check_resources,
+    model_name_hash,
+    parse_deployment,
+    protocol_for,
+)
+
+if TYPE_CHECKING:
+    from .._transport._kube import ClusterTransport
+
+__all__ = ["AsyncDeploymentResource"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CANARY_PERCENT = 10
+
+
+class AsyncDeploymentResource:
+    """Deployments of registry models as KServe InferenceServices.
+
+    Args:
+        cluster: The lazy handle on the cluster transport.
+        mlflow: The MLflow transport, used to resolve registry versions.
+        config: The client configuration (namespace, storage_uri_map).
+    """
+
+    def __init__(
+        self, cluster: ClusterHandle, mlflow: MlflowTransport, config: Config
+    ) -> None:
+        self._cluster = cluster
+        self._mlflow = mlflow
+        self._config = config
+
+    def _namespace(self, namespace: str | None) -> str:
+        if namespace is None:
+            return self._config.namespace
+        return check_kubernetes_name(namespace, what="namespace", max_length=63)
+
+    def _bind(self, obj: Mapping[str, Any]) -> Deployment:
+        deployment = parse_deployment(obj)
+        deployment._resource = self
+        return deployment
+
+    async def _kube(self) -> ClusterTransport:
+        return await self._cluster.get()
+
+    @staticmethod
+    def _path(namespace: str, name: str | None = None) -> str:
+        from .._transport._kube import resource_path
+
+        return resource_path(GROUP, VERSION, PLURAL, namespace, name)
+
+    # Creating ---------------------------------------------------------------
+
+    async def deploy(
+        self,
+        name: str,
+        model_name: str,
+        model_version: str | int | None = None,
+        alias: str | None = None,
+        stage: str | None = None,
+        replicas: int = 1,
+        max_replicas: int | None = None,
+        strategy: str = "rolling",
+        canary_traffic_percent: int | None = None,
+        resources: Mapping[str, Any] | None = None,
+        runtime: str | None = None,
+        model_format: str = "mlflow",
+        namespace: str | None = None,
+        protocol_version: str | None = None,
+    ) -> Deployment:
+        """Create an InferenceService that serves a registry version.
+
+        Every input is checked, the version is resolved in the registry and its
+        storage URI is mapped before anything is created on the cluster. The
+        call returns once the API server accepted the object; use
+        `Deployment.wait_ready` to wait for the model server.
+
+        Args:
+            name: InferenceService name: a DNS-1035 label of at most 47
+                characters, because Knative appends ``-predictor-00001``.
+            model_name: Registered model name.
+            model_version: The version number to deploy.
+            alias: Or the alias whose version to deploy (``"champion"``).
+            stage: Or the stage whose latest version to deploy.
+            replicas: ``minReplicas`` of the predictor (0 allows scale to zero).
+            max_replicas: ``maxReplicas``; by default equal to `replicas`.
+            strategy: How later version changes roll out: ``rolling``,
+                ``canary`` or ``blue_green``. The last two need KServe's
+                Knative mode, which this sets on the InferenceService.
+            canary_traffic_percent: Share of traffic (1-99) that a new version
+                gets under ``canary``; 10 when unset.
+            resources: Container resources, as ``{"requests": {...},
+                "limits": {...}}`` or a flat ``{"cpu": "1"}`` used for both.
+            runtime: A ServingRuntime name; KServe picks one when unset.
+            model_format: ``mlflow`` (the default, served over protocol v2),
+                ``sklearn``, ``xgboost``, ``lightgbm``, ``pytorch``,
+                ``tensorflow``, ``onnx``, ``triton`` or ``huggingface``.
+            namespace: Namespace; the configuration's by default.
+            protocol_version: ``v1``, ``v2`` or ``grpc-v2``; by default v2 for
+                mlflow and triton, KServe's default for the others.
+
+        Raises:
+            ValidationException: An argument is invalid.
+            ModelVersionNotFoundException: The model, version, alias or stage
+                does not exist; nothing was sent to the cluster.
+            DeploymentException: The version's artifacts are somewhere KServe
+                cannot read (nothing was created), or a deployment with this
+                name exists already.
+        """
+        name = check_deployment_name(name)
+        check_name(model_name)
+        ns = self._namespace(namespace)
+        selector = check_version_selector(model_version, alias, stage)
+        assert selector is not None
+        replicas = check_replicas(replicas, "replicas", minimum=0)
+        if max_replicas is not None:
+            check_replicas(max_replicas, "max_replicas", minimum=max(replicas, 1))
+        strategy = check_strategy(strategy)
+        percent = check_canary_percent(canary_traffic_percent, strategy)
+        if strategy == "canary" and percent is None:
+            percent = DEFAULT_CANARY_PERCENT
+        check_model_format(model_format)
+        protocol_for(model_format, protocol_version)
+        options = PredictorOptions(
+            replicas=replicas,
+            max_replicas=max_replicas,
+            model_format=model_format,
+            protocol_version=protocol_version,
+            runtime=check_runtime(runtime),
+            resources=check_resources(resources),
+            strategy=strategy,
+            canary_traffic_percent=percent,
+        )
+        model = await resolve_model(
+            self._mlflow,
+            model_name,
+            selector,
+            self._config.storage_uri_map,
+            deployment_name=name,
+        )
+        manifest = build_inference_service(name, ns, model, options)
+        kube = await self._kube()
+        try:
+            created = await kube.request("POST", self._path(ns), body=manifest)
+        except KubernetesConflictException as exc:
+            raise DeploymentException(
+                f"deployment {name!r} already exists in namespace {ns!r}; use "
+                "update() to roll out another version, or delete() it first",
+                deployment_name=name,
+            ) from exc
+        logger.info(
+            "created deployment %s/%s serving %r version %s from %s",
+            ns,
+            name,
+            model.model_name,
+            model.model_version,
+            model.storage_uri,
+        )
+        return self._bind(created)
+
+    # Reading ----------------------------------------------------------------
+
+    async def get_deployment(
+        self, name: str, *, namespace: str | None = None
+    ) -> Deployment:
+        """Read one deployment.
+
+        Raises:
+            KubernetesNotFoundException: No InferenceService has this name.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        kube = await self._kube()
+        return self._bind(await kube.request("GET", self._path(ns, name)))
+
+    def list_deployments(
+        self,
+        *,
+        namespace: str | None = None,
+        model_name: str | None = None,
+        label_selector: str | None = None,
+        page_size: int = 100,
+        max_results: int | None = None,
+    ) -> AsyncPager[Deployment]:
+        """List the InferenceServices of a namespace, page by page.
+
+        Args:
+            namespace: Namespace; the configuration's by default.
+            model_name: Only deployments of this registered model (selected
+                by the model-name digest label that `deploy` sets).
+            label_selector: A further Kubernetes label selector.
+            page_size: Objects per request (``limit``), 1 to 500.
+            max_results: Stop after this many deployments.
+        """
+        ns = self._namespace(namespace)
+        page_size = check_page_size(page_size)
+        selectors = [label_selector] if label_selector else []
+        if model_name is not None:
+            digest = model_name_hash(check_name(model_name))
+            selectors.append(f"{LABEL_MODEL_NAME_HASH}={digest}")
+        selector = ",".join(selectors) or None
+
+        async def fetch(token: str | None) -> Page[Deployment]:
+            kube = await self._kube()
+            body = await kube.list_page(
+                GROUP,
+                VERSION,
+                PLURAL,
+                ns,
+                label_selector=selector,
+                limit=page_size,
+                continue_token=token,
+            )
+            items = [self._bind(item) for item in body.get("items") or []]
+            token = (body.get("metadata") or {}).get("continue") or None
+            return Page(items, token, body)
+
+        return AsyncPager(fetch, max_results=max_results)
+
+    # Changing ---------------------------------------------------------------
+
+    async def update(
+        self,
+        name: str,
+        *,
+        replicas: int | None = None,
+        max_replicas: int | None = None,
+        model_version: str | int | None = None,
+        alias: str | None = None,
+        stage: str | None = None,
+        model_name: str | None = None,
+        strategy: str | None = None,
+        canary_traffic_percent: int | None = None,
+        resources: Mapping[str, Any] | None = None,
+        runtime: str | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> Deployment:
+        """Scale a deployment, or roll out another version of its model.
+
+        A version (by `model_version`, `alias` or `stage`) rolls out with the
+        deployment's strategy, or with `strategy` when given, which is then
+        recorded for later updates too:
+
+        - ``rolling``: the model is replaced; the new revision takes all
+          traffic once it is ready.
+        - ``canary``: the new revision gets `canary_traffic_percent` of the
+          traffic and the previous one keeps the rest, until `promote` or
+          `rollback`.
+        - ``blue_green``: the new revision comes up with no traffic; this call
+          waits until it is ready (up to `timeout` seconds), then switches all
+          traffic to it at once. If it never becomes ready, the traffic stays
+          on the previous revision and DeploymentException is raised.
+
+        Patches are JSON merge patches computed from a fresh read; one that
+        loses a race with a concurrent write (409 Conflict) is recomputed and
+        sent again, a bounded number of times.
+
+        Raises:
+            ValidationException: An argument is invalid.
+            ModelVersionNotFoundException: The version does not exist; the
+                cluster was not changed.
+            DeploymentException: The artifacts are unreadable for KServe, the
+                blue-green revision failed, or the deployment's mode has no
+                traffic splitting.
+            TimeoutException: The blue-green revision was not ready in time;
+                the traffic stayed on the previous revision.
+            KubernetesNotFoundException: The deployment does not exist.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        selector = check_version_selector(model_version, alias, stage, required=False)
+        if strategy is not None:
+            strategy = check_strategy(strategy)
+        elif canary_traffic_percent is not None and selector is not None:
+            strategy = "canary"
+        if replicas is not None:
+            check_replicas(replicas, "replicas", minimum=0)
+        if max_replicas is not None:
+            check_replicas(max_replicas, "max_replicas", minimum=max(replicas or 0, 1))
+        change = ScaleChange(
+            replicas=replicas,
+            max_replicas=max_replicas,
+            resources=check_resources(resources),
+            runtime=check_runtime(runtime),
+            strategy=strategy,
+            canary_traffic_percent=check_canary_percent(
+                canary_traffic_percent, strategy or "canary"
+            ),
+        )
+        kube = await self._kube()
+        if selector is None:
+            if model_name is not None:
+                raise ValidationException(
+                    "model_name needs model_version, alias or stage to roll out"
+                )
+            result, _ = await patch_with_retry(
+                kube,
+                ns,
+                name,
+                lambda obj: scale_patch(obj, change) or None,
+                precondition=False,
+            )
+            return self._bind(result)
+        current = await self.get_deployment(name, namespace=ns)
+        source_name = model_name or current.model_name
+        if source_name is None:
+            raise ValidationException(
+                f"deployment {name!r} records no registered model name; pass "
+                "model_name= with the version to roll out"
+            )
+        model = await resolve_model(
+            self._mlflow,
+            source_name,
+            selector,
+            self._config.storage_uri_map,
+            deployment_name=name,
+        )
+        rollout = strategy or current.strategy
+
+        def build(obj: dict[str, Any]) -> dict[str, Any] | None:
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            percent = change.canary_traffic_percent or int(
+                annotations.get(ANNOTATION_CANARY_PERCENT) or DEFAULT_CANARY_PERCENT
+            )
+            return merge_patches(
+                scale_patch(obj, change), rollout_patch(obj, model, rollout, percent)
+            )
+
+        before_revision = current.latest_created_revision
+        result, sent = await patch_with_retry(kube, ns, name, build)
+        deployment = self._bind(result)
+        logger.info(
+            "rolling out %r version %s to %s/%s (%s)",
+            model.model_name,
+            model.model_version,
+            ns,
+            name,
+            rollout,
+        )
+        if rollout != "blue_green" or not sent:
+            return deployment
+        return await self._switch_blue_green(
+            deployment, before_revision=before_revision, timeout=timeout
+        )
+
+    async def _switch_blue_green(
+        self, staged: Deployment, *, before_revision: str | None, timeout: float | None
+    ) -> Deployment:
+        """Wait for the staged revision, then move all traffic to it."""
+        name, ns = staged.name, staged.namespace
+        try:
+            await wait_until_ready(
+                await self._kube(),
+                ns,
+                name,
+                self._bind,
+                timeout=timeout,
+                min_generation=staged.generation,
+                not_revision=before_revision,
+            )
+        except (DeploymentException, TimeoutException) as exc:
+            await self._mark_blue_green_failed(name, ns)
+            stable = staged.stable_revision or staged.latest_rolledout_revision
+            raise type(exc)(
+                f"blue-green rollout of {name!r} to version {staged.model_version} "
+                f"failed, so traffic stays on the previous revision "
+                f"({stable or 'unknown'}): {exc}",
+                **_exception_fields(exc),
+            ) from exc
+        kube = await self._kube()
+        version = staged.model_version
+
+        def switch(obj: dict[str, Any]) -> dict[str, Any] | None:
+            current = parse_deployment(obj)
+            if current.model_version != version:
+                raise DeploymentException(
+                    f"deployment {name!r} changed to version {current.model_version} "
+                    f"while version {version} was staged; not switching traffic",
+                    deployment_name=name,
+                )
+            return promote_patch(obj)
+
+        result, _ = await patch_with_retry(kube, ns, name, switch)
+        logger.info("switched all traffic of %s/%s to version %s", ns, name, version)
+        return self._bind(result)
+
+    async def _mark_blue_green_failed(self, name: str, namespace: str) -> None:
+        kube = await self._kube()
+
+        def mark(obj: dict[str, Any]) -> dict[str, Any] | None:
+            if parse_deployment(obj).rollout_state != "blue_green":
+                return None
+            return {"metadata": {"annotations": {ANNOTATION_ROLLOUT: "rolled_back"}}}
+
+        try:
+            await patch_with_retry(kube, namespace, name, mark)
+        except KubernetesNotFoundException:
+            logger.info("deployment %s/%s vanished during its rollout", namespace, name)
+
+    async def promote(self, name: str, *, namespace: str | None = None) -> Deployment:
+        """Send all traffic to the latest revision (end a canary rollout).
+
+        A deployment without a canary split is returned unchanged.
+
+        Raises:
+            KubernetesNotFoundException: The deployment does not exist.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        kube = await self._kube()
+        result, sent = await patch_with_retry(kube, ns, name, promote_patch)
+        if sent:
+            logger.info("promoted the latest revision of %s/%s", ns, name)
+        return self._bind(result)
+
+    async def rollback(self, name: str, *, namespace: str | None = None) -> Deployment:
+        """Send all traffic back to the version that served before the rollout.
+
+        During a canary (or a staged blue-green rollout) the traffic is pinned
+        to the previous revision with ``canaryTrafficPercent: 0``. After a
+        promotion or a rolling update, the previous version is deployed again
+        as a new revision.
+
+        Raises:
+            DeploymentException: No previous version is recorded.
+            KubernetesNotFoundException: The deployment does not exist.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        kube = await self._kube()
+        result, sent = await patch_with_retry(kube, ns, name, rollback_patch)
+        if sent:
+            logger.info("rolled back %s/%s", ns, name)
+        return self._bind(result)
+
+    async def delete(
+        self, name: str, *, namespace: str | None = None, missing_ok: bool = False
+    ) -> None:
+        """Delete a deployment (its revisions and pods go with it).
+
+        Raises:
+            KubernetesNotFoundException: It does not exist and `missing_ok` is
+                False.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        kube = await self._kube()
+        try:
+            await kube.request(
+                "DELETE", self._path(ns, name), body={"propagationPolicy": "Background"}
+            )
+        except KubernetesNotFoundException:
+            if not missing_ok:
+                raise
+            return
+        logger.info("deleted deployment %s/%s", ns, name)
+
+    # Waiting and watching ---------------------------------------------------
+
+    async def wait_ready(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        namespace: str | None = None,
+        min_generation: int | None = None,
+    ) -> Deployment:
+        """Wait until the current spec of a deployment is what is ready.
+
+        Ready means: ``status.observedGeneration`` equals
+        ``metadata.generation``, the Ready condition is true, and the latest
+        ready revision is the latest created one. An object without a status
+        yet is pending. The wait follows a shared watch of the namespace, so
+        many concurrent waits use one connection.
+
+        Args:
+            name: The deployment.
+            timeout: Seconds to wait; None waits without a limit.
+            namespace: Namespace; the configuration's by default.
+            min_generation: Treat states older than this generation as not
+                ready (pass the generation that one's own change produced).
+
+        Raises:
+            DeploymentException: The controller reported a failure that it does
+                not recover from (RevisionFailed, ModelLoadFailed with the exit
+                code, ...); `reasons` lists the reason codes. Also raised when
+                the deployment is deleted while waiting.
+            TimeoutException: Not ready within `timeout`; the message lists
+                every condition that is not true, with reason and message.
+            KubernetesNotFoundException: The deployment does not exist.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        if timeout is not None and timeout <= 0:
+            raise ValidationException(f"timeout must be positive, got {timeout}")
+        kube = await self._kube()
+        return await wait_until_ready(
+            kube, ns, name, self._bind, timeout=timeout, min_generation=min_generation
+        )
+
+    def watch(
+        self, name: str, *, namespace: str | None = None
+    ) -> AsyncIterator[DeploymentEvent]:
+        """Yield every change of a deployment, starting with its current state.
+
+        The stream survives server timeouts, dropped connections, 410 Expired
+        (by listing again) and silent sockets, and delivers each change once.
+        It ends only when the caller stops iterating; a DELETED event is
+        yielded and the watch goes on, in case the name is created again.
+        """
+        name = check_deployment_name(name)
+        ns = self._namespace(namespace)
+        return self._watch(name, ns)
+
+    async def _watch(self, name: str, namespace: str) -> AsyncIterator[DeploymentEvent]:
+        kube = await self._kube()
+        stream = kube.watch(
+            GROUP,
+            VERSION,
+            PLURAL,
+            namespace=namespace,
+            field_selector=f"metadata.name={name}",
+        )
+        async with stream:
+            async for event in stream:
+                yield DeploymentEvent(
+                    type=event.type, deployment=self._bind(event.object)
+                )
+
+
+def _exception_fields(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, DeploymentException):
+        return {"deployment_name": exc.deployment_name, "reasons": exc.reasons}
+    return {}
