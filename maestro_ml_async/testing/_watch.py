@@ -100,16 +100,26 @@ class _Stream:
     async def send(self, event_type: str, obj: Obj, rv: int, previous: bool) -> bool:
         """Send one event; return ``False`` once a fault has ended the stream."""
         fault = self.fault
-        if fault is not None and self.sent >= fault.after_events:
-            if fault.kind == _faults.DROP_WATCH:
+        if fault is not None and fault.kind == _faults.DROP_WATCH:
+            if self.sent >= fault.after_events:
                 await self._drop(self._line(event_type, obj, rv, previous))
-                return False
-            if fault.kind == _faults.EXPIRE_WATCH:
-                await self.send_expired(rv)
                 return False
         await self.response.write(self._line(event_type, obj, rv, previous))
         self.sent += 1
-        return True
+        return await self.check_expire(rv)
+
+    async def check_expire(self, rv: int) -> bool:
+        """Apply an ``expire_watch`` fault once its events are sent.
+
+        Returns ``False`` when the fault has sent its ERROR event.
+        """
+        fault = self.fault
+        if fault is None or fault.kind != _faults.EXPIRE_WATCH:
+            return True
+        if self.sent < fault.after_events:
+            return True
+        await self.send_expired(rv)
+        return False
 
     async def _drop(self, line: bytes) -> None:
         await self.response.write(line[: max(1, len(line) // 2)])
@@ -181,6 +191,9 @@ async def serve_watch(
         response = await _open(request)
         stream = _Stream(ctx, request, response, rtype, fault)
         if not await _apply_opening_fault(ctx, stream, fault):
+            return response
+        if not await stream.check_expire(start or ctx.store.resource_version):
+            await response.write_eof()
             return response
         if history is None:
             await stream.send_expired(start or 0)
