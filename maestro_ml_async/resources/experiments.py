@@ -1,11 +1,258 @@
-"""Placeholder: the experiments sub-client is being written."""
+"""The experiments sub-client: create, read, search, rename, delete and tag."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
+from .._exceptions import (
+    AlreadyExistsException,
+    ExperimentNotFoundException,
+    ValidationException,
+)
+from .._pagination import AsyncPager, Page
+from .._transport import RetryMode
+from .._validation import check_name, check_tag_key, check_tag_value
+from ..types.tracking import Experiment, ViewType
 from ._base import AsyncMlflowResource
 
 __all__ = ["AsyncExperimentsResource"]
 
+logger = logging.getLogger(__name__)
+
+MAX_EXPERIMENT_NAME_LENGTH = 500
+MAX_EXPERIMENT_TAG_VALUE_LENGTH = 5000
+# MLflow servers guarantee at least this many experiments per search page.
+MAX_SEARCH_PAGE_SIZE = 1000
+
+
+def _check_experiment_name(name: object) -> str:
+    checked = check_name(name, what="experiment name")
+    if len(checked) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise ValidationException(
+            f"experiment name is {len(checked)} characters; the maximum is "
+            f"{MAX_EXPERIMENT_NAME_LENGTH}"
+        )
+    return checked
+
+
+def _check_experiment_id(experiment_id: object) -> str:
+    if isinstance(experiment_id, bool) or not isinstance(experiment_id, (str, int)):
+        raise ValidationException(
+            f"experiment_id must be a string, got {type(experiment_id).__name__}"
+        )
+    text = str(experiment_id).strip()
+    if not text:
+        raise ValidationException("experiment_id must not be empty")
+    return text
+
+
+def _experiment_tags(tags: Mapping[str, object] | None) -> list[dict[str, str]]:
+    if tags is None:
+        return []
+    if not isinstance(tags, Mapping):
+        raise ValidationException(
+            f"tags must be a mapping of key to value, got {type(tags).__name__}"
+        )
+    result = []
+    for key, value in tags.items():
+        checked = check_tag_key(key)
+        text = check_tag_value(
+            checked, value, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH
+        )
+        result.append({"key": checked, "value": text})
+    return result
+
 
 class AsyncExperimentsResource(AsyncMlflowResource):
-    """TODO: not implemented yet."""
+    """Experiments of the tracking server.
+
+    A missing experiment raises `ExperimentNotFoundException`, except in
+    `get_by_name`, which returns None.
+    """
+
+    async def create(
+        self,
+        name: str,
+        *,
+        artifact_location: str | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> Experiment:
+        """Create an experiment and return it.
+
+        Args:
+            name: A unique name of at most 500 characters.
+            artifact_location: Where runs store artifacts; the server's default
+                root when None.
+            tags: Experiment tags.
+
+        Raises:
+            AlreadyExistsException: An experiment with this name exists (also a
+                deleted one, until it is purged).
+        """
+        body: dict[str, object] = {
+            "name": _check_experiment_name(name),
+            "tags": _experiment_tags(tags),
+        }
+        if artifact_location is not None:
+            body["artifact_location"] = artifact_location
+        response = await self._transport.call(
+            "POST", "experiments/create", json=body, retry=RetryMode.UNSENT
+        )
+        return await self.get(str(response["experiment_id"]))
+
+    async def get(self, experiment_id: str) -> Experiment:
+        """Return an experiment by id; deleted experiments are returned too."""
+        response = await self._transport.call(
+            "GET",
+            "experiments/get",
+            params={"experiment_id": _check_experiment_id(experiment_id)},
+            not_found=ExperimentNotFoundException,
+        )
+        return Experiment.model_validate(response["experiment"])
+
+    async def get_by_name(self, name: str) -> Experiment | None:
+        """Return the experiment with this name, or None when there is none."""
+        try:
+            response = await self._transport.call(
+                "GET",
+                "experiments/get-by-name",
+                params={"experiment_name": _check_experiment_name(name)},
+                not_found=ExperimentNotFoundException,
+            )
+        except ExperimentNotFoundException:
+            return None
+        return Experiment.model_validate(response["experiment"])
+
+    async def get_or_create(
+        self,
+        name: str,
+        *,
+        artifact_location: str | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> Experiment:
+        """Return the experiment with this name, creating it when missing.
+
+        Safe under races: when a concurrent caller creates the experiment
+        first, the RESOURCE_ALREADY_EXISTS answer is settled by reading the
+        experiment back, so every caller gets the same experiment. The
+        `artifact_location` and `tags` apply only when this call creates it.
+        """
+        existing = await self.get_by_name(name)
+        if existing is not None:
+            return existing
+        try:
+            return await self.create(
+                name, artifact_location=artifact_location, tags=tags
+            )
+        except AlreadyExistsException:
+            logger.debug("experiment %r was created concurrently; reading it", name)
+            created = await self.get_by_name(name)
+            if created is None:
+                raise
+            return created
+
+    def search(
+        self,
+        filter_string: str | None = None,
+        *,
+        order_by: list[str] | None = None,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int | None = None,
+        page_size: int = MAX_SEARCH_PAGE_SIZE,
+    ) -> AsyncPager[Experiment]:
+        """Search experiments, for example ``name LIKE 'test-%'``.
+
+        Args:
+            filter_string: A filter on ``name`` and ``tags.<key>``.
+            order_by: For example ``["name ASC"]``; ties are broken by id.
+            view_type: Active, deleted or all experiments.
+            max_results: Stop after this many experiments (None: all).
+            page_size: Experiments per request (1 to 1000).
+        """
+        if not 1 <= page_size <= MAX_SEARCH_PAGE_SIZE:
+            raise ValidationException(
+                f"page_size must be between 1 and {MAX_SEARCH_PAGE_SIZE}, "
+                f"got {page_size}"
+            )
+        view = ViewType(view_type)
+
+        async def fetch(token: str | None) -> Page[Experiment]:
+            body: dict[str, object] = {
+                "max_results": page_size,
+                "view_type": view.value,
+                "order_by": list(order_by or []),
+            }
+            if filter_string:
+                body["filter"] = filter_string
+            if token:
+                body["page_token"] = token
+            response = await self._transport.call(
+                "POST", "experiments/search", json=body
+            )
+            items = [
+                Experiment.model_validate(item)
+                for item in response.get("experiments", [])
+            ]
+            return Page(items, response.get("next_page_token"), response)
+
+        return AsyncPager(fetch, max_results=max_results)
+
+    async def rename(self, experiment_id: str, new_name: str) -> None:
+        """Rename an experiment."""
+        await self._transport.call(
+            "POST",
+            "experiments/update",
+            json={
+                "experiment_id": _check_experiment_id(experiment_id),
+                "new_name": _check_experiment_name(new_name),
+            },
+            not_found=ExperimentNotFoundException,
+        )
+
+    async def delete(self, experiment_id: str) -> None:
+        """Mark an experiment and its runs deleted; `restore` undoes it."""
+        await self._transport.call(
+            "POST",
+            "experiments/delete",
+            json={"experiment_id": _check_experiment_id(experiment_id)},
+            not_found=ExperimentNotFoundException,
+        )
+
+    async def restore(self, experiment_id: str) -> None:
+        """Restore a deleted experiment."""
+        await self._transport.call(
+            "POST",
+            "experiments/restore",
+            json={"experiment_id": _check_experiment_id(experiment_id)},
+            not_found=ExperimentNotFoundException,
+        )
+
+    async def set_tag(self, experiment_id: str, key: str, value: object) -> None:
+        """Set an experiment tag (values up to 5000 characters)."""
+        checked = check_tag_key(key)
+        text = check_tag_value(
+            checked, value, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH
+        )
+        await self._transport.call(
+            "POST",
+            "experiments/set-experiment-tag",
+            json={
+                "experiment_id": _check_experiment_id(experiment_id),
+                "key": checked,
+                "value": text,
+            },
+            not_found=ExperimentNotFoundException,
+        )
+
+    async def delete_tag(self, experiment_id: str, key: str) -> None:
+        """Delete an experiment tag."""
+        await self._transport.call(
+            "POST",
+            "experiments/delete-experiment-tag",
+            json={
+                "experiment_id": _check_experiment_id(experiment_id),
+                "key": check_tag_key(key),
+            },
+            not_found=ExperimentNotFoundException,
+        )

@@ -1,11 +1,191 @@
-"""Placeholder: the logged_models sub-client is being written."""
+"""The MLflow 3 logged-models sub-client.
+
+An MLflow 2 server has no ``logged-models`` endpoints and answers 404, which
+raises `NotSupportedByServerException`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from .._exceptions import NotFoundException, ValidationException
+from .._pagination import AsyncPager, Page
+from .._transport import RetryMode
+from .._validation import check_tag_key, check_tag_value
+from ..types.tracking import LoggedModel, LoggedModelStatus
 from ._base import AsyncMlflowResource
+from ._log_batch import MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH
 
 __all__ = ["AsyncLoggedModelsResource"]
 
+_FEATURE = "logged models"
+MAX_SEARCH_PAGE_SIZE = 100
+
+
+def _key_values(
+    items: Mapping[str, object] | None, *, max_length: int, what: str
+) -> list[dict[str, str]]:
+    if items is None:
+        return []
+    if not isinstance(items, Mapping):
+        raise ValidationException(
+            f"{what} must be a mapping of key to value, got {type(items).__name__}"
+        )
+    result = []
+    for key, value in items.items():
+        checked = check_tag_key(key, what=f"{what[:-1]} key")
+        text = check_tag_value(checked, value, max_length=max_length)
+        result.append({"key": checked, "value": text})
+    return result
+
+
+def _model_path(model_id: str, suffix: str = "") -> str:
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ValidationException(f"invalid logged model id {model_id!r}")
+    return f"logged-models/{quote(model_id.strip(), safe='')}{suffix}"
+
 
 class AsyncLoggedModelsResource(AsyncMlflowResource):
-    """TODO: not implemented yet."""
+    """MLflow 3 logged models: models stored in an experiment, with or without a run.
+
+    Missing models raise `NotFoundException`.
+    """
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        retry: RetryMode = RetryMode.SAFE,
+    ) -> dict[str, Any]:
+        return await self._transport.call(
+            method,
+            endpoint,
+            json=json,
+            retry=retry,
+            not_found=NotFoundException,
+            feature=_FEATURE,
+        )
+
+    async def create(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        model_type: str | None = None,
+        source_run_id: str | None = None,
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> LoggedModel:
+        """Create a logged model in PENDING status; `finalize` marks it READY."""
+        body: dict[str, object] = {
+            "experiment_id": str(experiment_id),
+            "params": _key_values(
+                params, max_length=MAX_PARAM_VALUE_LENGTH, what="params"
+            ),
+            "tags": _key_values(tags, max_length=MAX_RUN_TAG_VALUE_LENGTH, what="tags"),
+        }
+        for field_name, value in (
+            ("name", name),
+            ("model_type", model_type),
+            ("source_run_id", source_run_id),
+        ):
+            if value is not None:
+                body[field_name] = value
+        response = await self._call(
+            "POST", "logged-models", json=body, retry=RetryMode.UNSENT
+        )
+        return LoggedModel.from_wire(response["model"])
+
+    async def get(self, model_id: str) -> LoggedModel:
+        """Return a logged model by id (``m-...``)."""
+        response = await self._transport.call(
+            "GET",
+            _model_path(model_id),
+            not_found=NotFoundException,
+            feature=_FEATURE,
+        )
+        return LoggedModel.from_wire(response["model"])
+
+    def search(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        *,
+        order_by: Sequence[Mapping[str, object]] | None = None,
+        max_results: int | None = None,
+        page_size: int = MAX_SEARCH_PAGE_SIZE,
+    ) -> AsyncPager[LoggedModel]:
+        """Search the logged models of some experiments.
+
+        Args:
+            experiment_ids: The experiments to search in.
+            filter_string: For example ``metrics.accuracy > 0.9``.
+            order_by: Entries like ``{"field_name": "creation_time",
+                "ascending": False}``.
+            max_results: Stop after this many models (None: all).
+            page_size: Models per request (1 to 100).
+        """
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        ids = [str(item) for item in experiment_ids]
+        if not ids:
+            raise ValidationException("experiment_ids must not be empty")
+        if not 1 <= page_size <= MAX_SEARCH_PAGE_SIZE:
+            raise ValidationException(
+                f"page_size must be between 1 and {MAX_SEARCH_PAGE_SIZE}, "
+                f"got {page_size}"
+            )
+
+        async def fetch(token: str | None) -> Page[LoggedModel]:
+            body: dict[str, object] = {
+                "experiment_ids": ids,
+                "max_results": page_size,
+                "order_by": [dict(entry) for entry in order_by or []],
+            }
+            if filter_string:
+                body["filter"] = filter_string
+            if token:
+                body["page_token"] = token
+            response = await self._call("POST", "logged-models/search", json=body)
+            items = [LoggedModel.from_wire(m) for m in response.get("models", [])]
+            return Page(items, response.get("next_page_token"), response)
+
+        return AsyncPager(fetch, max_results=max_results)
+
+    async def finalize(
+        self,
+        model_id: str,
+        status: LoggedModelStatus | str = LoggedModelStatus.READY,
+    ) -> LoggedModel:
+        """Set the final upload status: READY or UPLOAD_FAILED."""
+        final = LoggedModelStatus(status)
+        if final not in (LoggedModelStatus.READY, LoggedModelStatus.UPLOAD_FAILED):
+            raise ValidationException(
+                f"finalize needs READY or UPLOAD_FAILED, got {final.value}"
+            )
+        response = await self._call(
+            "PATCH",
+            _model_path(model_id),
+            json={"model_id": model_id, "status": final.value},
+        )
+        return LoggedModel.from_wire(response["model"])
+
+    async def delete(self, model_id: str) -> None:
+        """Delete a logged model."""
+        await self._call("DELETE", _model_path(model_id))
+
+    async def set_tags(self, model_id: str, tags: Mapping[str, object]) -> None:
+        """Set tags of a logged model; other tags are kept."""
+        entries = _key_values(tags, max_length=MAX_RUN_TAG_VALUE_LENGTH, what="tags")
+        await self._call(
+            "PATCH", _model_path(model_id, "/tags"), json={"tags": entries}
+        )
+
+    async def delete_tag(self, model_id: str, key: str) -> None:
+        """Delete one tag of a logged model."""
+        path = _model_path(model_id, "/tags/" + quote(check_tag_key(key), safe=""))
+        await self._call("DELETE", path)

@@ -1,11 +1,213 @@
-"""Placeholder: the webhooks sub-client is being written."""
+"""The webhooks sub-client (MLflow 3.3 and newer, SQL-backed servers).
+
+A server without webhooks raises `NotSupportedByServerException`. The
+functions that check and parse deliveries live here too, so a receiver needs
+only this module.
+"""
 
 from __future__ import annotations
 
-from ._base import AsyncMlflowResource
+import builtins
+from collections.abc import Iterable
+from urllib.parse import quote
 
-__all__ = ["AsyncWebhooksResource"]
+from .._exceptions import NotFoundException, ValidationException
+from .._pagination import AsyncPager, Page
+from .._transport import RetryMode
+from ..types.webhooks import (
+    Webhook,
+    WebhookEvent,
+    WebhookStatus,
+    WebhookTestResult,
+)
+from ._base import AsyncMlflowResource
+from ._webhook_delivery import (
+    DELIVERY_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookVerificationError,
+    parse_webhook_delivery,
+    sign_webhook_payload,
+    verify_webhook_signature,
+)
+
+__all__ = [
+    "DELIVERY_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "AsyncWebhooksResource",
+    "WebhookEventInput",
+    "WebhookVerificationError",
+    "parse_webhook_delivery",
+    "sign_webhook_payload",
+    "verify_webhook_signature",
+]
+
+_FEATURE = "webhooks"
+MAX_PAGE_SIZE = 1000
+
+WebhookEventInput = WebhookEvent | str | tuple[str, str]
+
+
+def _event(item: WebhookEventInput) -> WebhookEvent:
+    try:
+        if isinstance(item, WebhookEvent):
+            return item
+        if isinstance(item, str):
+            return WebhookEvent.parse(item)
+        if isinstance(item, tuple) and len(item) == 2:
+            return WebhookEvent(entity=item[0], action=item[1])
+    except ValueError as exc:
+        raise ValidationException(f"invalid webhook event {item!r}: {exc}") from None
+    raise ValidationException(
+        "a webhook event must be a WebhookEvent, 'entity.action' or an "
+        f"(entity, action) pair, got {item!r}"
+    )
+
+
+def _events(events: Iterable[WebhookEventInput]) -> builtins.list[dict[str, str]]:
+    if isinstance(events, (str, tuple, WebhookEvent)):
+        events = [events]
+    result = [_event(item).to_wire() for item in events]
+    if not result:
+        raise ValidationException("a webhook needs at least one event")
+    return result
+
+
+def _webhook_path(webhook_id: str, suffix: str = "") -> str:
+    if not isinstance(webhook_id, str) or not webhook_id.strip():
+        raise ValidationException(f"invalid webhook id {webhook_id!r}")
+    return f"webhooks/{quote(webhook_id.strip(), safe='')}{suffix}"
 
 
 class AsyncWebhooksResource(AsyncMlflowResource):
-    """TODO: not implemented yet."""
+    """Registry webhooks: the server POSTs signed events to a URL.
+
+    MLflow 3.17 accepts only ``https`` URLs that resolve to public addresses,
+    unless the server runs with ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES`` and
+    ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true``. The server never returns a
+    webhook's secret.
+    """
+
+    async def create(
+        self,
+        name: str,
+        url: str,
+        events: Iterable[WebhookEventInput],
+        *,
+        description: str | None = None,
+        secret: str | None = None,
+        status: WebhookStatus | str = WebhookStatus.ACTIVE,
+    ) -> Webhook:
+        """Create a webhook.
+
+        Args:
+            name: A display name.
+            url: Where the server POSTs deliveries.
+            events: For example ``["model_version.created"]``.
+            description: Free text.
+            secret: The HMAC key deliveries are signed with; unsigned when None.
+            status: ACTIVE or DISABLED.
+        """
+        body: dict[str, object] = {
+            "name": name,
+            "url": url,
+            "events": _events(events),
+            "status": WebhookStatus(status).value,
+        }
+        if description is not None:
+            body["description"] = description
+        if secret is not None:
+            body["secret"] = secret
+        response = await self._transport.call(
+            "POST", "webhooks", json=body, retry=RetryMode.UNSENT, feature=_FEATURE
+        )
+        return Webhook.model_validate(response["webhook"])
+
+    def list(
+        self, *, max_results: int | None = None, page_size: int = 100
+    ) -> AsyncPager[Webhook]:
+        """List the server's webhooks, page by page."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValidationException(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
+            )
+
+        async def fetch(token: str | None) -> Page[Webhook]:
+            params: dict[str, object] = {"max_results": page_size}
+            if token:
+                params["page_token"] = token
+            response = await self._transport.call(
+                "GET", "webhooks", params=params, feature=_FEATURE
+            )
+            items = [Webhook.model_validate(w) for w in response.get("webhooks", [])]
+            return Page(items, response.get("next_page_token"), response)
+
+        return AsyncPager(fetch, max_results=max_results)
+
+    async def get(self, webhook_id: str) -> Webhook:
+        """Return a webhook by id."""
+        response = await self._transport.call(
+            "GET",
+            _webhook_path(webhook_id),
+            feature=_FEATURE,
+            not_found=NotFoundException,
+        )
+        return Webhook.model_validate(response["webhook"])
+
+    async def update(
+        self,
+        webhook_id: str,
+        *,
+        name: str | None = None,
+        url: str | None = None,
+        events: Iterable[WebhookEventInput] | None = None,
+        description: str | None = None,
+        secret: str | None = None,
+        status: WebhookStatus | str | None = None,
+    ) -> Webhook:
+        """Change some fields of a webhook; None leaves a field unchanged."""
+        body: dict[str, object] = {}
+        if name is not None:
+            body["name"] = name
+        if url is not None:
+            body["url"] = url
+        if events is not None:
+            body["events"] = _events(events)
+        if description is not None:
+            body["description"] = description
+        if secret is not None:
+            body["secret"] = secret
+        if status is not None:
+            body["status"] = WebhookStatus(status).value
+        response = await self._transport.call(
+            "PATCH", _webhook_path(webhook_id), json=body, feature=_FEATURE
+        )
+        return Webhook.model_validate(response["webhook"])
+
+    async def delete(self, webhook_id: str) -> None:
+        """Delete a webhook."""
+        await self._transport.call(
+            "DELETE", _webhook_path(webhook_id), feature=_FEATURE
+        )
+
+    async def test(
+        self, webhook_id: str, event: WebhookEventInput | None = None
+    ) -> WebhookTestResult:
+        """Ask the server to send an example delivery to the webhook's URL.
+
+        Args:
+            webhook_id: The webhook.
+            event: The event to send an example of (None: its first event).
+        """
+        body: dict[str, object] = {}
+        if event is not None:
+            body["event"] = _event(event).to_wire()
+        response = await self._transport.call(
+            "POST",
+            _webhook_path(webhook_id, "/test"),
+            json=body,
+            retry=RetryMode.NEVER,
+            feature=_FEATURE,
+        )
+        return WebhookTestResult.model_validate(response.get("result", {}))

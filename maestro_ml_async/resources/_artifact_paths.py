@@ -1,0 +1,137 @@
+"""Artifact path checks: nothing may escape the run's root or the target folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from .._exceptions import NotSupportedByServerException, ValidationException
+
+__all__ = [
+    "PROXY_PREFIX",
+    "collect_upload_files",
+    "join_artifact_path",
+    "proxy_path",
+    "proxy_root",
+    "safe_artifact_path",
+    "safe_local_target",
+]
+
+PROXY_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
+_PROXY_SCHEME = "mlflow-artifacts"
+
+
+def safe_artifact_path(path: str | None, *, what: str = "artifact path") -> str:
+    """Return a normalised relative artifact path ("" for the root).
+
+    Raises:
+        ValidationException: The path is absolute, has a ``..`` segment, a
+            backslash, a drive letter or a NUL character.
+    """
+    if path is None:
+        return ""
+    if not isinstance(path, str):
+        raise ValidationException(f"{what} must be a string, got {type(path).__name__}")
+    if "\x00" in path or "\\" in path:
+        raise ValidationException(
+            f"{what} {path!r} is invalid: NUL and backslash are not allowed"
+        )
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        raise ValidationException(
+            f"{what} {path!r} is absolute; use a path relative to the run's root"
+        )
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValidationException(
+            f"{what} {path!r} contains '..', which would leave the run's artifacts"
+        )
+    return "/".join(parts)
+
+
+def join_artifact_path(*parts: str) -> str:
+    """Join relative artifact paths with ``/``, skipping empty ones."""
+    return "/".join(part for part in parts if part)
+
+
+def proxy_root(artifact_uri: str) -> str:
+    """Map a run's ``mlflow-artifacts:/<exp>/<run>/artifacts`` URI to its path
+    relative to the proxy prefix.
+
+    Raises:
+        NotSupportedByServerException: The run's artifacts are not served by
+            the tracking server's artifact proxy.
+    """
+    parts = urlsplit(artifact_uri)
+    if parts.scheme != _PROXY_SCHEME:
+        raise NotSupportedByServerException(
+            f"the run's artifact location {artifact_uri!r} is not served through "
+            "the server's artifact proxy; start the server with --serve-artifacts "
+            "so that runs store artifacts under mlflow-artifacts:/",
+            error_code="ARTIFACT_PROXY_UNAVAILABLE",
+        )
+    return parts.path.strip("/")
+
+
+def proxy_path(root: str, relative: str) -> str:
+    """The URL path of an artifact under the proxy, each segment URL-quoted."""
+    segments = [segment for segment in f"{root}/{relative}".split("/") if segment]
+    return (
+        PROXY_PREFIX + "/" + "/".join(quote(segment, safe="") for segment in segments)
+    )
+
+
+def safe_local_target(dst_dir: Path, relative: str) -> Path:
+    """Return ``dst_dir / relative`` after checking it stays inside `dst_dir`.
+
+    The check resolves symlinks, so a link inside `dst_dir` that points
+    elsewhere is rejected too.
+    """
+    checked = safe_artifact_path(relative, what="artifact path from the server")
+    if not checked:
+        raise ValidationException("an artifact path from the server is empty")
+    base = dst_dir.resolve()
+    target = (base / checked).resolve()
+    if target != base and base not in target.parents:
+        raise ValidationException(
+            f"artifact {relative!r} would be written outside {str(dst_dir)!r}"
+        )
+    return base / checked
+
+
+def collect_upload_files(local_dir: Path) -> list[tuple[Path, str]]:
+    """List the files under a folder as (local path, relative posix path).
+
+    Symlinks are followed only when their target lies inside `local_dir`;
+    symlinked folders are not descended into.
+
+    Raises:
+        ValidationException: A symlink points outside `local_dir`.
+    """
+    base = local_dir.resolve()
+    if not base.is_dir():
+        raise ValidationException(f"{str(local_dir)!r} is not a directory")
+    files: list[tuple[Path, str]] = []
+    for current, dirnames, filenames in os.walk(base, followlinks=False):
+        here = Path(current)
+        for name in sorted(dirnames):
+            _check_link_inside(here / name, base)
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = here / name
+            _check_link_inside(path, base)
+            if not path.is_file():
+                continue
+            files.append((path, path.relative_to(base).as_posix()))
+    return files
+
+
+def _check_link_inside(path: Path, base: Path) -> None:
+    if not path.is_symlink():
+        return
+    target = path.resolve()
+    if target != base and base not in target.parents:
+        raise ValidationException(
+            f"{str(path)!r} is a symlink to {str(target)!r}, outside the "
+            "directory being uploaded"
+        )
