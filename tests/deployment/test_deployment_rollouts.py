@@ -1,0 +1,272 @@
+"""Canary and blue-green rollouts, write races, and readiness on the fake KServe."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import ISVC, NAMESPACE, RegisteredModel, make_client
+
+from maestro_ml_async import AsyncMaestroClient
+from maestro_ml_async._exceptions import (
+    DeploymentException,
+    KubernetesConflictException,
+    TimeoutException,
+)
+from maestro_ml_async.resources._deployment_patch import MAX_CONFLICT_RETRIES
+from maestro_ml_async.testing import FakeCluster
+from maestro_ml_async.testing._scripts import (
+    model_load_failed,
+    ready,
+    revision_failed,
+    stuck,
+)
+
+WAIT = 10.0
+
+
+async def test_canary_rollback_pins_previous(
+    kclient: AsyncMaestroClient, model: RegisteredModel, deployment_name: str
+) -> None:
+    api = kclient.deployment
+    first = await api.deploy(deployment_name, model.name, model_version=1)
+    first = await first.wait_ready(timeout=WAIT)
+    stable = first.latest_ready_revision
+
+    canary = await api.update(
+        deployment_name, model_version=2, canary_traffic_percent=25
+    )
+    assert canary.strategy == "canary"
+    canary = await canary.wait_ready(timeout=WAIT)
+    latest = canary.latest_ready_revision
+    assert canary.traffic_percent(latest or "") == 25
+    assert canary.traffic_percent(stable or "") == 75
+
+    pinned = await api.rollback(deployment_name)
+    assert pinned.rollout_state == "rolled_back"
+    assert pinned.canary_traffic_percent == 0
+    pinned = await pinned.wait_ready(timeout=WAIT)
+    assert pinned.traffic_percent(stable or "") == 100
+    assert pinned.traffic_percent(latest or "") == 0
+
+    again = await api.rollback(deployment_name)
+    assert again.resource_version == pinned.resource_version
+
+    promoted = await (await api.promote(deployment_name)).wait_ready(timeout=WAIT)
+    assert promoted.traffic_percent(latest or "") == 100
+    assert promoted.rollout_state == "stable"
+
+
+async def test_blue_green_switches_when_ready(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    api = kclient.deployment
+    await (
+        await api.deploy(
+            deployment_name, model.name, model_version=1, strategy="blue_green"
+        )
+    ).wait_ready(timeout=WAIT)
+    cluster.scripts.set("inferenceservices", deployment_name, ready(delay=0.2))
+    observed: list[list[tuple[str | None, int]]] = []
+
+    async def record() -> None:
+        async for event in api.watch(deployment_name):
+            split = [(t.revision_name, t.percent) for t in event.deployment.traffic]
+            observed.append(split)
+
+    recorder = asyncio.create_task(record())
+    switched = await api.update(deployment_name, model_version=2, timeout=WAIT)
+    switched = await switched.wait_ready(timeout=WAIT)
+    recorder.cancel()
+    await asyncio.gather(recorder, return_exceptions=True)
+
+    new = f"{deployment_name}-predictor-00002"
+    assert switched.model_version == "2"
+    assert switched.rollout_state == "stable"
+    assert [(t.revision_name, t.percent) for t in switched.traffic] == [(new, 100)]
+    # The new revision never had a share between 0 and 100: it went 0 -> 100.
+    shares = {dict(split).get(new) for split in observed}
+    assert shares <= {None, 0, 100}
+    assert 0 in shares
+
+
+async def test_blue_green_failure_keeps_traffic(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    api = kclient.deployment
+    first = await api.deploy(
+        deployment_name, model.name, model_version=1, strategy="blue_green"
+    )
+    first = await first.wait_ready(timeout=WAIT)
+    old = first.latest_ready_revision
+    cluster.scripts.set(
+        "inferenceservices", deployment_name, model_load_failed(exit_code=3)
+    )
+
+    with pytest.raises(DeploymentException) as caught:
+        await api.update(deployment_name, model_version=2, timeout=WAIT)
+    assert "ModelLoadFailed" in caught.value.reasons
+    assert "exit code 3" in str(caught.value)
+    assert old is not None and old in str(caught.value)
+    assert caught.value.deployment_name == deployment_name
+
+    after = await api.get_deployment(deployment_name)
+    assert after.traffic_percent(old) == 100
+    assert after.rollout_state == "rolled_back"
+    assert after.latest_created_revision != old
+    assert after.model_failure is not None
+    assert after.model_failure.exit_code == 3
+
+
+async def test_patch_conflict_is_retried(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    api = kclient.deployment
+    await (await api.deploy(deployment_name, model.name, alias="champion")).wait_ready(
+        timeout=WAIT
+    )
+    fault = cluster.faults.lose_write_race(
+        times=2, verb="patch", plural="inferenceservices", name=deployment_name
+    )
+    scaled = await api.update(deployment_name, replicas=2)
+    assert fault.hits == 2
+    assert scaled.min_replicas == 2
+    canary = await api.update(deployment_name, model_version=2, strategy="canary")
+    assert canary.canary_traffic_percent == 10
+
+
+async def test_patch_conflict_gives_up(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    api = kclient.deployment
+    await api.deploy(deployment_name, model.name, alias="champion")
+    fault = cluster.faults.lose_write_race(
+        times=None, verb="patch", plural="inferenceservices"
+    )
+    with pytest.raises(KubernetesConflictException):
+        await api.update(deployment_name, replicas=2)
+    assert fault.hits == MAX_CONFLICT_RETRIES + 1
+    cluster.faults.clear()
+    unchanged = await api.get_deployment(deployment_name)
+    assert unchanged.min_replicas == 1
+
+
+async def test_real_status_race_lands(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    """A controller status write between our read and our patch causes a 409."""
+    api = kclient.deployment
+    await (await api.deploy(deployment_name, model.name, model_version=1)).wait_ready(
+        timeout=WAIT
+    )
+    kube = await kclient._cluster.get()
+    original = kube.request
+    raced = 0
+
+    async def racing_request(method: str, path: str, **kwargs: object) -> object:
+        nonlocal raced
+        if method == "PATCH" and raced < 2:
+            raced += 1
+            cluster.store.mutate(
+                ISVC,
+                NAMESPACE,
+                deployment_name,
+                lambda obj: obj["status"].update(raceMarker=raced),
+                status_only=True,
+            )
+        return await original(method, path, **kwargs)
+
+    kube.request = racing_request  # type: ignore[method-assign]
+    try:
+        rolled = await api.update(deployment_name, model_version=2, strategy="canary")
+    finally:
+        kube.request = original  # type: ignore[method-assign]
+    assert raced == 2
+    assert rolled.model_version == "2"
+    assert rolled.raw["status"]["raceMarker"] == 2
+
+
+async def test_wait_fails_fast_on_revision_failure(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    cluster.scripts.set(
+        "inferenceservices", deployment_name, revision_failed("image not found")
+    )
+    created = await kclient.deployment.deploy(
+        deployment_name, model.name, alias="champion"
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(DeploymentException) as caught:
+        await created.wait_ready(timeout=WAIT)
+    assert loop.time() - started < WAIT / 2
+    assert caught.value.reasons == ["RevisionFailed"]
+    assert "image not found" in str(caught.value)
+
+
+async def test_wait_timeout_lists_conditions(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    cluster.scripts.set("inferenceservices", deployment_name, stuck())
+    created = await kclient.deployment.deploy(
+        deployment_name, model.name, alias="champion"
+    )
+    with pytest.raises(TimeoutException) as caught:
+        await created.wait_ready(timeout=0.3)
+    message = str(caught.value)
+    assert "Ready=Unknown (RevisionMissing" in message
+    assert "PredictorConfigurationReady=Unknown" in message
+    assert "observed generation None" in message
+
+
+async def test_wait_pending_without_status(
+    mlflow_server_url: str, model: RegisteredModel, deployment_name: str
+) -> None:
+    async with FakeCluster(controllers=False) as bare:
+        async with make_client(bare, mlflow_server_url) as maestro:
+            created = await maestro.deployment.deploy(
+                deployment_name, model.name, alias="champion"
+            )
+            with pytest.raises(TimeoutException) as caught:
+                await created.wait_ready(timeout=0.2)
+    assert "has not written a status yet" in str(caught.value)
+
+
+async def test_concurrent_waits_share_one_watch(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    unique: str,
+) -> None:
+    api = kclient.deployment
+    names = [f"svc-{unique}-{index}" for index in range(8)]
+    created = await asyncio.gather(
+        *(api.deploy(name, model.name, alias="champion") for name in names)
+    )
+    before = cluster.stats.watch_connections_total
+    waited = await asyncio.gather(
+        *(item.wait_ready(timeout=WAIT) for item in created for _ in range(3))
+    )
+    assert all(item.up_to_date for item in waited)
+    assert cluster.stats.watch_connections_total - before == 1
