@@ -208,8 +208,9 @@ class AsyncRunsResource(AsyncMlflowResource):
     ) -> None:
         """Append one metric point (timestamp now when None).
 
-        The request is retried only when it cannot have reached the server,
-        because a repeated point would be stored twice.
+        The request is retried only when it cannot have reached the server.
+        MLflow 3.17's SQL store merges an identical point, but a store that
+        appends rows would keep a repeated one twice.
         """
         body = metric_to_wire(key, value, timestamp, step)
         body["run_id"] = _check_run_id(run_id)
@@ -277,8 +278,9 @@ class AsyncRunsResource(AsyncMlflowResource):
             ValidationException: An entity is invalid, or a param key repeats
                 with a different value.
             MLflowException: A request failed. The requests before it were
-                written, so the batch can be partly logged; params and tags
-                are safe to send again, metrics would be stored twice.
+                written, so the batch can be partly logged. Sending the whole
+                batch again is safe on MLflow's SQL store, which merges
+                identical params, tags and metric points.
         """
         checked_id = _check_run_id(run_id)
         chunks = split_batch(

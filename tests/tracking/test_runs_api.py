@@ -1,0 +1,180 @@
+"""Runs, logging and metric history against the real MLflow server."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    InvalidParameterException,
+    RunNotFoundException,
+    ValidationException,
+)
+from maestro_ml_async.types.tracking import Metric, Param, RunStatus, RunTag, ViewType
+
+
+@pytest.fixture
+async def experiment_id(client: AsyncMaestroClient, unique: str) -> AsyncIterator[str]:
+    experiment = await client.experiments.create(f"runs-{unique}")
+    yield experiment.experiment_id
+
+
+async def test_run_lifecycle(client: AsyncMaestroClient, experiment_id: str) -> None:
+    start = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    run = await client.runs.create(
+        experiment_id, run_name="first run", tags={"owner": "me"}, start_time=start
+    )
+    assert run.info.status is RunStatus.RUNNING
+    assert run.info.run_name == "first run"
+    assert run.info.start_time == start
+    assert run.data.tags["owner"] == "me"
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+
+    info = await client.runs.update(run.run_id, run_name="renamed")
+    assert info.run_name == "renamed"
+    end = start + timedelta(minutes=5)
+    info = await client.runs.terminate(run.run_id, RunStatus.FAILED, end_time=end)
+    assert info.status is RunStatus.FAILED
+    assert info.end_time == end
+
+    await client.runs.delete(run.run_id)
+    assert (await client.runs.get(run.run_id)).info.lifecycle_stage == "deleted"
+    active = await client.runs.search([experiment_id])
+    assert active == []
+    deleted = await client.runs.search([experiment_id], view_type=ViewType.DELETED_ONLY)
+    assert [r.run_id for r in deleted] == [run.run_id]
+    await client.runs.restore(run.run_id)
+    assert (await client.runs.get(run.run_id)).info.lifecycle_stage == "active"
+
+
+async def test_terminate_rejects_running(client: AsyncMaestroClient) -> None:
+    with pytest.raises(ValidationException):
+        await client.runs.terminate("abc", RunStatus.RUNNING)
+
+
+async def test_missing_run(client: AsyncMaestroClient) -> None:
+    with pytest.raises(RunNotFoundException):
+        await client.runs.get("0" * 32)
+    with pytest.raises(RunNotFoundException):
+        await client.runs.log_metric("0" * 32, "loss", 1.0)
+
+
+async def test_log_single_values(client: AsyncMaestroClient, experiment_id: str) -> None:
+    run = await client.runs.create(experiment_id)
+    when = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    await client.runs.log_metric(run.run_id, "loss", 0.5, step=3, timestamp=when)
+    await client.runs.log_metric(run.run_id, "loss", 0.25, step=4, timestamp=1_700_000)
+    await client.runs.log_metric(run.run_id, "odd", math.nan)
+    await client.runs.log_param(run.run_id, "lr", 0.01)
+    await client.runs.log_param(run.run_id, "lr", "0.01")
+    with pytest.raises(InvalidParameterException):
+        await client.runs.log_param(run.run_id, "lr", "0.02")
+    await client.runs.set_tag(run.run_id, "color", "blue")
+    await client.runs.set_tag(run.run_id, "drop", "x")
+    await client.runs.delete_tag(run.run_id, "drop")
+
+    fetched = await client.runs.get(run.run_id)
+    assert fetched.data.params == {"lr": "0.01"}
+    assert fetched.data.tags["color"] == "blue"
+    assert "drop" not in fetched.data.tags
+    latest = fetched.data.latest_metrics
+    assert latest["loss"].value == 0.25
+    assert latest["loss"].step == 4
+    assert math.isnan(latest["odd"].value)
+    history = await client.runs.get_metric_history(run.run_id, "loss")
+    assert [(m.step, m.timestamp_ms) for m in history] == [
+        (4, 1_700_000),
+        (3, int(when.timestamp() * 1000)),
+    ]
+
+
+async def test_log_batch_large_lands_whole(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    base = 1_750_000_000_000
+    metrics: list[object] = []
+    for step in range(5000):
+        key = "loss" if step % 2 == 0 else "acc"
+        if step % 3 == 0:
+            metrics.append(Metric(key=key, value=step / 10, timestamp=base + step, step=step))
+        elif step % 3 == 1:
+            metrics.append((key, step / 10, base + step, step))
+        else:
+            metrics.append({"key": key, "value": step / 10, "timestamp": base + step, "step": step})
+    params = [Param(key=f"p{i:03d}", value=str(i)) for i in range(250)]
+    tags = {f"t{i:03d}": "v" * 50 for i in range(150)}
+
+    requests = await client.runs.log_batch(run.run_id, metrics, params, tags)  # type: ignore[arg-type]
+
+    # 5,400 entities at 1000 per request at best.
+    assert requests >= 6
+    fetched = await client.runs.get(run.run_id)
+    assert len(fetched.data.params) == 250
+    assert fetched.data.params["p249"] == "249"
+    user_tags = {k: v for k, v in fetched.data.tags.items() if k.startswith("t")}
+    assert len(user_tags) == 150
+    for key, parity in (("loss", 0), ("acc", 1)):
+        history = await client.runs.get_metric_history(run.run_id, key, page_size=700)
+        steps = [point.step for point in sorted(history, key=lambda m: m.sort_key)]
+        assert steps == [s for s in range(5000) if s % 2 == parity]
+        assert [p.step for p in history] == steps
+        assert all(p.value == p.step / 10 for p in history)
+
+
+async def test_log_batch_accepts_tag_objects_and_datetimes(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    when = datetime(2026, 3, 1, 12, 0, 0, 123000)  # naive: taken as UTC
+    await client.runs.log_batch(
+        run.run_id,
+        metrics=[("m", 1.0, when, 7)],
+        params={"a": 1},
+        tags=[RunTag(key="k", value="v"), ("k2", "v2")],
+    )
+    history = await client.runs.get_metric_history(run.run_id, "m")
+    assert history[0].timestamp == when.replace(tzinfo=timezone.utc)
+    assert history[0].step == 7
+    fetched = await client.runs.get(run.run_id)
+    assert fetched.data.tags["k"] == "v"
+    assert fetched.data.tags["k2"] == "v2"
+
+
+async def test_log_batch_rejects_before_sending(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    with pytest.raises(ValidationException):
+        await client.runs.log_batch(
+            run.run_id, metrics=[("ok", 1.0)], params=[("p", "1"), ("p", "2")]
+        )
+    with pytest.raises(ValidationException):
+        await client.runs.log_batch(run.run_id, metrics=[("flag", True)])
+    with pytest.raises(ValidationException):
+        await client.runs.log_batch(run.run_id, metrics=[("m", 1.0, -5)])
+    with pytest.raises(ValidationException):
+        await client.runs.log_batch(run.run_id, params={"big": "x" * 6001})
+    fetched = await client.runs.get(run.run_id)
+    assert fetched.data.metrics == []
+    assert fetched.data.params == {}
+
+
+async def test_search_filter_and_order(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    for index in range(5):
+        run = await client.runs.create(experiment_id, run_name=f"r{index}")
+        await client.runs.log_metric(run.run_id, "score", float(index))
+    pager = client.runs.search(
+        [experiment_id],
+        "metrics.score >= 2",
+        order_by=["metrics.score DESC"],
+        page_size=2,
+    )
+    names = [run.info.run_name async for run in pager]
+    assert names == ["r4", "r3", "r2"]
