@@ -392,3 +392,27 @@ async def test_bulk_registry_helpers(client: AsyncMaestroClient, unique: str) ->
     assert [v.tags.get("checked") for v in versions.values] == ["yes"] * 3
     assert isinstance(versions[3], ModelVersionNotFoundException)
     await client.bulk_map(client.models.delete, names)
+
+
+async def test_watch_reports_new_version(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    name = f"watched-{unique}"
+    await client.models.create(name)
+    events = client.models.watch(name, poll_interval=0.05)
+
+    async def first_event() -> Any:
+        async for event in events:
+            return event
+        return None
+
+    waiter = asyncio.create_task(first_event())
+    await asyncio.sleep(0.2)
+    await client.models.create_version(name, "s3://bucket/watched")
+    event = await asyncio.wait_for(waiter, timeout=10)
+    await events.aclose()  # type: ignore[attr-defined]
+
+    assert event.model_name == name
+    assert event.version == "1"
+    assert event.type.value in ("VERSION_CREATED", "VERSION_READY")
+    await client.models.delete(name)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .._bulk import BulkResults, ProgressCallback, bulk_map
 from .._exceptions import (
     AlreadyExistsException,
     ModelNotFoundException,
     ModelVersionNotFoundException,
-    RunNotFoundException,
-    ValidationException,
 )
 from .._pagination import AsyncPager, Page
 from .._transport import API_PREFIX, RetryMode
@@ -25,13 +22,9 @@ from .._validation import (
     check_tag_value,
     check_version,
 )
-from ..types.models import Model, ModelArtifact, ModelMetrics, ModelVersion
-from ._model_versions import (
-    AsyncModelVersionsMixin,
-    _check_description,
-    _page_size,
-    _version_body,
-)
+from ..types.models import Model, ModelVersion
+from ._model_runs import AsyncModelRunsMixin
+from ._model_versions import _check_description, _page_size
 from ._registry_support import (
     MAX_MODEL_PAGE,
     check_filter,
@@ -41,14 +34,16 @@ from ._registry_support import (
     check_writable_tag_key,
     exclude_prompts,
     reject_prompt_model,
-    relative_artifact_path,
     warn_stages_deprecated,
 )
+
+if TYPE_CHECKING:
+    from ..types.events import RegistryEvent
 
 __all__ = ["AsyncModelsResource"]
 
 
-class AsyncModelsResource(AsyncModelVersionsMixin):
+class AsyncModelsResource(AsyncModelRunsMixin):
     """The model registry: registered models, versions, stages and aliases.
 
     Names travel only in query strings and JSON bodies, never in URL paths, so
@@ -296,119 +291,36 @@ class AsyncModelsResource(AsyncModelVersionsMixin):
             registry=True,
         )
 
-    async def register(
+    def watch(
         self,
-        run_id: str,
-        artifact_path: str,
-        name: str,
+        name: str | None = None,
+        filter_string: str | None = None,
         *,
-        description: str | None = None,
-        tags: Mapping[str, object] | None = None,
-        wait_timeout: float | None = 300.0,
-    ) -> ModelVersion:
-        """Register a model logged in a run as a new version of `name`.
+        poll_interval: float = 5.0,
+        include_existing: bool = False,
+    ) -> AsyncIterator[RegistryEvent]:
+        """Poll the registry and yield each change of the watched models once.
 
-        The registered model is created when it does not exist yet; when a
-        concurrent call creates it first, that model is used. The version's
-        source is the run's artifact URI joined with `artifact_path`.
+        ``async for event in client.models.watch("churn"):`` reports new
+        versions, status, stage and tag changes, alias moves and deletions. The
+        iterator runs until the caller stops it.
 
-        Raises:
-            RunNotFoundException: The run does not exist.
-            ModelNotFoundException: `name` is a prompt.
+        Args:
+            name: Watch only this registered model.
+            filter_string: A model search filter that selects the watched models.
+            poll_interval: Seconds between polls.
+            include_existing: Report what exists at the first poll as created;
+                otherwise the first poll is the baseline.
         """
-        name = check_name(name)
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValidationException("run_id must be a non-empty string")
-        if not isinstance(artifact_path, str) or not artifact_path.strip("/ "):
-            raise ValidationException("artifact_path must be a non-empty path")
-        run = await self._fetch_run(run_id)
-        artifact_uri = str((run.get("info") or {}).get("artifact_uri") or "")
-        if not artifact_uri:
-            raise RunNotFoundException(f"run {run_id!r} has no artifact_uri")
-        source = artifact_uri.rstrip("/") + "/" + artifact_path.strip("/")
-        body = _version_body(name, source, run_id, tags, description, None)
+        from ._registry_watch import watch_registry
 
-        await self._ensure_model(name)
-        return await self._create_version_unchecked(body, wait_timeout)
-
-    async def _ensure_model(self, name: str) -> Model:
-        """Return the model `name`, creating it if needed; reject a prompt."""
-        try:
-            existing = await self._fetch_model(name)
-        except ModelNotFoundException:
-            pass
-        else:
-            return reject_prompt_model(existing)
-        try:
-            body = await self._transport.call(
-                "POST",
-                "registered-models/create",
-                json={"name": name},
-                not_found=ModelNotFoundException,
-                registry=True,
-            )
-            return Model.model_validate(body["registered_model"])
-        except AlreadyExistsException:
-            return reject_prompt_model(await self._fetch_model(name))
-
-    async def _fetch_run(self, run_id: str) -> dict[str, Any]:
-        body = await self._transport.call(
-            "GET",
-            "runs/get",
-            params={"run_id": run_id},
-            not_found=RunNotFoundException,
+        return watch_registry(
+            self._transport,
+            name,
+            filter_string,
+            poll_interval=poll_interval,
+            include_existing=include_existing,
         )
-        run: dict[str, Any] = body["run"]
-        return run
-
-    async def _run_of_version(
-        self, name: str, version: str | int
-    ) -> tuple[ModelVersion, dict[str, Any]]:
-        found = await self.get_version(name, version)
-        if found.run_id is None:
-            raise RunNotFoundException(
-                f"model version {found.version} of {found.name!r} has no run"
-            )
-        return found, await self._fetch_run(found.run_id)
-
-    async def get_model_metrics(self, name: str, version: str | int) -> ModelMetrics:
-        """Fetch the latest metrics and the params of the run behind a version.
-
-        Raises:
-            RunNotFoundException: The version has no run, or the run is gone.
-        """
-        found, run = await self._run_of_version(name, version)
-        return ModelMetrics.from_run(found.name, found.version, run)
-
-    async def list_model_artifacts(
-        self, name: str, version: str | int, path: str | None = None
-    ) -> builtins.list[ModelArtifact]:
-        """List the files of a version, one folder level, from its run.
-
-        Without `path`, the folder is the version's source within the run's
-        artifacts (``model`` for a source ``<run artifact_uri>/model``), or the
-        run's artifact root when the source lies elsewhere.
-
-        Raises:
-            RunNotFoundException: The version has no run, or the run is gone.
-        """
-        found, run = await self._run_of_version(name, version)
-        folder = path if path is not None else relative_artifact_path(found.source, run)
-        artifacts: builtins.list[ModelArtifact] = []
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            body = await self._transport.call(
-                "GET",
-                "artifacts/list",
-                params={"run_id": found.run_id, "path": folder, "page_token": token},
-            )
-            files = body.get("files", [])
-            artifacts += [ModelArtifact.model_validate(item) for item in files]
-            token = body.get("next_page_token") or None
-            if token is None or token in seen:
-                return artifacts
-            seen.add(token)
 
     async def get_many(
         self,
