@@ -1,0 +1,213 @@
+"""kubectl against the fake cluster over TLS: apply, get, watch, patch, logs, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from maestro_ml_async.testing import FakeCluster
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+PYTORCH_JOB = """
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata:
+  name: demo
+  namespace: default
+  labels: {team: ml}
+spec:
+  pytorchReplicaSpecs:
+    Master:
+      replicas: 1
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers:
+          - name: pytorch
+            image: pytorch/pytorch
+"""
+
+INFERENCE_SERVICE = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  namespace: default
+spec:
+  predictor:
+    model:
+      modelFormat: {name: sklearn}
+      storageUri: s3://bucket/iris
+"""
+
+
+@pytest_asyncio.fixture
+async def tls_cluster(tmp_path: Path) -> AsyncIterator[FakeCluster]:
+    async with FakeCluster(tls=True, tick=0.01) as cluster:
+        yield cluster
+
+
+async def kubectl(
+    cluster: FakeCluster, *args: str, stdin: str | None = None, timeout: float = 20
+) -> tuple[int, str, str]:
+    assert KUBECTL is not None
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig_path)
+    process = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        "--context",
+        cluster.context,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    data = stdin.encode() if stdin is not None else None
+    stdout, stderr = await asyncio.wait_for(process.communicate(data), timeout)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def kubectl_json(cluster: FakeCluster, *args: str) -> Any:
+    code, out, err = await kubectl(cluster, *args, "-o", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+async def test_apply_get_patch_delete_pytorchjob(tls_cluster: FakeCluster) -> None:
+    code, out, err = await kubectl(
+        tls_cluster, "apply", "--validate=false", "-f", "-", stdin=PYTORCH_JOB
+    )
+    assert code == 0, err
+    assert out.strip() == "pytorchjob.kubeflow.org/demo created"
+
+    code, out, err = await kubectl(tls_cluster, "get", "pytorchjobs")
+    assert code == 0, err
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "STATE", "AGE"]
+    assert row.split()[0] == "demo"
+
+    listed = await kubectl_json(tls_cluster, "get", "pytorchjobs", "-l", "team=ml")
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["demo"]
+    none = await kubectl_json(tls_cluster, "get", "pytorchjobs", "-l", "team!=ml")
+    assert none["items"] == []
+
+    merge = '{"metadata":{"labels":{"stage":"one"}}}'
+    code, _, err = await kubectl(
+        tls_cluster, "patch", "pytorchjob", "demo", "--type", "merge", "-p", merge
+    )
+    assert code == 0, err
+    ops = '[{"op":"replace","path":"/metadata/labels/stage","value":"two"}]'
+    code, _, err = await kubectl(
+        tls_cluster, "patch", "pytorchjob", "demo", "--type", "json", "-p", ops
+    )
+    assert code == 0, err
+    got = await kubectl_json(tls_cluster, "get", "pytorchjob", "demo")
+    assert got["metadata"]["labels"] == {"team": "ml", "stage": "two"}
+
+    code, out, err = await kubectl(tls_cluster, "delete", "pytorchjob", "demo")
+    assert code == 0, err
+    assert 'pytorchjob.kubeflow.org "demo" deleted' in out
+    code, _, err = await kubectl(tls_cluster, "get", "pytorchjob", "demo")
+    assert code == 1
+    assert 'pytorchjobs.kubeflow.org "demo" not found' in err
+
+
+async def test_reapply_and_server_side_apply(tls_cluster: FakeCluster) -> None:
+    code, _, err = await kubectl(
+        tls_cluster, "apply", "--validate=false", "-f", "-", stdin=INFERENCE_SERVICE
+    )
+    assert code == 0, err
+    changed = INFERENCE_SERVICE.replace("s3://bucket/iris", "s3://bucket/iris-v2")
+    code, out, err = await kubectl(
+        tls_cluster, "apply", "--validate=false", "-f", "-", stdin=changed
+    )
+    assert code == 0, err
+    assert "configured" in out
+    got = await kubectl_json(tls_cluster, "get", "inferenceservice", "iris")
+    assert got["spec"]["predictor"]["model"]["storageUri"] == "s3://bucket/iris-v2"
+    assert got["metadata"]["generation"] == 2
+    code, out, err = await kubectl(
+        tls_cluster,
+        "apply",
+        "--server-side",
+        "--validate=false",
+        "-f",
+        "-",
+        stdin=changed,
+    )
+    assert code == 0, err
+    assert "serverside-applied" in out
+    code, out, err = await kubectl(tls_cluster, "delete", "isvc", "iris")
+    assert code == 0, err
+    code, out, _ = await kubectl(tls_cluster, "get", "isvc")
+    assert out == ""
+
+
+async def test_watch_prints_changes(tls_cluster: FakeCluster) -> None:
+    code, _, err = await kubectl(
+        tls_cluster, "apply", "--validate=false", "-f", "-", stdin=PYTORCH_JOB
+    )
+    assert code == 0, err
+    watcher = asyncio.create_task(
+        kubectl(
+            tls_cluster,
+            "get",
+            "pytorchjobs",
+            "--watch-only",
+            "--request-timeout=3s",
+            timeout=15,
+        )
+    )
+    await asyncio.sleep(1.0)
+    code, _, err = await kubectl(tls_cluster, "label", "pytorchjob", "demo", "w=1")
+    assert code == 0, err
+    _, out, _ = await watcher
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    assert rows[0] == ["NAME", "STATE", "AGE"], out
+    assert len(rows) >= 2, "kubectl printed no watch rows"
+    assert all(row[0] == "demo" for row in rows[1:]), out
+
+
+async def test_pod_logs(tls_cluster: FakeCluster) -> None:
+    code, _, err = await kubectl(
+        tls_cluster, "apply", "--validate=false", "-f", "-", stdin=PYTORCH_JOB
+    )
+    assert code == 0, err
+
+    async def pod_done() -> bool:
+        pods = await kubectl_json(
+            tls_cluster, "get", "pods", "-l", "training.kubeflow.org/job-name=demo"
+        )
+        phases = [item["status"].get("phase") for item in pods["items"]]
+        return phases == ["Succeeded"]
+
+    await wait_for(pod_done)
+    tls_cluster.pod_logs.append("default", "demo-master-0", "pytorch", "extra line")
+    code, out, err = await kubectl(tls_cluster, "logs", "demo-master-0")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "extra line"
+    code, out, err = await kubectl(
+        tls_cluster, "logs", "demo-master-0", "--timestamps", "--tail", "1"
+    )
+    assert code == 0, err
+    stamp, _, text = out.strip().partition(" ")
+    assert stamp.endswith("Z")
+    assert text == "extra line"
