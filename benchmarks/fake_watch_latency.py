@@ -90,7 +90,7 @@ async def measure(
     readies = [asyncio.Event() for _ in watchers]
     tasks = [
         asyncio.create_task(w.run(session, rv, ready))
-        for w, ready in zip(watchers, readies)
+        for w, ready in zip(watchers, readies, strict=True)
     ]
     await asyncio.gather(*(ready.wait() for ready in readies))
     await asyncio.sleep(0.2)

@@ -65,7 +65,7 @@ def int_param(request: web.Request, name: str) -> int | None:
 
 
 def wants_table(request: web.Request) -> bool:
-    """Return whether the Accept header asks for a ``meta.k8s.io`` Table."""
+    """Return whether the Accept header requests a ``meta.k8s.io`` Table."""
     accept = request.headers.get("Accept", "")
     first = accept.split(",")[0]
     return "as=Table" in first and "g=meta.k8s.io" in first

@@ -49,7 +49,7 @@ def write_kubeconfig(path: str | Path, config: dict[str, object]) -> None:
     """Write a kubeconfig as JSON (which is valid YAML), readable by the owner only.
 
     The file is replaced atomically, so a client that rereads it after a token
-    rotation never sees half a file.
+    rotation never reads half a file.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

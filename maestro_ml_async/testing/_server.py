@@ -80,6 +80,13 @@ class ApiServer:
         try:
             return await self._route(request)
         except StoreError as exc:
+            _log.debug(
+                "%s %s failed: %s %s",
+                request.method,
+                path,
+                exc.code,
+                exc.status.get("reason"),
+            )
             return status_response(exc.status)
 
     async def _route(self, request: web.Request) -> web.StreamResponse:

@@ -73,7 +73,7 @@ def official_crud(cluster: FakeCluster) -> dict[str, Any]:
         *args, "a", {"metadata": {"labels": {"stage": "1"}}}
     )
     ops = [{"op": "add", "path": "/metadata/annotations", "value": {"k": "v"}}]
-    # kubernetes 37 sends merge-patch unless told otherwise, even for a list body.
+    # kubernetes 37 sends merge-patch unless _content_type is set, even for a list.
     results["json"] = custom.patch_namespaced_custom_object(
         *args, "a", ops, _content_type="application/json-patch+json"
     )
