@@ -1,0 +1,248 @@
+"""The training job kinds, and how a job object becomes a `TrainingJob`.
+
+Condition rules follow the Training Operator v1 (``pkg/util/status.go``): after a
+true Failed nothing changes, Running and Restarting replace each other, and
+Succeeded or Failed set Running to False; Running may never appear for a job
+that finishes between two status updates. A ``batch/v1`` Job reports Complete
+or Failed, and a Trainer v2 TrainJob reports Complete, Failed and Suspended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..types.training import (
+    JobCondition,
+    JobStatus,
+    ReplicaStatus,
+    TrainingJob,
+)
+
+__all__ = [
+    "FRAMEWORKS",
+    "KINDS",
+    "LABEL_FRAMEWORK",
+    "LABEL_MANAGED_BY",
+    "MANAGED_BY",
+    "JobKind",
+    "job_from_object",
+    "kind_for_framework",
+]
+
+LABEL_MANAGED_BY = "maestro-ml.io/managed-by"
+LABEL_FRAMEWORK = "maestro-ml.io/framework"
+MANAGED_BY = "maestro-ml-async"
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One resource that runs training jobs.
+
+    Attributes:
+        kind: The resource kind (PyTorchJob, Job, TrainJob).
+        group: The API group ("batch" for Jobs).
+        version: The API version.
+        plural: The resource plural in URLs.
+        container: The name of the training container in each replica.
+        replica_field: The spec field that holds the replica specs, for the
+            Training Operator kinds.
+        master: The replica type that leads (Master, Chief, Launcher), or None
+            when every replica is a Worker.
+    """
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+    container: str
+    replica_field: str | None = None
+    master: str | None = None
+
+    @property
+    def api_version(self) -> str:
+        """``<group>/<version>``."""
+        return f"{self.group}/{self.version}"
+
+    @property
+    def operator(self) -> bool:
+        """Whether the Training Operator (kubeflow.org/v1) runs this kind."""
+        return self.group == "kubeflow.org"
+
+    def pod_selector(self, name: str) -> str:
+        """Return the label selector of the job's pods."""
+        if self.operator:
+            return f"training.kubeflow.org/job-name={name}"
+        if self.kind == "TrainJob":
+            return f"jobset.sigs.k8s.io/jobset-name={name}"
+        return f"batch.kubernetes.io/job-name={name}"
+
+
+def _operator_kind(
+    kind: str, plural: str, field: str, container: str, master: str | None
+) -> JobKind:
+    return JobKind(kind, "kubeflow.org", "v1", plural, container, field, master)
+
+
+BATCH_JOB = JobKind("Job", "batch", "v1", "jobs", "trainer")
+TRAIN_JOB = JobKind("TrainJob", "trainer.kubeflow.org", "v1alpha1", "trainjobs", "node")
+
+FRAMEWORKS: dict[str, JobKind] = {
+    "pytorch": _operator_kind(
+        "PyTorchJob", "pytorchjobs", "pytorchReplicaSpecs", "pytorch", "Master"
+    ),
+    "tensorflow": _operator_kind(
+        "TFJob", "tfjobs", "tfReplicaSpecs", "tensorflow", "Chief"
+    ),
+    "xgboost": _operator_kind(
+        "XGBoostJob", "xgboostjobs", "xgbReplicaSpecs", "xgboost", "Master"
+    ),
+    "mpi": _operator_kind("MPIJob", "mpijobs", "mpiReplicaSpecs", "mpi", "Launcher"),
+    "jax": _operator_kind("JAXJob", "jaxjobs", "jaxReplicaSpecs", "jax", None),
+    "paddle": _operator_kind(
+        "PaddleJob", "paddlejobs", "paddleReplicaSpecs", "paddle", "Master"
+    ),
+    "sklearn": BATCH_JOB,
+    "custom": BATCH_JOB,
+    "trainjob": TRAIN_JOB,
+}
+"""Framework name -> the kind that runs it."""
+
+KINDS: dict[str, JobKind] = {kind.kind: kind for kind in FRAMEWORKS.values()}
+"""Kind name -> kind, for every resource that `list_jobs` reads."""
+
+
+def kind_for_framework(framework: str) -> JobKind:
+    """Return the kind for a framework name (``trainjob:<runtime>`` included)."""
+    return FRAMEWORKS[framework.split(":", 1)[0]]
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _conditions(status: dict[str, Any]) -> list[JobCondition]:
+    result = []
+    for raw in status.get("conditions") or []:
+        if not isinstance(raw, dict) or "type" not in raw:
+            continue
+        result.append(
+            JobCondition(
+                type=str(raw["type"]),
+                status=str(raw.get("status", "Unknown")),
+                reason=raw.get("reason"),
+                message=raw.get("message"),
+                last_transition_time=_time(raw.get("lastTransitionTime")),
+                last_update_time=_time(raw.get("lastUpdateTime")),
+            )
+        )
+    return result
+
+
+def derive_status(kind: JobKind, obj: dict[str, Any]) -> JobStatus:
+    """Return the `JobStatus` of a job object."""
+    status = obj.get("status") or {}
+    true = {
+        str(c.get("type"))
+        for c in status.get("conditions") or []
+        if isinstance(c, dict) and c.get("status") == "True"
+    }
+    if "Failed" in true:
+        return JobStatus.FAILED
+    if "Succeeded" in true or "Complete" in true:
+        return JobStatus.SUCCEEDED
+    if "Suspended" in true:
+        return JobStatus.SUSPENDED
+    if kind.operator:
+        if "Restarting" in true:
+            return JobStatus.RESTARTING
+        if "Running" in true:
+            return JobStatus.RUNNING
+        return JobStatus.CREATED
+    if kind.kind == "Job":
+        return (
+            JobStatus.RUNNING
+            if int(status.get("active") or 0) > 0
+            else JobStatus.CREATED
+        )
+    active = sum(int(j.get("active") or 0) for j in status.get("jobsStatus") or [])
+    return JobStatus.RUNNING if active > 0 else JobStatus.CREATED
+
+
+def _replica_statuses(
+    kind: JobKind, status: dict[str, Any]
+) -> dict[str, ReplicaStatus]:
+    if kind.operator:
+        return {
+            str(name): ReplicaStatus.model_validate(value or {})
+            for name, value in (status.get("replicaStatuses") or {}).items()
+        }
+    if kind.kind == "Job":
+        return {"Worker": ReplicaStatus.model_validate(status)}
+    return {
+        str(entry.get("name")): ReplicaStatus.model_validate(entry)
+        for entry in status.get("jobsStatus") or []
+        if isinstance(entry, dict)
+    }
+
+
+def job_from_object(obj: dict[str, Any], kind: JobKind | None = None) -> TrainingJob:
+    """Build a `TrainingJob` from a job object of any supported kind."""
+    if kind is None:
+        kind = KINDS[str(obj.get("kind"))]
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    labels = dict(meta.get("labels") or {})
+    return TrainingJob(
+        name=str(meta.get("name")),
+        namespace=str(meta.get("namespace")),
+        kind=kind.kind,
+        api_version=kind.api_version,
+        framework=labels.get(LABEL_FRAMEWORK),
+        status=derive_status(kind, obj),
+        conditions=_conditions(status),
+        start_time=_time(status.get("startTime")),
+        completion_time=_time(status.get("completionTime")),
+        created_at=_time(meta.get("creationTimestamp")),
+        replica_statuses=_replica_statuses(kind, status),
+        labels=labels,
+        uid=meta.get("uid"),
+        resource_version=meta.get("resourceVersion"),
+        raw=obj,
+    )
+
+
+def replica_of_pod(kind: JobKind, pod: dict[str, Any]) -> tuple[str | None, int | None]:
+    """Return the replica type and index of one of the job's pods."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if kind.operator:
+        raw_type = labels.get("training.kubeflow.org/replica-type")
+        raw_index = labels.get("training.kubeflow.org/replica-index")
+    elif kind.kind == "TrainJob":
+        raw_type = labels.get("jobset.sigs.k8s.io/replicatedjob-name")
+        raw_index = labels.get("batch.kubernetes.io/job-completion-index")
+    else:
+        raw_type = "Worker"
+        raw_index = labels.get("batch.kubernetes.io/job-completion-index")
+    replica_type = _canonical_type(kind, raw_type)
+    try:
+        index = int(raw_index) if raw_index is not None else None
+    except ValueError:
+        index = None
+    return replica_type, index
+
+
+def _canonical_type(kind: JobKind, raw: str | None) -> str | None:
+    # The operator labels pods with the lower-cased replica type.
+    if raw is None:
+        return None
+    for known in (kind.master, "Worker", "PS", "Evaluator", "Master", "Chief"):
+        if known is not None and known.lower() == raw.lower():
+            return known
+    return raw

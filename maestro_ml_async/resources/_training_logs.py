@@ -1,0 +1,434 @@
+"""Log streaming for training jobs: every container of every replica, in one stream.
+
+Each container is followed with ``timestamps=true``. The timestamp of the last
+line delivered, and how many lines carried exactly that timestamp, are kept per
+container; a reconnect asks for ``sinceTime`` (which the API server reads with
+one-second precision) and drops every line up to that point. So a dropped
+connection or a restarted container neither repeats nor loses lines.
+kubernetes-asyncio's ``read_namespaced_pod_log`` has no ``sinceTime``, so the
+requests are built here on the transport's authenticated session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from ..types.training import LogLine
+from ._training_kinds import JobKind, derive_status, replica_of_pod
+
+if TYPE_CHECKING:
+    from .._transport._kube import ClusterTransport
+
+__all__ = ["JobLogStreamer", "parse_log_timestamp", "read_current_logs"]
+
+logger = logging.getLogger(__name__)
+
+_FOLLOW_RETRIES = 8
+_DONE_GRACE = 5.0
+_SENTINEL: Any = object()
+
+
+def parse_log_timestamp(text: str) -> int | None:
+    """Return an RFC 3339 timestamp (nanosecond precision) as epoch nanoseconds."""
+    if not text.endswith("Z") or "T" not in text:
+        return None
+    seconds_part, _, fraction = text[:-1].partition(".")
+    try:
+        moment = datetime.strptime(seconds_part, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    digits = (fraction + "000000000")[:9] if fraction else "0"
+    if not digits.isdigit():
+        return None
+    whole = int(moment.replace(tzinfo=timezone.utc).timestamp())
+    return whole * 1_000_000_000 + int(digits)
+
+
+def _since_time(nanos: int) -> str:
+    moment = datetime.fromtimestamp(nanos // 1_000_000_000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Cursor:
+    """How far one container's log has been delivered."""
+
+    last_ns: int = -1
+    at_last: int = 0
+
+    def accept(self, nanos: int) -> bool:
+        if nanos < self.last_ns:
+            return False
+        if nanos == self.last_ns:
+            self.at_last += 1
+            return self.at_last > self._seen_at_last
+        self.last_ns = nanos
+        self.at_last = 1
+        self._seen_at_last = 0
+        return True
+
+    def rewind(self) -> None:
+        """Start counting lines at `last_ns` again, for a new request."""
+        self._seen_at_last = self.at_last
+        self.at_last = 0
+
+    _seen_at_last: int = 0
+
+
+def _split_line(raw: bytes) -> tuple[int | None, str]:
+    text = raw.decode("utf-8", errors="replace").rstrip("\n")
+    stamp, _, rest = text.partition(" ")
+    nanos = parse_log_timestamp(stamp)
+    if nanos is None:
+        return None, text
+    return nanos, rest
+
+
+def _container_states(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return {str(s.get("name")): s for s in statuses if isinstance(s, dict)}
+
+
+def _started(status: dict[str, Any] | None) -> bool:
+    state = (status or {}).get("state") or {}
+    return "running" in state or "terminated" in state
+
+
+def pod_wait_reason(pod: dict[str, Any]) -> str | None:
+    """Return why a pod is not running yet (ImagePullBackOff, Unschedulable, ...)."""
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        waiting = ((container or {}).get("state") or {}).get("waiting")
+        if waiting:
+            reason = waiting.get("reason") or "Waiting"
+            message = waiting.get("message")
+            return f"{reason}: {message}" if message else str(reason)
+    if status.get("phase") == "Pending":
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "False" and condition.get("reason"):
+                return f"Pending: {condition['reason']}"
+        return "Pending"
+    return None
+
+
+class JobLogStreamer:
+    """Follows the logs of one job's pods until the job ends.
+
+    Args:
+        transport: The cluster transport.
+        kind: The job's kind.
+        name: The job's name.
+        namespace: The job's namespace.
+        pod_timeout: Seconds to wait for a first container to start before
+            raising `TrainingTimeoutException`.
+    """
+
+    def __init__(
+        self,
+        transport: ClusterTransport,
+        kind: JobKind,
+        name: str,
+        namespace: str,
+        pod_timeout: float,
+    ) -> None:
+        self._transport = transport
+        self._kind = kind
+        self._name = name
+        self._namespace = namespace
+        self._pod_timeout = pod_timeout
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pods: dict[str, dict[str, Any]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._followers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._cursors: dict[tuple[str, str], _Cursor] = {}
+        self._job_done = asyncio.Event()
+        self._any_started = False
+
+    async def stream(self) -> AsyncIterator[LogLine]:
+        """Yield log lines until the job has ended and every container is read."""
+        tasks = [
+            asyncio.ensure_future(self._watch_pods()),
+            asyncio.ensure_future(self._watch_job()),
+            asyncio.ensure_future(self._supervise()),
+        ]
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _SENTINEL:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            followers = list(self._followers.values())
+            for task in tasks + followers:
+                task.cancel()
+            await asyncio.gather(*tasks, *followers, return_exceptions=True)
+
+    async def _watch_pods(self) -> None:
+        watch = self._transport.watch(
+            "",
+            "v1",
+            "pods",
+            namespace=self._namespace,
+            label_selector=self._kind.pod_selector(self._name),
+        )
+        try:
+            async with watch:
+                async for event in watch:
+                    self._on_pod(event.type, event.object)
+        except Exception as exc:
+            self._queue.put_nowait(exc)
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        name = str(pod["metadata"]["name"])
+        if kind == "DELETED":
+            self._pods.pop(name, None)
+        else:
+            self._pods[name] = pod
+            states = _container_states(pod)
+            self._any_started = self._any_started or any(
+                _started(s) for s in states.values()
+            )
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                key = (name, str(container["name"]))
+                if key not in self._followers:
+                    self._followers[key] = asyncio.ensure_future(self._follow(*key))
+        event = self._changed.pop(name, None)
+        if event is not None:
+            event.set()
+
+    async def _pod_changed(self, pod: str, timeout: float) -> None:
+        event = self._changed.setdefault(pod, asyncio.Event())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def _watch_job(self) -> None:
+        hub = self._transport.hub(
+            self._kind.group, self._kind.version, self._kind.plural, self._namespace
+        )
+        try:
+            async with hub.subscribe(self._name) as events:
+                obj = await self._transport.get_object(
+                    self._kind.group,
+                    self._kind.version,
+                    self._kind.plural,
+                    self._namespace,
+                    self._name,
+                )
+                while not derive_status(self._kind, obj).finished:
+                    event = await events.get()
+                    if event.type == "DELETED":
+                        break
+                    obj = event.object
+        except Exception as exc:
+            self._queue.put_nowait(exc)
+            return
+        self._job_done.set()
+
+    async def _supervise(self) -> None:
+        from ..types.training import TrainingTimeoutException
+
+        started = time.monotonic()
+        while not self._any_started and not self._job_done.is_set():
+            if time.monotonic() - started > self._pod_timeout:
+                reasons = {
+                    name: pod_wait_reason(pod) or "Pending"
+                    for name, pod in self._pods.items()
+                }
+                self._queue.put_nowait(
+                    TrainingTimeoutException(
+                        f"no container of job {self._name} started within "
+                        f"{self._pod_timeout:g} s: "
+                        + (
+                            ", ".join(f"{p}: {r}" for p, r in reasons.items())
+                            or "no pods"
+                        ),
+                        job_name=self._name,
+                        last_status=None,
+                        pod_reasons=reasons,
+                    )
+                )
+                return
+            await asyncio.sleep(min(0.05, self._pod_timeout / 10))
+        await self._job_done.wait()
+        # The pod watch may lag behind the job: list the pods once more so that
+        # every pod of a job that finished quickly gets its log read.
+        items, _ = await self._transport.list_all(
+            "",
+            "v1",
+            "pods",
+            self._namespace,
+            label_selector=self._kind.pod_selector(self._name),
+        )
+        for pod in items:
+            self._on_pod("MODIFIED", pod)
+        deadline = time.monotonic() + _DONE_GRACE
+        while time.monotonic() < deadline:
+            running = [t for t in self._followers.values() if not t.done()]
+            if not running:
+                break
+            await asyncio.wait(running, timeout=deadline - time.monotonic())
+        self._queue.put_nowait(_SENTINEL)
+
+    async def _follow(self, pod_name: str, container: str) -> None:
+        cursor = self._cursors.setdefault((pod_name, container), _Cursor())
+        followed: int | None = None
+        failures = 0
+        while True:
+            pod = self._pods.get(pod_name)
+            if pod is None:
+                return
+            status = _container_states(pod).get(container)
+            if not _started(status):
+                if self._job_done.is_set():
+                    return
+                await self._pod_changed(pod_name, 1.0)
+                continue
+            assert status is not None
+            restarts = int(status.get("restartCount") or 0)
+            if followed is not None and restarts > followed:
+                await self._read(pod, container, cursor, previous=True, follow=False)
+            followed = restarts
+            terminated = "terminated" in (status.get("state") or {})
+            ok = await self._read(
+                pod, container, cursor, previous=False, follow=not terminated
+            )
+            failures = 0 if ok else failures + 1
+            if failures > _FOLLOW_RETRIES:
+                logger.warning("giving up on the log of %s/%s", pod_name, container)
+                return
+            phase = ((self._pods.get(pod_name) or {}).get("status") or {}).get("phase")
+            if terminated and phase in ("Succeeded", "Failed"):
+                return
+            if self._job_done.is_set() and ok:
+                return
+            await self._pod_changed(
+                pod_name, 0.5 if ok else min(2.0, 0.1 * 2**failures)
+            )
+
+    async def _read(
+        self,
+        pod: dict[str, Any],
+        container: str,
+        cursor: _Cursor,
+        *,
+        previous: bool,
+        follow: bool,
+    ) -> bool:
+        """Read one log request into the queue; return False when it failed."""
+        from .._transport._kube import resource_path
+
+        pod_name = str(pod["metadata"]["name"])
+        query: list[tuple[str, Any]] = [
+            ("container", container),
+            ("timestamps", "true"),
+        ]
+        if follow:
+            query.append(("follow", "true"))
+        if previous:
+            query.append(("previous", "true"))
+        if cursor.last_ns >= 0:
+            query.append(("sinceTime", _since_time(cursor.last_ns)))
+        path = resource_path("", "v1", "pods", self._namespace, pod_name, "log")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, connect=30)
+        try:
+            response = await self._transport.open(
+                "GET", path, query=query, accept="*/*", timeout=timeout
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            logger.info("log request for %s/%s failed: %s", pod_name, container, exc)
+            return False
+        try:
+            if response.status != 200:
+                body = await response.read()
+                if response.status == 401:
+                    await self._transport.refresh_credentials()
+                # 400: the container is waiting, or there is no previous instance.
+                logger.debug(
+                    "log of %s/%s: HTTP %d %s",
+                    pod_name,
+                    container,
+                    response.status,
+                    body[:200],
+                )
+                return response.status in (400, 404)
+            cursor.rewind()
+            replica_type, index = replica_of_pod(self._kind, pod)
+            while True:
+                raw = await response.content.readline()
+                if not raw:
+                    return True
+                nanos, text = _split_line(raw)
+                if nanos is not None and not cursor.accept(nanos):
+                    continue
+                self._queue.put_nowait(
+                    LogLine(
+                        pod=pod_name,
+                        container=container,
+                        replica_type=replica_type,
+                        replica_index=index,
+                        line=text,
+                        timestamp=_to_datetime(nanos),
+                        previous=previous,
+                    )
+                )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            logger.info(
+                "log stream of %s/%s dropped: %s",
+                pod_name,
+                container,
+                type(exc).__name__,
+            )
+            return False
+        finally:
+            response.close()
+
+
+def _pod_order(kind: JobKind, pod: dict[str, Any]) -> tuple[str, int, str]:
+    replica_type, index = replica_of_pod(kind, pod)
+    return replica_type or "", -1 if index is None else index, pod["metadata"]["name"]
+
+
+def _to_datetime(nanos: int | None) -> datetime | None:
+    if nanos is None:
+        return None
+    return datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc)
+
+
+async def read_current_logs(
+    transport: ClusterTransport, kind: JobKind, name: str, namespace: str
+) -> list[LogLine]:
+    """Return the current logs; restarted containers give their previous run first."""
+    items = []
+    async for pod in transport.iter_list(
+        "", "v1", "pods", namespace, label_selector=kind.pod_selector(name)
+    ):
+        items.append(pod)
+    items.sort(key=lambda pod: _pod_order(kind, pod))
+    streamer = JobLogStreamer(transport, kind, name, namespace, pod_timeout=0)
+    for pod in items:
+        states = _container_states(pod)
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            cname = str(container["name"])
+            status = states.get(cname) or {}
+            cursor = _Cursor()
+            if int(status.get("restartCount") or 0) > 0 or status.get("lastState"):
+                await streamer._read(pod, cname, cursor, previous=True, follow=False)
+            if _started(status):
+                await streamer._read(pod, cname, cursor, previous=False, follow=False)
+    lines = []
+    while not streamer._queue.empty():
+        item = streamer._queue.get_nowait()
+        if isinstance(item, LogLine):
+            lines.append(item)
+    return lines

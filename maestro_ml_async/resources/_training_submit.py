@@ -1,0 +1,218 @@
+"""Validation of `submit_job` arguments and creation of the job's objects."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._config import Config
+from .._exceptions import KubernetesException, ValidationException
+from .._validation import check_kubernetes_name
+from ._training_kinds import FRAMEWORKS, kind_for_framework
+from ._training_specs import (
+    JobRequest,
+    build_code_configmap,
+    build_job,
+    check_str_list,
+    check_string_map,
+    code_configmap_name,
+    load_code_bundle,
+)
+
+if TYPE_CHECKING:
+    from .._transport._kube import ClusterTransport
+
+__all__ = ["build_request", "create_job_objects"]
+
+logger = logging.getLogger(__name__)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+def _check_count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationException(f"{what} must be an integer, got {value!r}")
+    if value < 0:
+        raise ValidationException(f"{what} must not be negative, got {value}")
+    return value
+
+
+def _check_framework(framework: object) -> str:
+    if not isinstance(framework, str) or not framework:
+        raise ValidationException("framework must be a non-empty string")
+    base, _, runtime = framework.partition(":")
+    if base not in FRAMEWORKS:
+        raise ValidationException(
+            f"unknown framework {framework!r}; expected one of "
+            f"{', '.join(sorted(FRAMEWORKS))}"
+        )
+    if runtime and base != "trainjob":
+        raise ValidationException(
+            f"framework {framework!r}: only trainjob takes a runtime after ':'"
+        )
+    if runtime:
+        check_kubernetes_name(runtime, what="training runtime")
+    return framework
+
+
+def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    result = check_string_map(labels, "labels")
+    for key, value in result.items():
+        prefix, _, name = key.rpartition("/")
+        if prefix:
+            check_kubernetes_name(prefix, what=f"label prefix of {key!r}")
+        if not _LABEL_NAME.match(name):
+            raise ValidationException(f"label key {key!r} is not a valid label name")
+        if not _LABEL_VALUE.match(value):
+            raise ValidationException(
+                f"label value {value!r} of {key!r} is invalid: use at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending with a "
+                "letter or digit"
+            )
+    return result
+
+
+def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    result = check_string_map(env, "env")
+    for key in result:
+        if not _ENV_NAME.match(key):
+            raise ValidationException(f"env name {key!r} is not a valid variable name")
+    return result
+
+
+def build_request(
+    config: Config,
+    *,
+    name: str,
+    framework: str,
+    image: str,
+    code_path: str | Path | None,
+    command: Sequence[str] | None,
+    args: Sequence[str] | None,
+    gpus: int,
+    workers: int,
+    params: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    resources: Mapping[str, Any] | None,
+    labels: Mapping[str, str] | None,
+    namespace: str,
+) -> JobRequest:
+    """Validate the arguments of `submit_job` and pack local code.
+
+    Raises:
+        ValidationException: An argument is invalid.
+    """
+    # Pods and Services are named after the job, and Service names are DNS
+    # labels, so the job name is held to the label limit of 63 characters.
+    check_kubernetes_name(name, what="job name", max_length=63)
+    framework = _check_framework(framework)
+    if (
+        not isinstance(image, str)
+        or not image.strip()
+        or any(c.isspace() for c in image)
+    ):
+        raise ValidationException(
+            f"image must be a container image reference without spaces, got {image!r}"
+        )
+    if resources is not None and not isinstance(resources, Mapping):
+        raise ValidationException("resources must be a mapping of requests/limits")
+    bundle = None
+    path_text: str | None = None
+    if code_path is not None:
+        path_text = str(code_path)
+        if not path_text:
+            raise ValidationException("code_path must not be empty")
+        local = Path(path_text).expanduser()
+        if local.exists():
+            bundle = load_code_bundle(local)
+    return JobRequest(
+        name=name,
+        namespace=namespace,
+        framework=framework,
+        kind=kind_for_framework(framework),
+        image=image,
+        command=check_str_list(command, "command"),
+        args=check_str_list(args, "args") or [],
+        gpus=_check_count(gpus, "gpus"),
+        workers=_check_count(workers, "workers"),
+        params=check_string_map(params, "params"),
+        env=_check_env(env),
+        resources=dict(resources) if resources is not None else None,
+        labels=_check_labels(labels),
+        code_path=path_text,
+        bundle=bundle,
+        mlflow_uri=config.mlflow_uri,
+        experiment_name=config.experiment_name or name,
+    )
+
+
+async def create_job_objects(
+    transport: ClusterTransport, request: JobRequest
+) -> dict[str, Any]:
+    """Create the job (and its code ConfigMap) and return the created job.
+
+    The ConfigMap is created first, so no pod ever waits for its volume, and
+    is then given an ownerReference to the job, so deleting the job deletes
+    it. When a step fails, whatever was created is deleted again.
+    """
+    from .._transport._kube import resource_path
+
+    kind = request.kind
+    configmap_path = None
+    if request.bundle is not None:
+        configmap = build_code_configmap(request)
+        await transport.request(
+            "POST",
+            resource_path("", "v1", "configmaps", request.namespace),
+            body=configmap,
+        )
+        configmap_path = resource_path(
+            "", "v1", "configmaps", request.namespace, code_configmap_name(request.name)
+        )
+    try:
+        created: dict[str, Any] = await transport.request(
+            "POST",
+            resource_path(kind.group, kind.version, kind.plural, request.namespace),
+            body=build_job(request),
+        )
+    except BaseException:
+        if configmap_path is not None:
+            await _delete_quietly(transport, configmap_path)
+        raise
+    if configmap_path is not None:
+        meta = created.get("metadata") or {}
+        owner = {
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "blockOwnerDeletion": True,
+        }
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        try:
+            await transport.request(
+                "PATCH", configmap_path, body=patch, content_type=_MERGE_PATCH
+            )
+        except BaseException:
+            job_path = resource_path(
+                kind.group, kind.version, kind.plural, request.namespace, request.name
+            )
+            await _delete_quietly(transport, job_path)
+            await _delete_quietly(transport, configmap_path)
+            raise
+    return created
+
+
+async def _delete_quietly(transport: ClusterTransport, path: str) -> None:
+    try:
+        await transport.request(
+            "DELETE", path, body={"propagationPolicy": "Background"}
+        )
+    except KubernetesException as exc:
+        logger.warning("cleanup of %s failed: %s", path, exc)

@@ -1,0 +1,555 @@
+"""Training jobs on the cluster: submit, read, await, watch and stream logs.
+
+kubernetes-asyncio is imported only through the lazily built cluster transport,
+so importing this module stays cheap. Waits and watches of one kind in one
+namespace share a single watch connection through the transport's hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._config import Config
+from .._exceptions import KubernetesNotFoundException, TrainingException
+from .._transport._cluster_handle import ClusterHandle
+from ..types.training import (
+    JobEvent,
+    JobStatus,
+    LogLine,
+    TrainingJob,
+    TrainingTimeoutException,
+)
+from ._training_kinds import (
+    KINDS,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    JobKind,
+    job_from_object,
+    replica_of_pod,
+)
+from ._training_logs import JobLogStreamer, pod_wait_reason, read_current_logs
+from ._training_submit import build_request, create_job_objects
+
+if TYPE_CHECKING:
+    from .._transport._kube import ClusterTransport
+
+__all__ = ["AsyncTrainingResource"]
+
+logger = logging.getLogger(__name__)
+
+CANCELLED_ANNOTATION = "maestro-ml.io/cancelled"
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+def _unique_kinds() -> list[JobKind]:
+    return list(KINDS.values())
+
+
+class AsyncTrainingResource:
+    """Training jobs: Training Operator kinds, batch Jobs and Trainer v2 TrainJobs.
+
+    Args:
+        cluster: The lazy handle on the cluster transport.
+        config: The client configuration (namespace, MLflow URI, timeouts).
+    """
+
+    def __init__(self, cluster: ClusterHandle, config: Config) -> None:
+        self._cluster = cluster
+        self._config = config
+        self._kinds: dict[tuple[str, str], JobKind] = {}
+
+    async def _transport(self) -> ClusterTransport:
+        return await self._cluster.get()
+
+    def _namespace(self, namespace: str | None) -> str:
+        from .._validation import check_kubernetes_name
+
+        if namespace is None:
+            return self._config.namespace
+        return check_kubernetes_name(namespace, what="namespace", max_length=63)
+
+    def _bind(self, job: TrainingJob) -> TrainingJob:
+        job._resource = self
+        self._kinds[(job.namespace, job.name)] = KINDS[job.kind]
+        return job
+
+    # Submitting --------------------------------------------------------------
+
+    async def submit_job(
+        self,
+        name: str,
+        framework: str,
+        image: str,
+        code_path: str | Path | None = None,
+        command: Sequence[str] | None = None,
+        args: Sequence[str] | None = None,
+        gpus: int = 0,
+        workers: int = 1,
+        params: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        resources: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        namespace: str | None = None,
+    ) -> TrainingJob:
+        """Create a training job and return it.
+
+        Args:
+            name: The job name, a Kubernetes name of at most 63 characters.
+            framework: ``pytorch``, ``tensorflow``, ``xgboost``, ``mpi``, ``jax``
+                or ``paddle`` (Training Operator kinds), ``sklearn`` or
+                ``custom`` (a batch/v1 Job), or ``trainjob`` /
+                ``trainjob:<runtime>`` (a Trainer v2 TrainJob on the
+                ClusterTrainingRuntime ``<runtime>``, torch-distributed by
+                default).
+            image: The container image.
+            code_path: A local file or folder, shipped in a ConfigMap owned by
+                the job and mounted read-only at /opt/maestro/code; any other
+                value is a path inside the image. Either is run with
+                ``torchrun --nproc-per-node=<gpus>`` for PyTorch with more than
+                one GPU, with ``python`` otherwise.
+            command: The container command; overrides the launcher.
+            args: Arguments, placed before the ones made from `params`.
+            gpus: ``nvidia.com/gpu`` limit of each replica.
+            workers: Worker replicas besides the master (Master, Chief or
+                Launcher); for JAX, TrainJobs and batch Jobs, the number of
+                replicas (at least 1).
+            params: Hyperparameters, passed as ``--key=value`` arguments and
+                ``PARAM_<KEY>`` variables.
+            env: Extra environment variables; they win over the ones the SDK
+                sets (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, ...).
+            resources: A container ``resources`` mapping (requests/limits), or
+                a flat mapping used for both requests and limits.
+            labels: Extra labels on the job and its pods.
+            namespace: The namespace; the configured one by default.
+
+        Raises:
+            ValidationException: An argument is invalid (name, framework,
+                image, negative counts, code above 1 MiB); nothing was sent.
+            KubernetesConflictException: A job or ConfigMap of that name exists.
+            KubernetesException: The API server rejected the job.
+        """
+        request = build_request(
+            self._config,
+            name=name,
+            framework=framework,
+            image=image,
+            code_path=code_path,
+            command=command,
+            args=args,
+            gpus=gpus,
+            workers=workers,
+            params=params,
+            env=env,
+            resources=resources,
+            labels=labels,
+            namespace=self._namespace(namespace),
+        )
+        transport = await self._transport()
+        created = await create_job_objects(transport, request)
+        job = self._bind(job_from_object(created, request.kind))
+        logger.info("submitted %s %s/%s", request.kind.kind, job.namespace, job.name)
+        return job
+
+    # Reading -----------------------------------------------------------------
+
+    async def _find(self, name: str, namespace: str) -> tuple[JobKind, dict[str, Any]]:
+        transport = await self._transport()
+        known = self._kinds.get((namespace, name))
+        if known is not None:
+            try:
+                obj = await transport.get_object(
+                    known.group, known.version, known.plural, namespace, name
+                )
+                return known, obj
+            except KubernetesNotFoundException:
+                self._kinds.pop((namespace, name), None)
+        kinds = _unique_kinds()
+        results = await asyncio.gather(
+            *(
+                transport.get_object(k.group, k.version, k.plural, namespace, name)
+                for k in kinds
+            ),
+            return_exceptions=True,
+        )
+        for kind, result in zip(kinds, results, strict=True):
+            if isinstance(result, KubernetesNotFoundException):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            return kind, result
+        raise KubernetesNotFoundException(
+            f"training job {name!r} not found in namespace {namespace!r}"
+        )
+
+    async def get_job(self, name: str, namespace: str | None = None) -> TrainingJob:
+        """Read a job (of any supported kind) and the names of its pods.
+
+        Raises:
+            KubernetesNotFoundException: No job of that name exists.
+        """
+        ns = self._namespace(namespace)
+        kind, obj = await self._find(name, ns)
+        job = self._bind(job_from_object(obj, kind))
+        return await self._with_pods(job, kind)
+
+    async def _with_pods(self, job: TrainingJob, kind: JobKind) -> TrainingJob:
+        pods = await self._list_pods(kind, job.name, job.namespace)
+        by_type: dict[str, list[str]] = {}
+        for pod in pods:
+            replica_type, _ = replica_of_pod(kind, pod)
+            by_type.setdefault(replica_type or "Worker", []).append(
+                str(pod["metadata"]["name"])
+            )
+        job.pods = {key: sorted(value) for key, value in by_type.items()}
+        return job
+
+    async def _list_pods(
+        self, kind: JobKind, name: str, namespace: str
+    ) -> list[dict[str, Any]]:
+        transport = await self._transport()
+        items, _ = await transport.list_all(
+            "", "v1", "pods", namespace, label_selector=kind.pod_selector(name)
+        )
+        return items
+
+    async def list_jobs(
+        self, label_selector: str | None = None, namespace: str | None = None
+    ) -> AsyncIterator[TrainingJob]:
+        """Yield every training job, kind by kind, reading pages of 500.
+
+        Batch Jobs are included only when they carry the SDK's
+        ``maestro-ml.io/managed-by`` label; kinds whose resource is not
+        installed on the cluster are skipped.
+        """
+        ns = self._namespace(namespace)
+        transport = await self._transport()
+        for kind in _unique_kinds():
+            selector = _selector_for(kind, label_selector)
+            try:
+                async for obj in transport.iter_list(
+                    kind.group, kind.version, kind.plural, ns, label_selector=selector
+                ):
+                    obj.setdefault("kind", kind.kind)
+                    yield self._bind(job_from_object(obj, kind))
+            except KubernetesNotFoundException:
+                logger.debug("%s is not served by this cluster; skipped", kind.plural)
+
+    # Deleting and cancelling -------------------------------------------------
+
+    async def delete_job(self, name: str, namespace: str | None = None) -> None:
+        """Delete a job with its pods and its code ConfigMap.
+
+        Raises:
+            KubernetesNotFoundException: No job of that name exists.
+        """
+        from .._transport._kube import resource_path
+
+        ns = self._namespace(namespace)
+        kind, _ = await self._find(name, ns)
+        transport = await self._transport()
+        path = resource_path(kind.group, kind.version, kind.plural, ns, name)
+        # Background propagation: batch/v1 Jobs would orphan their pods otherwise.
+        await transport.request(
+            "DELETE", path, body={"propagationPolicy": "Background"}
+        )
+        self._kinds.pop((ns, name), None)
+        logger.info("deleted %s %s/%s", kind.kind, ns, name)
+
+    async def cancel_job(self, name: str, namespace: str | None = None) -> None:
+        """Stop a job by suspending it, which ends its pods but keeps the record.
+
+        A cancelled job reports status ``suspended``; a wait for any other
+        status then raises TrainingException. Use `delete_job` to remove it.
+        """
+        from .._transport._kube import resource_path
+
+        ns = self._namespace(namespace)
+        kind, _ = await self._find(name, ns)
+        transport = await self._transport()
+        if kind.operator:
+            spec: dict[str, Any] = {"runPolicy": {"suspend": True}}
+        else:
+            spec = {"suspend": True}
+        body = {
+            "metadata": {"annotations": {CANCELLED_ANNOTATION: "true"}},
+            "spec": spec,
+        }
+        path = resource_path(kind.group, kind.version, kind.plural, ns, name)
+        await transport.request("PATCH", path, body=body, content_type=_MERGE_PATCH)
+        logger.info("cancelled %s %s/%s", kind.kind, ns, name)
+
+    # Waiting -----------------------------------------------------------------
+
+    async def wait_for_job(
+        self,
+        name: str,
+        timeout: float | None = None,
+        *,
+        until: JobStatus | str = JobStatus.SUCCEEDED,
+        namespace: str | None = None,
+    ) -> TrainingJob:
+        """Wait until a job reaches `until`, driven by the shared watch.
+
+        The current state is checked first, so a job that already finished
+        returns (or raises) at once. ``until="running"`` is also met by a job
+        that already succeeded, and ``until="created"`` by any job.
+
+        Args:
+            name: The job name.
+            timeout: Seconds to wait; the configuration's
+                ``training_job_timeout`` by default.
+            until: The status to wait for.
+            namespace: The namespace; the configured one by default.
+
+        Raises:
+            TrainingException: The job failed (with the operator's reason and
+                message), was deleted or cancelled, or can no longer reach
+                `until` (for example it succeeded while `until` is failed).
+            TrainingTimeoutException: The time ran out; it carries the last
+                status and the waiting reasons of the job's pods.
+        """
+        target = JobStatus(until)
+        ns = self._namespace(namespace)
+        limit = self._config.training_job_timeout if timeout is None else timeout
+        kind, _ = await self._find(name, ns)
+        transport = await self._transport()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        hub = transport.hub(kind.group, kind.version, kind.plural, ns)
+        async with hub.subscribe(name) as events:
+            obj = await transport.get_object(
+                kind.group, kind.version, kind.plural, ns, name
+            )
+            job = self._bind(job_from_object(obj, kind))
+            while not _reached(job, target):
+                remaining = deadline - loop.time()
+                try:
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    event = await asyncio.wait_for(events.get(), remaining)
+                except asyncio.TimeoutError:
+                    raise await self._timeout_error(job, kind, limit, target) from None
+                if event.type == "DELETED":
+                    raise TrainingException(
+                        f"training job {name!r} was deleted while waiting for it",
+                        job_name=name,
+                        reason="Deleted",
+                    )
+                if _is_stale(event.object, job):
+                    continue
+                job = self._bind(job_from_object(event.object, kind))
+        return await self._with_pods(job, kind)
+
+    async def wait_for_jobs(
+        self,
+        names: Sequence[str],
+        timeout: float | None = None,
+        *,
+        namespace: str | None = None,
+        return_exceptions: bool = False,
+    ) -> list[TrainingJob | BaseException]:
+        """Wait for several jobs at once; waits of one kind share one watch.
+
+        Returns:
+            The finished jobs in the order of `names`; with `return_exceptions`,
+            a job's exception takes its place instead of being raised.
+        """
+        results = await asyncio.gather(
+            *(self.wait_for_job(n, timeout, namespace=namespace) for n in names),
+            return_exceptions=return_exceptions,
+        )
+        return list(results)
+
+    async def _timeout_error(
+        self, job: TrainingJob, kind: JobKind, limit: float, target: JobStatus
+    ) -> TrainingTimeoutException:
+        try:
+            pods = await self._list_pods(kind, job.name, job.namespace)
+        except Exception as exc:  # the timeout is the error to report
+            logger.info("cannot list the pods of %s: %s", job.name, exc)
+            pods = []
+        reasons: dict[str, str] = {}
+        for pod in pods:
+            reason = pod_wait_reason(pod)
+            if reason is not None:
+                reasons[str(pod["metadata"]["name"])] = reason
+        detail = "; ".join(f"{p}: {r}" for p, r in sorted(reasons.items()))
+        return TrainingTimeoutException(
+            f"training job {job.name!r} did not reach {target.value} within "
+            f"{limit:g} s; last status {job.status.value}"
+            + (f"; waiting pods: {detail}" if detail else ""),
+            job_name=job.name,
+            last_status=job.status,
+            job=job,
+            pod_reasons=reasons,
+        )
+
+    # Watching ----------------------------------------------------------------
+
+    async def watch(
+        self, name: str, namespace: str | None = None
+    ) -> AsyncIterator[TrainingJob]:
+        """Yield the job now and after each change of its status, until it finishes.
+
+        Raises:
+            TrainingException: The job was deleted.
+        """
+        ns = self._namespace(namespace)
+        kind, _ = await self._find(name, ns)
+        transport = await self._transport()
+        hub = transport.hub(kind.group, kind.version, kind.plural, ns)
+        async with hub.subscribe(name) as events:
+            obj = await transport.get_object(
+                kind.group, kind.version, kind.plural, ns, name
+            )
+            job = self._bind(job_from_object(obj, kind))
+            last_status = obj.get("status")
+            yield job
+            while not job.finished:
+                event = await events.get()
+                if event.type == "DELETED":
+                    raise TrainingException(
+                        f"training job {name!r} was deleted",
+                        job_name=name,
+                        reason="Deleted",
+                    )
+                if _is_stale(event.object, job):
+                    continue
+                job = self._bind(job_from_object(event.object, kind))
+                if event.object.get("status") == last_status:
+                    continue
+                last_status = event.object.get("status")
+                yield job
+
+    async def watch_jobs(
+        self, label_selector: str | None = None, namespace: str | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """Yield the changes of every training job, one watch stream per kind.
+
+        The stream first yields each existing job as ADDED and then follows
+        changes without end; break out of the loop to stop it.
+        """
+        ns = self._namespace(namespace)
+        transport = await self._transport()
+        queue: asyncio.Queue[JobEvent | BaseException] = asyncio.Queue()
+
+        async def pump(kind: JobKind) -> None:
+            watch = transport.watch(
+                kind.group,
+                kind.version,
+                kind.plural,
+                namespace=ns,
+                label_selector=_selector_for(kind, label_selector),
+            )
+            try:
+                async with watch:
+                    async for event in watch:
+                        job = self._bind(job_from_object(event.object, kind))
+                        queue.put_nowait(JobEvent(type=event.type, job=job))
+            except KubernetesNotFoundException:
+                logger.debug("%s is not served by this cluster; skipped", kind.plural)
+            except Exception as exc:
+                queue.put_nowait(exc)
+
+        tasks = [asyncio.ensure_future(pump(kind)) for kind in _unique_kinds()]
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # Logs --------------------------------------------------------------------
+
+    async def logs(
+        self,
+        name: str,
+        follow: bool = True,
+        *,
+        pod_timeout: float = 300.0,
+        namespace: str | None = None,
+    ) -> AsyncIterator[LogLine]:
+        """Yield the log lines of every replica of a job.
+
+        With `follow`, the stream waits up to `pod_timeout` seconds for a first
+        container to start, follows every container (including pods created
+        later and restarted containers) and ends when the job has finished and
+        its logs are read. Without it, the lines there are now are returned,
+        the previous instance of each restarted container first.
+
+        Raises:
+            TrainingTimeoutException: No container started within
+                `pod_timeout`; it carries the pods' waiting reasons.
+        """
+        ns = self._namespace(namespace)
+        kind, _ = await self._find(name, ns)
+        transport = await self._transport()
+        if not follow:
+            for line in await read_current_logs(transport, kind, name, ns):
+                yield line
+            return
+        streamer = JobLogStreamer(transport, kind, name, ns, pod_timeout)
+        async for line in streamer.stream():
+            yield line
+
+
+def _selector_for(kind: JobKind, label_selector: str | None) -> str | None:
+    if kind.kind != "Job":
+        return label_selector
+    managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    return f"{label_selector},{managed}" if label_selector else managed
+
+
+def _is_stale(obj: dict[str, Any], job: TrainingJob) -> bool:
+    from .._transport._kube_watch import is_newer
+
+    meta = obj.get("metadata") or {}
+    if meta.get("uid") != job.uid:
+        return False
+    rv = str(meta.get("resourceVersion") or "")
+    return bool(job.resource_version) and not is_newer(rv, str(job.resource_version))
+
+
+def _reached(job: TrainingJob, target: JobStatus) -> bool:
+    """Return True when `job` meets `target`; raise when it never will."""
+    status = job.status
+    if target is JobStatus.CREATED or status is target:
+        return True
+    if target is JobStatus.RUNNING and status in (
+        JobStatus.SUCCEEDED,
+        JobStatus.RESTARTING,
+    ):
+        return True
+    if status is JobStatus.FAILED:
+        failure = job.failure
+        reason = failure.reason if failure else None
+        message = failure.message if failure else None
+        raise TrainingException(
+            f"training job {job.name!r} failed: {reason or 'Failed'}: "
+            f"{message or 'no message'}",
+            job_name=job.name,
+            reason=reason,
+        )
+    if status is JobStatus.SUCCEEDED:
+        raise TrainingException(
+            f"training job {job.name!r} succeeded, so it can no longer become "
+            f"{target.value}",
+            job_name=job.name,
+            reason="Unreachable",
+        )
+    cancelled = (job.raw.get("metadata") or {}).get("annotations") or {}
+    if status is JobStatus.SUSPENDED and cancelled.get(CANCELLED_ANNOTATION) == "true":
+        raise TrainingException(
+            f"training job {job.name!r} was cancelled",
+            job_name=job.name,
+            reason="Cancelled",
+        )
+    return False
