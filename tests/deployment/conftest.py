@@ -112,3 +112,35 @@ def stored_isvcs(cluster: FakeCluster) -> list[dict[str, object]]:
 def deployment_name(unique: str) -> str:
     """A fresh InferenceService name."""
     return f"svc-{unique}"
+
+
+async def register_run_model(
+    maestro: AsyncMaestroClient,
+    name: str,
+    *,
+    artifact_location: str | None = None,
+) -> str:
+    """Register version 1 of `name` from a new run's artifacts; return its source.
+
+    MLflow accepts a ``mlflow-artifacts:`` or local source only inside the
+    artifact directory of the run given with it, so a run is created first.
+    """
+    mlflow = maestro._mlflow
+    experiment: dict[str, object] = {"name": f"exp-{name}"}
+    if artifact_location is not None:
+        experiment["artifact_location"] = artifact_location
+    created = await mlflow.call("POST", "experiments/create", json=experiment)
+    run = await mlflow.call(
+        "POST",
+        "runs/create",
+        json={"experiment_id": created["experiment_id"], "start_time": 0},
+    )
+    info = run["run"]["info"]
+    source = f"{info['artifact_uri']}/model"
+    await mlflow.call("POST", "registered-models/create", json={"name": name})
+    await mlflow.call(
+        "POST",
+        "model-versions/create",
+        json={"name": name, "source": source, "run_id": info["run_id"]},
+    )
+    return source

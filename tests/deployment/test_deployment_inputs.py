@@ -1,0 +1,235 @@
+"""Checks that run before the cluster is touched: versions, storage URIs, inputs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from conftest import RegisteredModel, make_client, register_run_model, stored_isvcs
+
+from maestro_ml_async import AsyncMaestroClient
+from maestro_ml_async._exceptions import (
+    DeploymentException,
+    ModelVersionNotFoundException,
+    ValidationException,
+)
+from maestro_ml_async.testing import FakeCluster
+
+
+@pytest_asyncio.fixture
+async def fresh(
+    cluster: FakeCluster, mlflow_server_url: str
+) -> AsyncIterator[AsyncMaestroClient]:
+    """A client whose cluster transport has not been built yet."""
+    async with make_client(cluster, mlflow_server_url) as maestro:
+        yield maestro
+
+
+@pytest_asyncio.fixture
+async def fresh_unmapped(
+    cluster: FakeCluster, mlflow_server_url: str
+) -> AsyncIterator[AsyncMaestroClient]:
+    """A client without a storage URI map."""
+    async with make_client(cluster, mlflow_server_url, storage_uri_map={}) as maestro:
+        yield maestro
+
+
+def assert_cluster_untouched(maestro: AsyncMaestroClient, cluster: FakeCluster) -> None:
+    assert not maestro._cluster.loaded
+    assert stored_isvcs(cluster) == []
+    assert cluster.stats.requests_by_verb.get("create", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("selector", "fragment"),
+    [
+        ({"model_version": 99}, "99"),
+        ({"alias": "nobody"}, "nobody"),
+        ({"stage": "Production"}, "Production"),
+    ],
+)
+async def test_missing_version_skips_cluster(
+    fresh: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+    selector: dict[str, object],
+    fragment: str,
+) -> None:
+    with pytest.raises(ModelVersionNotFoundException) as caught:
+        await fresh.deployment.deploy(deployment_name, model.name, **selector)  # type: ignore[arg-type]
+    assert fragment in str(caught.value)
+    assert_cluster_untouched(fresh, cluster)
+
+
+async def test_missing_model_skips_cluster(
+    fresh: AsyncMaestroClient, cluster: FakeCluster, unique: str
+) -> None:
+    with pytest.raises(ModelVersionNotFoundException):
+        await fresh.deployment.deploy(
+            f"svc-{unique}", f"absent-{unique}", model_version=1
+        )
+    with pytest.raises(ModelVersionNotFoundException):
+        await fresh.deployment.deploy(f"svc-{unique}", f"absent-{unique}", alias="a")
+    assert_cluster_untouched(fresh, cluster)
+
+
+async def test_stage_resolves_latest_in_stage(
+    kclient: AsyncMaestroClient, model: RegisteredModel, deployment_name: str
+) -> None:
+    await kclient._mlflow.call(
+        "POST",
+        "model-versions/transition-stage",
+        json={
+            "name": model.name,
+            "version": "2",
+            "stage": "Staging",
+            "archive_existing_versions": False,
+        },
+    )
+    created = await kclient.deployment.deploy(
+        deployment_name, model.name, stage="staging"
+    )
+    assert created.model_version == "2"
+    assert created.storage_uri == model.sources[1]
+
+
+async def test_unmapped_proxy_uri_creates_nothing(
+    fresh_unmapped: AsyncMaestroClient,
+    cluster: FakeCluster,
+    unique: str,
+    deployment_name: str,
+) -> None:
+    name = f"proxy-{unique}"
+    source = await register_run_model(fresh_unmapped, name)
+    assert source.startswith("mlflow-artifacts:")
+    with pytest.raises(DeploymentException) as caught:
+        await fresh_unmapped.deployment.deploy(deployment_name, name, model_version=1)
+    message = str(caught.value)
+    assert source in message
+    assert "storage_uri_map" in message
+    assert "MAESTRO_ML_STORAGE_URI_MAP" in message
+    assert caught.value.deployment_name == deployment_name
+    assert_cluster_untouched(fresh_unmapped, cluster)
+
+
+async def test_local_path_creates_nothing(
+    fresh: AsyncMaestroClient,
+    cluster: FakeCluster,
+    unique: str,
+    deployment_name: str,
+    tmp_path: Path,
+) -> None:
+    name = f"local-{unique}"
+    source = await register_run_model(fresh, name, artifact_location=str(tmp_path))
+    with pytest.raises(DeploymentException) as caught:
+        await fresh.deployment.deploy(deployment_name, name, model_version=1)
+    assert "local path" in str(caught.value)
+    assert repr(source) in str(caught.value)
+    assert_cluster_untouched(fresh, cluster)
+
+
+async def test_proxy_uri_mapped_to_pvc(
+    kclient: AsyncMaestroClient, unique: str, deployment_name: str
+) -> None:
+    name = f"mapped-{unique}"
+    source = await register_run_model(kclient, name)
+    created = await kclient.deployment.deploy(deployment_name, name, model_version=1)
+    rest = source.removeprefix("mlflow-artifacts:/")
+    assert created.storage_uri == f"pvc://mlflow-artifacts/{rest}"
+    annotations = created.raw["metadata"]["annotations"]
+    assert annotations["maestro-ml.io/artifact-uri"] == source
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"name": "Bad_Name"}, "deployment name"),
+        ({"name": "1svc"}, "start with a lowercase letter"),
+        ({"name": "s" * 48}, "maximum is 47"),
+        ({"model_version": 1, "alias": "champion"}, "exclusive"),
+        ({"model_version": None}, "exactly one"),
+        ({"model_version": "x"}, "positive integer"),
+        ({"alias": "bad alias"}, "alias"),
+        ({"stage": "Prod"}, "stage must be one of"),
+        ({"replicas": -1}, "replicas must be at least 0"),
+        ({"replicas": 3, "max_replicas": 2}, "max_replicas must be at least 3"),
+        ({"strategy": "shadow"}, "strategy must be one of"),
+        ({"canary_traffic_percent": 10}, "applies only to strategy='canary'"),
+        ({"strategy": "canary", "canary_traffic_percent": 100}, "between 1 and 99"),
+        ({"model_format": "pickle"}, "model_format must be one of"),
+        ({"protocol_version": "v3"}, "protocol_version must be one of"),
+        ({"resources": {"cpu": []}}, "quantity of 'cpu'"),
+        ({"resources": {"limits": {"cpu": "1"}, "cpu": "1"}}, "mixes"),
+        ({"runtime": "Not A Name"}, "runtime"),
+        ({"namespace": "Bad NS"}, "namespace"),
+    ],
+)
+async def test_invalid_arguments_rejected(
+    fresh: AsyncMaestroClient,
+    cluster: FakeCluster,
+    unique: str,
+    arguments: dict[str, object],
+    fragment: str,
+) -> None:
+    call: dict[str, object] = {
+        "name": f"svc-{unique}",
+        "model_name": f"never-{unique}",
+        "model_version": 1,
+    }
+    call.update(arguments)
+    if "alias" in arguments and "model_version" not in arguments:
+        call.pop("model_version")
+    if "stage" in arguments:
+        call.pop("model_version")
+    with pytest.raises(ValidationException) as caught:
+        await fresh.deployment.deploy(**call)  # type: ignore[arg-type]
+    assert fragment in str(caught.value)
+    assert_cluster_untouched(fresh, cluster)
+
+
+async def test_update_validation_and_missing(
+    kclient: AsyncMaestroClient, model: RegisteredModel, deployment_name: str
+) -> None:
+    api = kclient.deployment
+    with pytest.raises(ValidationException):
+        await api.update(deployment_name, model_version=1, alias="champion")
+    with pytest.raises(ValidationException):
+        await api.update(deployment_name, model_name=model.name)
+    with pytest.raises(ValidationException):
+        await api.update(deployment_name, strategy="canary", canary_traffic_percent=0)
+    with pytest.raises(ValidationException):
+        await api.wait_ready(deployment_name, timeout=0)
+    with pytest.raises(ValidationException):
+        api.list_deployments(page_size=0)
+    from maestro_ml_async._exceptions import KubernetesNotFoundException
+
+    with pytest.raises(KubernetesNotFoundException):
+        await api.update(deployment_name, replicas=2)
+    with pytest.raises(KubernetesNotFoundException):
+        await api.promote(deployment_name)
+    with pytest.raises(KubernetesNotFoundException):
+        await api.wait_ready(deployment_name, timeout=1)
+
+
+async def test_deploy_existing_name_rejected(
+    kclient: AsyncMaestroClient, model: RegisteredModel, deployment_name: str
+) -> None:
+    api = kclient.deployment
+    await api.deploy(deployment_name, model.name, alias="champion")
+    with pytest.raises(DeploymentException) as caught:
+        await api.deploy(deployment_name, model.name, model_version=2)
+    assert "already exists" in str(caught.value)
+    kept = await api.get_deployment(deployment_name)
+    assert kept.model_version == "1"
+
+
+async def test_rollback_without_history_rejected(
+    kclient: AsyncMaestroClient, model: RegisteredModel, deployment_name: str
+) -> None:
+    await kclient.deployment.deploy(deployment_name, model.name, alias="champion")
+    with pytest.raises(DeploymentException) as caught:
+        await kclient.deployment.rollback(deployment_name)
+    assert "no previous version" in str(caught.value)
