@@ -85,6 +85,30 @@ class _MlflowFallbackSource(PydanticBaseSettingsSource):
         return data
 
 
+class _FieldsOnlySource(PydanticBaseSettingsSource):
+    """Keeps only the settings fields from another source.
+
+    pydantic-settings turns every other key of a `.env` file into an extra
+    input, which ``extra="forbid"`` rejects, so a file that also holds MLflow's
+    own variables (or anything else) would fail to load.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {key: value for key, value in self._inner().items() if key in fields}
+
+
 def _read_dotenv(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -205,7 +229,7 @@ class Config(BaseSettings):
         return (
             init_settings,
             env_settings,
-            dotenv_settings,
+            _FieldsOnlySource(settings_cls, dotenv_settings),
             _MlflowFallbackSource(settings_cls, env_file),
         )
 
