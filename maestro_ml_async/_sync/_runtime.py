@@ -91,7 +91,7 @@ class _Call:
 
     def _finish(self, task: asyncio.Future[Any]) -> None:
         if task.cancelled():
-            self.future.cancel()
+            self.future.set_exception(_cancelled_error())
             return
         error = task.exception()
         if error is not None:
@@ -103,8 +103,17 @@ class _Call:
         """Cancel the task (runs on the loop thread)."""
         if self.task is not None:
             self.task.cancel()
-        else:
-            self.future.cancel()
+        elif not self.future.done():
+            self.future.set_exception(_cancelled_error())
+
+
+def _cancelled_error() -> ClientClosedError:
+    # Set as the result of a cancelled call: a cancelled concurrent future would
+    # not wake `concurrent.futures.wait`, which only sees results and errors.
+    return ClientClosedError(
+        "the call was cancelled on the event loop, because the caller was "
+        "interrupted or the client was closed while the call was in flight"
+    )
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -294,11 +303,6 @@ class SyncRunner:
                         raise ClientClosedError(
                             "the client was closed while a call was in flight"
                         ) from None
-        except concurrent.futures.CancelledError:
-            raise ClientClosedError(
-                "the call was cancelled on the event loop, because the client "
-                "was closed while the call was in flight"
-            ) from None
         except KeyboardInterrupt:
             self._cancel_after_interrupt(loop, future, cancel)
             raise
@@ -452,7 +456,7 @@ class TaskDriver:
             try:
                 result = await request.fn()
             except asyncio.CancelledError:
-                request.future.cancel()
+                request.future.set_exception(_cancelled_error())
                 raise
             except Exception as exc:
                 request.future.set_exception(exc)

@@ -1,0 +1,94 @@
+"""Ctrl-C during a blocking sync call, in a subprocess of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# The child starts an HTTP server on 127.0.0.1 that never answers, sends one
+# request through MaestroClient, and raises SIGINT from a timer thread. It
+# prints how long the call took to end and whether the server saw the
+# connection close.
+CHILD = textwrap.dedent(
+    """
+    import json, os, signal, socket, threading, time
+    from maestro_ml_async import MaestroClient
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    got_request = threading.Event()
+    peer_closed = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        data = b""
+        while b"\\r\\n\\r\\n" not in data:
+            data += conn.recv(65536)
+        got_request.set()
+        try:
+            if conn.recv(65536) == b"":
+                peer_closed.set()
+        except OSError:
+            peer_closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def interrupt():
+        got_request.wait(10)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    client = MaestroClient(
+        mlflow_uri=f"http://127.0.0.1:{port}", request_timeout=60, max_retries=0
+    )
+    started = time.monotonic()
+    outcome = "returned"
+    try:
+        client.models.get("slow-model")
+    except KeyboardInterrupt:
+        outcome = "KeyboardInterrupt"
+    except BaseException as exc:
+        outcome = repr(exc)
+    elapsed = time.monotonic() - started
+    peer_closed.wait(5)
+    client.close()
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("maestro")]
+    print(json.dumps({
+        "outcome": outcome,
+        "elapsed": elapsed,
+        "request_seen": got_request.is_set(),
+        "connection_closed": peer_closed.is_set(),
+        "threads_left": threads,
+    }))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_cancels_request_in_flight() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_ML_")}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["request_seen"]
+    assert result["outcome"] == "KeyboardInterrupt"
+    # SIGINT is sent 0.2 s after the request arrived; the caller wakes within
+    # one 0.1 s wait slice and the cancellation takes milliseconds.
+    assert result["elapsed"] < 1.0
+    assert result["connection_closed"]
+    assert result["threads_left"] == []
