@@ -74,7 +74,7 @@ class PodLogs:
         instance.wake()
 
     def restart(self, namespace: str, pod: str, container: str) -> None:
-        """Start a new instance of the container, and keep the current one as previous."""
+        """Start a new container instance and keep the current one as previous."""
         log = self._get(namespace, pod, container)
         old = log.current
         old.finished = True

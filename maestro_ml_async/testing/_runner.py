@@ -7,7 +7,8 @@ first word run ``sys.executable``. The process gets:
 
 * the container's ``env`` (plain values and ``valueFrom`` configMapKeyRef,
   secretKeyRef and fieldRef) and ``envFrom``, on top of a minimal base
-  (``PATH``, ``HOME``, ``LANG``, ``TMPDIR``), not this process's environment;
+  (``PATH`` with this interpreter's ``bin`` folder first, ``HOME``, ``LANG``,
+  ``TMPDIR``), not this process's environment;
 * ConfigMap, Secret and emptyDir volumes materialised in a temporary folder, and
   ``persistentVolumeClaim`` volumes mapped to ``FakeCluster(pvc_roots=)``. Every
   ``mountPath`` in the command, args, workingDir and env values is rewritten to
@@ -194,6 +195,7 @@ def build_env(host: RunnerHost, pod: Obj, container: Obj) -> dict[str, str]:
     """
     namespace = pod["metadata"]["namespace"]
     env = {key: os.environ[key] for key in _BASE_ENV if key in os.environ}
+    env["PATH"] = _interpreter_path()
     env["HOSTNAME"] = pod["metadata"]["name"]
     for source in container.get("envFrom") or []:
         prefix = str(source.get("prefix") or "")
@@ -239,6 +241,19 @@ def _env_from_ref(host: RunnerHost, pod: Obj, value_from: Obj) -> str | None:
     return None
 
 
+def _interpreter_path() -> str:
+    """Return ``PATH`` with the folder of ``sys.executable`` first.
+
+    Tools installed next to the interpreter (``mlflow``, ``uvicorn``) are then
+    found even when the virtual environment is not activated.
+    """
+    folder = str(Path(sys.executable).parent)
+    rest = [
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != folder
+    ]
+    return os.pathsep.join([folder, *rest])
+
+
 def _argv(
     container: Obj, mounts: Mapping[str, str], env: Mapping[str, str]
 ) -> list[str]:
@@ -251,7 +266,7 @@ def _argv(
 
 
 def _expand(word: str, env: Mapping[str, str]) -> str:
-    """Expand ``$(VAR)`` references as the kubelet does; ``$$`` escapes."""
+    """Expand ``$(VAR)`` references as the kubelet does, with ``$$`` for ``$``."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -335,7 +350,7 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 class ModelServerError(Exception):
-    """The local model server could not start; ``exit_code`` is its exit code."""
+    """The local model server could not start, and exited with ``exit_code``."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -387,7 +402,7 @@ async def _answers(port: int, path: str) -> bool:
 class ModelServer:
     """A local MLflow scoring server for one InferenceService revision.
 
-    MLflow's scoring server answers ``POST /invocations`` and ``GET /ping``, not
+    MLflow's scoring server serves ``POST /invocations`` and ``GET /ping``, not
     the KServe v1 or v2 (Open Inference Protocol) paths that a real
     InferenceService serves, so clients of the fake must use MLflow's paths.
     """
@@ -407,7 +422,7 @@ class ModelServer:
         *,
         timeout: float = 120.0,
     ) -> ModelServer:
-        """Start ``mlflow models serve`` for ``model_dir`` and wait until it answers.
+        """Start ``mlflow models serve`` on ``model_dir`` and wait for ``/ping``.
 
         Raises:
             ModelServerError: The format is not ``mlflow``, MLflow is not
@@ -442,8 +457,10 @@ class ModelServer:
             "-p",
             str(port),
         ]
+        env = {**os.environ, "PATH": _interpreter_path()}
         process = await asyncio.create_subprocess_exec(
             *argv,
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

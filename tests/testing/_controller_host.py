@@ -97,3 +97,20 @@ def condition(obj: Obj | None, kind: str) -> Obj | None:
         if item["type"] == kind:
             return dict(item)
     return None
+
+
+def drain(queue: asyncio.Queue[Any]) -> list[Any]:
+    """Return every event waiting in a store subscription queue."""
+    events = []
+    while not queue.empty():
+        events.append(queue.get_nowait())
+    return events
+
+
+def condition_history(events: list[Any], name: str) -> list[dict[str, str]]:
+    """Return the ``{type: status}`` conditions of each version of object ``name``."""
+    return [
+        conditions(event.object)
+        for event in events
+        if event.object["metadata"]["name"] == name
+    ]

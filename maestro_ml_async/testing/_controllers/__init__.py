@@ -1,8 +1,9 @@
 """Simulated controllers of the fake cluster: kubelet, operators and KServe.
 
 ``start_controllers`` starts one task per controller. The tasks read the store
-directly (never over HTTP), so they see every write at once, and they stop when
-cancelled; the kubelet task then ends every pod task and local process it owns.
+directly (never over HTTP), so they see every write at once. Cancelling a task
+stops its controller, and the kubelet task then ends every pod task and local
+process it owns.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 It follows the Kubernetes 1.31+ Job controller: pods ``<job>-<suffix>`` (or
 ``<job>-<index>-<suffix>`` in Indexed mode) up to ``parallelism``, until
 ``completions`` pods succeed. Success first sets ``SuccessCriteriaMet`` and then
-``Complete``; failure (more failed pods or restarts than ``backoffLimit``, or
-``activeDeadlineSeconds`` passed) first sets ``FailureTarget``, deletes the
-active pods and then sets ``Failed``.
+``Complete``. A failure (more failed pods or restarts than ``backoffLimit``, or
+``activeDeadlineSeconds`` passed) first sets ``FailureTarget``, then deletes the
+active pods and sets ``Failed``.
 """
 
 from __future__ import annotations

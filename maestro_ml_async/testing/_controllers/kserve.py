@@ -4,7 +4,7 @@ It models Knative (serverless) mode: every change of ``spec.predictor`` other
 than ``canaryTrafficPercent`` creates a revision ``<isvc>-predictor-0000N`` with
 its own pods ``<revision>-deployment-<hash>-<suffix>``. The revision becomes
 ready, fails (RevisionFailed, ModelLoadFailed) or stays not ready as its script
-says, and only ready revisions get traffic (see ``compute_traffic``).
+sets, and only ready revisions get traffic (see ``compute_traffic``).
 ``status.observedGeneration`` reaches a new generation only after its revision
 is ready or failed, plus the script's ``observe_delay``.
 

@@ -9,8 +9,9 @@ and ``pkg/controller.v1/common/job.go`` in kubeflow/trainer):
 * ``Restarting`` and ``Running`` replace each other. ``Succeeded`` and ``Failed``
   set ``Running`` to False. After ``Failed`` no condition changes.
 * A replica that failed beyond its restartPolicy (Never, or ExitCode with a
-  non-retryable code) fails the job; backoffLimit and activeDeadlineSeconds
-  fail it with reason ``<Kind>Failed`` and a message that names the limit.
+  non-retryable code) fails the job. So do backoffLimit and
+  activeDeadlineSeconds, with reason ``<Kind>Failed`` and a message that names
+  the limit.
 """
 
 from __future__ import annotations
@@ -348,7 +349,7 @@ class TrainingJobController(Reconciler):
     def _reconcile_pods(
         self, job: Obj, rtype: str, rspec: Obj, pods: list[Obj], status: Obj
     ) -> tuple[int, int]:
-        """Create missing pods, retry or delete others; return (failed, crash loops)."""
+        """Create, retry or delete pods and return (permanent failures, crash loops)."""
         wanted = int(rspec.get("replicas", 1))
         policy = self._policy(rspec)
         uid = job["metadata"]["uid"]
@@ -510,7 +511,7 @@ class TrainingJobController(Reconciler):
                 self._event(job, "Failed", message)
             elif crash_loops > 0:
                 # NOTE: the real operator sees no failed pod while the kubelet
-                # restarts a container in place; the fake reports Restarting then.
+                # restarts a container in place, but the fake reports Restarting.
                 self._set(
                     status,
                     "Restarting",

@@ -44,8 +44,8 @@ LABEL_JOB_INDEX = "jobset.sigs.k8s.io/job-index"
 LABEL_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 NODE_STEP = "node"
 DEFAULT_IMAGE = "docker.io/library/python:3.11"
-# NOTE: node pods restart in place up to this many times, as a Job with the
-# Kubernetes default backoffLimit would; real runtimes may set another limit.
+# NOTE: node pods restart in place up to this many times, as under the Kubernetes
+# default Job backoffLimit. A real training runtime may set another limit.
 _BACKOFF_LIMIT = 6
 _COMPLETE_MESSAGE = "jobset completed successfully"
 _FAILED_MESSAGE = "jobset failed due to one or more job failures"
