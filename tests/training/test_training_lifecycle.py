@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _training_support import NAMESPACE, client, cluster  # noqa: F401
+from _training_helpers import NAMESPACE
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.testing import FakeCluster

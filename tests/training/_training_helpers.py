@@ -1,29 +1,19 @@
-"""Fixtures and helpers shared by the training tests (imported by each module)."""
+"""Helpers shared by the training tests."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.testing import FakeCluster
 
 NAMESPACE = "ml-platform"
-# Nothing listens here: the training tests never talk to MLflow.
 UNUSED_MLFLOW = "http://127.0.0.1:9"
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeCluster]:
-    """A fake cluster with fast controllers and frequent bookmarks."""
-    async with FakeCluster(tick=0.01, bookmark_interval=0.2) as fake:
-        yield fake
-
-
 def make_client(fake: FakeCluster, **overrides: object) -> AsyncMaestroClient:
-    """Return a client on the fake cluster (MLflow unused)."""
+    """Return a client on the fake cluster (its MLflow URI is never used)."""
     settings: dict[str, object] = {
         "mlflow_uri": UNUSED_MLFLOW,
         "kube_config_path": fake.kubeconfig_path,
@@ -36,7 +26,7 @@ def make_client(fake: FakeCluster, **overrides: object) -> AsyncMaestroClient:
 
 
 async def shrink_watch_timings(client: AsyncMaestroClient) -> None:
-    """Make watches reconnect and back off quickly, as tests need."""
+    """Make watches reconnect and back off within a test's time budget."""
     transport = await client._cluster.get()
     settings = transport.watch_settings
     settings.idle_timeout = 1.0
@@ -44,18 +34,10 @@ async def shrink_watch_timings(client: AsyncMaestroClient) -> None:
     settings.backoff_max = 0.2
 
 
-@pytest.fixture
-async def client(cluster: FakeCluster) -> AsyncIterator[AsyncMaestroClient]:
-    """An SDK client on the fake cluster with short watch timings."""
-    async with make_client(cluster) as maestro:
-        await shrink_watch_timings(maestro)
-        yield maestro
-
-
 async def eventually(
     predicate: Callable[[], bool], timeout: float = 3.0, what: str = "condition"
 ) -> None:
-    """Wait until `predicate()` is true, polling every 10 ms."""
+    """Wait until `predicate()` is true, checking every 10 ms."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():
