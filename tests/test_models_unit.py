@@ -976,3 +976,135 @@ async def test_set_version_tags_bulk(
         for c in route.calls
     )
     assert sent == ["1", "2", "3"]
+
+
+# Data models -----------------------------------------------------------------
+
+
+def test_model_parses_rest_json() -> None:
+    from maestro_ml_async.types.models import Model
+
+    model = Model.model_validate(
+        {
+            "name": "m",
+            "creation_timestamp": 1700000000123,
+            "last_updated_timestamp": "1700000000999",
+            "description": None,
+            "user_id": "",
+            "tags": [{"key": "a", "value": "1"}, {"key": "empty"}],
+            "aliases": [{"alias": "prod", "version": "2"}],
+            "latest_versions": [
+                {"name": "m", "version": "2", "current_stage": "Production"},
+                {"name": "m", "version": "10", "current_stage": "Staging"},
+                {"name": "m", "version": "9", "current_stage": "Staging"},
+            ],
+            "deployment_job_id": "added-by-a-newer-server",
+        }
+    )
+
+    assert model.tags == {"a": "1", "empty": ""}
+    assert model.aliases == {"prod": "2"}
+    assert model.description == ""
+    assert model.user_id is None
+    assert model.creation_timestamp is not None
+    assert model.creation_timestamp.tzinfo is not None
+    assert model.creation_timestamp.microsecond == 123000
+    assert model.latest_version is not None
+    assert model.latest_version.version == "10"
+    assert model.production_version is not None
+    assert model.production_version.version == "2"
+    assert model.staging_version is not None
+    assert model.staging_version.version == "10"
+    assert Model(name="empty").latest_version is None
+    assert Model(name="empty").production_version is None
+
+
+def test_version_parses_rest_json() -> None:
+    from maestro_ml_async.types.models import ModelVersion
+
+    version = ModelVersion.model_validate(
+        {
+            "name": "m",
+            "version": 3,
+            "current_stage": "archived",
+            "run_id": "",
+            "run_link": "",
+            "aliases": ["a", "b"],
+            "tags": {"k": 1},
+            "model_id": "m-123",
+        }
+    )
+
+    assert version.version == "3"
+    assert version.version_number == 3
+    assert version.current_stage == "Archived"
+    assert version.run_id is None
+    assert version.aliases == ["a", "b"]
+    assert version.tags == {"k": "1"}
+    assert ModelVersion(name="m", version="1", current_stage=None).current_stage == (
+        "None"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "m", "tags": "not-a-list"},
+        {"name": "m", "tags": [{"value": "no key"}]},
+        {"name": "m", "aliases": "x"},
+        {"name": "m", "aliases": [{"version": "1"}]},
+        {"name": "m", "creation_timestamp": [1]},
+    ],
+)
+def test_model_rejects_malformed_json(body: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from maestro_ml_async.types.models import Model
+
+    with pytest.raises(ValidationError):
+        Model.model_validate(body)
+
+
+def test_signature_parses_mlmodel_strings() -> None:
+    from pydantic import ValidationError
+
+    from maestro_ml_async.types.models import ModelSignature
+
+    signature = ModelSignature.model_validate(
+        {
+            "inputs": '[{"type": "double", "name": "x"}, {"type": "long"}]',
+            "outputs": [{"type": "double", "name": "y"}],
+            "params": "",
+        }
+    )
+
+    assert signature.input_names == ["x"]
+    assert signature.output_names == ["y"]
+    assert signature.params is None
+    with pytest.raises(ValidationError):
+        ModelSignature.model_validate({"inputs": "[not json"})
+    with pytest.raises(ValidationError):
+        ModelSignature.model_validate({"inputs": '{"type": "object"}'})
+
+
+def test_metrics_from_run() -> None:
+    from maestro_ml_async.types.models import ModelMetrics
+
+    run = {
+        "info": {"run_uuid": "abc"},
+        "data": {
+            "metrics": [
+                {"key": "auc", "value": 0.9, "step": 4, "timestamp": 1700000000000},
+                {"key": "loss", "value": 0.1},
+            ],
+            "params": [{"key": "lr", "value": "0.1"}],
+        },
+    }
+
+    metrics = ModelMetrics.from_run("m", "1", run)
+
+    assert metrics.run_id == "abc"
+    assert metrics.metrics == {"auc": 0.9, "loss": 0.1}
+    assert metrics.steps == {"auc": 4, "loss": 0}
+    assert set(metrics.timestamps) == {"auc"}
+    assert metrics.params == {"lr": "0.1"}
