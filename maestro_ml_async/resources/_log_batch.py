@@ -2,7 +2,7 @@
 
 MLflow 3 rejects a log-batch request with more than 1000 metrics, 100 params,
 100 tags or 1000 entities in all, or a JSON body over 1,000,000 characters
-(``mlflow/utils/validation.py``). `split_batch` packs entities greedily into
+(``mlflow/utils/validation.py``). `split_batch` packs entities first-fit into
 requests that respect every limit, measuring each entity's JSON in UTF-8 bytes,
 which is never less than the server's character count.
 """
@@ -190,6 +190,14 @@ class _Chunk:
         return len(self.metrics) + len(self.params) + len(self.tags)
 
 
+def _fits(chunk: _Chunk, kind: str, size: int, limit: int, budget: int) -> bool:
+    return (
+        len(getattr(chunk, kind)) < limit
+        and chunk.count < MAX_ENTITIES_PER_BATCH
+        and chunk.size + size <= budget
+    )
+
+
 def _encoded_size(entry: Mapping[str, Any]) -> int:
     text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
     # One more byte for the comma that separates it from its neighbour.
@@ -203,20 +211,22 @@ def split_batch(
     *,
     max_bytes: int = MAX_BATCH_BYTES,
 ) -> list[dict[str, list[Any]]]:
-    """Pack entities into as few requests as the limits allow, keeping order.
+    """Pack entities into few requests within every limit, keeping their order.
 
-    Params and tags go first, so each param lands in one request with the
-    others logged before the first metric. Returns one dict per request with
-    ``metrics``, ``params`` and ``tags`` lists.
+    Each entity goes into the first request that has room for it, starting
+    from the request of the previous entity of its kind, so metrics, params
+    and tags each keep their input order across requests. Returns one dict per
+    request with ``metrics``, ``params`` and ``tags`` lists.
     """
     budget = max_bytes - _BODY_OVERHEAD
-    chunks: list[_Chunk] = [_Chunk()]
+    chunks: list[_Chunk] = []
     limits = {
         "params": MAX_PARAMS_PER_BATCH,
         "tags": MAX_TAGS_PER_BATCH,
         "metrics": MAX_METRICS_PER_BATCH,
     }
     for kind, entries in (("params", params), ("tags", tags), ("metrics", metrics)):
+        index = 0
         for entry in entries:
             size = _encoded_size(entry)
             if size > budget:
@@ -224,17 +234,14 @@ def split_batch(
                     f"one {kind[:-1]} ({entry.get('key')!r}) is {size} bytes of "
                     f"JSON; a log-batch request may be at most {max_bytes}"
                 )
-            chunk = chunks[-1]
-            bucket: list[Any] = getattr(chunk, kind)
-            if (
-                len(bucket) >= limits[kind]
-                or chunk.count >= MAX_ENTITIES_PER_BATCH
-                or chunk.size + size > budget
+            while index < len(chunks) and not _fits(
+                chunks[index], kind, size, limits[kind], budget
             ):
-                chunk = _Chunk()
-                chunks.append(chunk)
-                bucket = getattr(chunk, kind)
-            bucket.append(entry)
+                index += 1
+            if index == len(chunks):
+                chunks.append(_Chunk())
+            chunk = chunks[index]
+            getattr(chunk, kind).append(entry)
             chunk.size += size
     return [
         {"metrics": c.metrics, "params": c.params, "tags": c.tags}

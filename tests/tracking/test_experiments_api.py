@@ -15,7 +15,9 @@ from maestro_ml_async import (
 from maestro_ml_async.types.tracking import ViewType
 
 
-async def test_create_get_and_get_by_name(client: AsyncMaestroClient, unique: str) -> None:
+async def test_create_get_and_get_by_name(
+    client: AsyncMaestroClient, unique: str
+) -> None:
     name = f"exp {unique} é/ü 'quoted'"
     created = await client.experiments.create(name, tags={"team": "ml", "n": 3})
     assert created.name == name
@@ -78,7 +80,9 @@ async def test_rename_tags_delete_restore(
     assert (await client.experiments.get(exp_id)).lifecycle_stage == "active"
 
 
-async def test_search_pages_through_all(client: AsyncMaestroClient, unique: str) -> None:
+async def test_search_pages_through_all(
+    client: AsyncMaestroClient, unique: str
+) -> None:
     names = [f"page-{unique}-{i:02d}" for i in range(7)]
     for name in names:
         await client.experiments.create(name, tags={"group": unique})

@@ -47,7 +47,10 @@ async def write_points(
     for step in range(steps):
         await writer.runs.log_batch(
             run_id,
-            metrics=[("loss", 1 / (step + 1), base + step, step), ("acc", step, base + step, step)],
+            metrics=[
+                ("loss", 1 / (step + 1), base + step, step),
+                ("acc", step, base + step, step),
+            ],
         )
         if step % 3 == 0:
             await asyncio.sleep(POLL * 1.5)
@@ -66,7 +69,9 @@ async def test_watch_metrics_yields_each_point_once(
         writing = asyncio.create_task(write_points(writer, run.run_id, 12))
         seen: list[Metric] = []
         async with asyncio.timeout(30):
-            async for point in client.runs.watch_metrics(run.run_id, poll_interval=POLL):
+            async for point in client.runs.watch_metrics(
+                run.run_id, poll_interval=POLL
+            ):
                 seen.append(point)
         await writing
     per_key = Counter(point.key for point in seen)
@@ -89,10 +94,13 @@ async def test_watch_metrics_key_filter_and_existing(
     client: AsyncMaestroClient, experiment_id: str
 ) -> None:
     run = await client.runs.create(experiment_id)
-    await client.runs.log_batch(run.run_id, metrics=[("a", 1.0, 1000, 0), ("b", 2.0, 1000, 0)])
+    await client.runs.log_batch(
+        run.run_id, metrics=[("a", 1.0, 1000, 0), ("b", 2.0, 1000, 0)]
+    )
     await client.runs.terminate(run.run_id)
     only_a = [
-        p async for p in client.runs.watch_metrics(run.run_id, ["a"], poll_interval=POLL)
+        p
+        async for p in client.runs.watch_metrics(run.run_id, ["a"], poll_interval=POLL)
     ]
     assert [(p.key, p.value) for p in only_a] == [("a", 1.0)]
     none = [
@@ -162,10 +170,14 @@ async def test_watch_many_uses_one_search_per_poll(
         await asyncio.gather(*writers)
     for index, run_id in enumerate(ids):
         statuses = [
-            e.status for e in events if isinstance(e, RunStatusChange) and e.run_id == run_id
+            e.status
+            for e in events
+            if isinstance(e, RunStatusChange) and e.run_id == run_id
         ]
         assert statuses == [RunStatus.RUNNING, RunStatus.FINISHED]
-        points = [e for e in events if isinstance(e, RunMetricUpdate) and e.run_id == run_id]
+        points = [
+            e for e in events if isinstance(e, RunMetricUpdate) and e.run_id == run_id
+        ]
         assert len(points) == 2 * (4 + index) + 1
     # The first poll reads each run once; every later poll is one search.
     assert counts["runs/get"] == len(ids)

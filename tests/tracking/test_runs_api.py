@@ -63,7 +63,9 @@ async def test_missing_run(client: AsyncMaestroClient) -> None:
         await client.runs.log_metric("0" * 32, "loss", 1.0)
 
 
-async def test_log_single_values(client: AsyncMaestroClient, experiment_id: str) -> None:
+async def test_log_single_values(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
     run = await client.runs.create(experiment_id)
     when = datetime(2026, 5, 1, tzinfo=timezone.utc)
     await client.runs.log_metric(run.run_id, "loss", 0.5, step=3, timestamp=when)
@@ -101,11 +103,15 @@ async def test_log_batch_large_lands_whole(
     for step in range(5000):
         key = "loss" if step % 2 == 0 else "acc"
         if step % 3 == 0:
-            metrics.append(Metric(key=key, value=step / 10, timestamp=base + step, step=step))
+            metrics.append(
+                Metric(key=key, value=step / 10, timestamp=base + step, step=step)
+            )
         elif step % 3 == 1:
             metrics.append((key, step / 10, base + step, step))
         else:
-            metrics.append({"key": key, "value": step / 10, "timestamp": base + step, "step": step})
+            metrics.append(
+                {"key": key, "value": step / 10, "timestamp": base + step, "step": step}
+            )
     params = [Param(key=f"p{i:03d}", value=str(i)) for i in range(250)]
     tags = {f"t{i:03d}": "v" * 50 for i in range(150)}
 

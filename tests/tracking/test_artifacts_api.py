@@ -1,0 +1,150 @@
+"""Artifact uploads and downloads through the real server's artifact proxy."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from maestro_ml_async import AsyncMaestroClient, NotFoundException, ValidationException
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def files_under(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): sha256(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+async def run_id(client: AsyncMaestroClient, unique: str) -> AsyncIterator[str]:
+    experiment = await client.experiments.create(f"art-{unique}")
+    run = await client.runs.create(experiment.experiment_id)
+    yield run.run_id
+
+
+async def test_large_file_round_trip(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.bin"
+    with source.open("wb") as handle:
+        for _ in range(20):
+            handle.write(os.urandom(1 << 20))
+    uploaded = await client.artifacts.upload_file(run_id, source, "weights")
+    assert uploaded == "weights/big.bin"
+    listing = await client.artifacts.list(run_id, "weights")
+    assert [(a.path, a.file_size) for a in listing] == [("weights/big.bin", 20 << 20)]
+
+    target = await client.artifacts.download(
+        run_id, "weights/big.bin", tmp_path / "out"
+    )
+    assert target == (tmp_path / "out" / "weights" / "big.bin").resolve()
+    assert sha256(target) == sha256(source)
+    leftovers = [p.name for p in target.parent.iterdir() if p.name.endswith(".part")]
+    assert leftovers == []
+
+
+async def test_nested_directory_round_trip(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "model"
+    names = [
+        "MLmodel",
+        "data/model.pkl",
+        "data/deep/er/weights 1.bin",
+        "data/ünïcode.txt",
+        "data/100%.txt",
+        "empty.txt",
+    ]
+    for name in names:
+        path = source / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"" if name == "empty.txt" else os.urandom(1000 + len(name)))
+    uploaded = await client.artifacts.upload_dir(
+        run_id, source, "model", max_concurrency=3
+    )
+    assert sorted(uploaded) == sorted(f"model/{n}" for n in names)
+
+    everything = await client.artifacts.list(run_id, recursive=True)
+    file_paths = sorted(a.path for a in everything if not a.is_dir)
+    assert file_paths == sorted(f"model/{n}" for n in names)
+
+    out = tmp_path / "out"
+    target = await client.artifacts.download(run_id, "model", out)
+    assert target == (out / "model").resolve()
+    assert files_under(target) == files_under(source)
+    whole = await client.artifacts.download(run_id, "", tmp_path / "whole")
+    assert files_under(whole / "model") == files_under(source)
+
+
+async def test_upload_rejects_traversal(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "f.txt"
+    source.write_text("x")
+    for bad in ("../escape", "/abs", "a/../../b", "c:/windows", "a\\b"):
+        with pytest.raises(ValidationException):
+            await client.artifacts.upload_file(run_id, source, bad)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    (folder / "link.txt").symlink_to(outside)
+    with pytest.raises(ValidationException, match="symlink"):
+        await client.artifacts.upload_dir(run_id, folder)
+    assert await client.artifacts.list(run_id) == []
+
+
+async def test_upload_follows_links_inside(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "real.txt").write_text("real")
+    (folder / "alias.txt").symlink_to(folder / "sub" / "real.txt")
+    (folder / "subdir-link").symlink_to(folder / "sub")
+    uploaded = await client.artifacts.upload_dir(run_id, folder)
+    assert sorted(uploaded) == ["alias.txt", "sub/real.txt"]
+
+
+async def test_download_rejects_traversal(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "f.txt"
+    source.write_text("x")
+    await client.artifacts.upload_file(run_id, source, "dir")
+    out = tmp_path / "out"
+    for bad in ("../f.txt", "/etc/passwd", "dir/../../x"):
+        with pytest.raises(ValidationException):
+            await client.artifacts.download(run_id, bad, out)
+    assert not out.exists()
+
+    # A folder inside the target that links elsewhere must not be written through.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "dir").symlink_to(elsewhere)
+    with pytest.raises(ValidationException, match="outside"):
+        await client.artifacts.download(run_id, "dir", out)
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_download_missing_file(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    with pytest.raises(NotFoundException):
+        await client.artifacts.download(run_id, "nope.txt", tmp_path)
+    assert os.listdir(tmp_path) == []

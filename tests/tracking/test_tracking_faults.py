@@ -1,0 +1,276 @@
+"""Faults a real server cannot be made to show, with respx as the server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    NotFoundException,
+    NotSupportedByServerException,
+    ServerUnavailableException,
+    ValidationException,
+)
+from maestro_ml_async._config import build_config
+from maestro_ml_async.resources._log_batch import (
+    MAX_BATCH_BYTES,
+    normalize_metrics,
+    split_batch,
+)
+
+BASE = "http://127.0.0.1:5999"
+API = BASE + "/api/2.0/mlflow"
+PROXY = BASE + "/api/2.0/mlflow-artifacts/artifacts"
+RUN_ID = "a" * 32
+SERVING_OFF = (
+    "Endpoint: /api/2.0/mlflow-artifacts/artifacts/<path:artifact_path> disabled due "
+    "to the mlflow server running with `--no-serve-artifacts`. To enable artifacts "
+    "server functionality, run `mlflow server` with `--serve-artifacts`"
+)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[AsyncMaestroClient]:
+    config = build_config(
+        {"mlflow_uri": BASE, "max_retries": 2, "retry_backoff_base": 0.001}
+    )
+    async with AsyncMaestroClient(config=config) as client:
+        yield client
+
+
+def run_body(
+    artifact_uri: str = f"mlflow-artifacts:/1/{RUN_ID}/artifacts",
+) -> dict[str, Any]:
+    return {
+        "run": {
+            "info": {
+                "run_id": RUN_ID,
+                "experiment_id": "1",
+                "status": "RUNNING",
+                "artifact_uri": artifact_uri,
+            },
+            "data": {},
+        }
+    }
+
+
+@respx.mock
+async def test_log_batch_split_counts(fake: AsyncMaestroClient) -> None:
+    route = respx.post(f"{API}/runs/log-batch").mock(
+        return_value=httpx.Response(200, json={})
+    )
+    metrics = [("m", float(i), 1000 + i, i) for i in range(2500)]
+    params = {f"p{i}": i for i in range(250)}
+    tags = {f"t{i}": "x" for i in range(150)}
+    requests = await fake.runs.log_batch(RUN_ID, metrics, params, tags)
+    bodies = [json.loads(call.request.content) for call in route.calls]
+    assert requests == len(bodies)
+    for body in bodies:
+        assert body["run_id"] == RUN_ID
+        assert len(body["metrics"]) <= 1000
+        assert len(body["params"]) <= 100
+        assert len(body["tags"]) <= 100
+        assert len(body["metrics"]) + len(body["params"]) + len(body["tags"]) <= 1000
+    sent_metrics = [m["step"] for body in bodies for m in body["metrics"]]
+    assert sent_metrics == list(range(2500))
+    assert sum(len(b["params"]) for b in bodies) == 250
+    assert sum(len(b["tags"]) for b in bodies) == 150
+    # 2,900 entities need at least 3 requests; params alone need 3.
+    assert len(bodies) == 3
+    assert all(isinstance(m["timestamp"], int) for b in bodies for m in b["metrics"])
+
+
+@respx.mock
+async def test_log_batch_split_by_size(fake: AsyncMaestroClient) -> None:
+    route = respx.post(f"{API}/runs/log-batch").mock(
+        return_value=httpx.Response(200, json={})
+    )
+    params = {f"p{i}": "v" * 6000 for i in range(100)}
+    # Two UTF-8 bytes per character: the limit must be counted in bytes.
+    tags = {f"t{i}": "é" * 8000 for i in range(100)}
+    await fake.runs.log_batch(RUN_ID, params=params, tags=tags)
+    sizes = [len(call.request.content) for call in route.calls]
+    assert max(sizes) <= MAX_BATCH_BYTES
+    assert len(sizes) >= 3
+    bodies = [json.loads(call.request.content) for call in route.calls]
+    assert sum(len(b["tags"]) for b in bodies) == 100
+    assert sum(len(b["params"]) for b in bodies) == 100
+
+
+@respx.mock
+async def test_log_batch_failure_stops(fake: AsyncMaestroClient) -> None:
+    route = respx.post(f"{API}/runs/log-batch").mock(
+        side_effect=[
+            httpx.Response(200, json={}),
+            httpx.Response(
+                400, json={"error_code": "INVALID_PARAMETER_VALUE", "message": "bad"}
+            ),
+            httpx.Response(200, json={}),
+        ]
+    )
+    with pytest.raises(ValidationException, match="bad"):
+        await fake.runs.log_batch(RUN_ID, [("m", 1.0, 1, i) for i in range(2500)])
+    assert route.call_count == 2
+
+
+def test_split_batch_rejects_entity_over_limit() -> None:
+    metrics = normalize_metrics([("m", 1.0, 1, 0)])
+    with pytest.raises(ValidationException, match="at most"):
+        split_batch(metrics, [{"key": "p", "value": "x" * 5000}], [], max_bytes=1000)
+
+
+def test_split_batch_empty() -> None:
+    assert split_batch([], [], []) == []
+
+
+@respx.mock
+async def test_artifacts_serving_off_is_clear(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    respx.get(f"{API}/artifacts/list").mock(return_value=httpx.Response(200, json={}))
+    download = respx.get(url__startswith=PROXY).mock(
+        return_value=httpx.Response(503, text=SERVING_OFF)
+    )
+    upload = respx.put(url__startswith=PROXY).mock(
+        return_value=httpx.Response(503, text=SERVING_OFF)
+    )
+    with pytest.raises(NotSupportedByServerException, match="--serve-artifacts"):
+        await fake.artifacts.download(RUN_ID, "model.pkl", tmp_path / "out")
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"abc")
+    with pytest.raises(NotSupportedByServerException, match="artifact serving is off"):
+        await fake.artifacts.upload_file(RUN_ID, source)
+    # A plain-text 503 is a configuration, not a transient failure: no retries.
+    assert download.call_count == 1
+    assert upload.call_count == 1
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "out").rglob("*"))
+
+
+@respx.mock
+async def test_artifacts_transient_503_retried(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    respx.get(f"{API}/artifacts/list").mock(return_value=httpx.Response(200, json={}))
+    unavailable = {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}
+    route = respx.get(f"{PROXY}/1/{RUN_ID}/artifacts/data/x%20y.bin").mock(
+        side_effect=[
+            httpx.Response(503, json=unavailable),
+            httpx.Response(200, content=b"payload"),
+        ]
+    )
+    target = await fake.artifacts.download(RUN_ID, "data/x y.bin", tmp_path)
+    assert target.read_bytes() == b"payload"
+    assert route.call_count == 2
+    route.side_effect = None
+    route.return_value = httpx.Response(503, json=unavailable)
+    with pytest.raises(ServerUnavailableException):
+        await fake.artifacts.download(RUN_ID, "data/x y.bin", tmp_path / "again")
+
+
+@respx.mock
+async def test_artifacts_without_proxy_root(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(
+        return_value=httpx.Response(200, json=run_body("/srv/mlruns/1/abc/artifacts"))
+    )
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"abc")
+    with pytest.raises(NotSupportedByServerException, match="--serve-artifacts"):
+        await fake.artifacts.upload_file(RUN_ID, source)
+
+
+@respx.mock
+async def test_download_rejects_server_listed_traversal(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    respx.get(f"{API}/artifacts/list").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "files": [
+                    {"path": "model/ok.txt", "is_dir": False, "file_size": 1},
+                    {"path": "model/../../evil.txt", "is_dir": False, "file_size": 1},
+                ]
+            },
+        )
+    )
+    proxy = respx.get(url__startswith=PROXY).mock(
+        return_value=httpx.Response(200, content=b"x")
+    )
+    out = tmp_path / "out"
+    with pytest.raises(ValidationException, match=r"\.\."):
+        await fake.artifacts.download(RUN_ID, "model", out)
+    assert proxy.call_count == 0
+    assert not out.exists()
+
+
+@respx.mock
+async def test_download_rejects_listing_outside_folder(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    respx.get(f"{API}/artifacts/list").mock(
+        return_value=httpx.Response(
+            200, json={"files": [{"path": "other/file.txt", "is_dir": False}]}
+        )
+    )
+    with pytest.raises(ValidationException, match="outside that folder"):
+        await fake.artifacts.download(RUN_ID, "model", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@respx.mock
+async def test_logged_models_on_mlflow2(fake: AsyncMaestroClient) -> None:
+    html_404 = httpx.Response(
+        404,
+        text="<!doctype html><h1>Not Found</h1>",
+        headers={"content-type": "text/html"},
+    )
+    respx.post(f"{API}/logged-models").mock(return_value=html_404)
+    respx.get(url__startswith=f"{API}/logged-models/").mock(return_value=html_404)
+    respx.post(f"{API}/logged-models/search").mock(return_value=html_404)
+    with pytest.raises(
+        NotSupportedByServerException, match="not supported by this server"
+    ):
+        await fake.logged_models.create("1")
+    with pytest.raises(NotSupportedByServerException):
+        await fake.logged_models.get("m-123")
+    with pytest.raises(NotSupportedByServerException):
+        await fake.logged_models.search(["1"])
+
+
+@respx.mock
+async def test_logged_model_missing_is_not_found(fake: AsyncMaestroClient) -> None:
+    respx.get(f"{API}/logged-models/m-404").mock(
+        return_value=httpx.Response(
+            404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no model"}
+        )
+    )
+    with pytest.raises(NotFoundException) as caught:
+        await fake.logged_models.get("m-404")
+    assert not isinstance(caught.value, NotSupportedByServerException)
+
+
+@respx.mock
+async def test_webhooks_not_supported(fake: AsyncMaestroClient) -> None:
+    respx.get(f"{API}/webhooks").mock(return_value=httpx.Response(404, text=""))
+    respx.post(f"{API}/webhooks").mock(return_value=httpx.Response(404, text=""))
+    with pytest.raises(
+        NotSupportedByServerException, match="not supported by this server"
+    ):
+        await fake.webhooks.list()
+    with pytest.raises(NotSupportedByServerException):
+        await fake.webhooks.create(
+            "n", "https://127.0.0.1/h", ["model_version.created"]
+        )

@@ -1,0 +1,334 @@
+"""Webhooks: the SDK against real servers, and delivery verification.
+
+MLflow 3.17 rejects webhook URLs that are not ``https`` or that resolve to a
+private or loopback address. The session's shared server runs with those
+defaults, so the end-to-end tests start their own server with
+``MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https`` and
+``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true`` and a receiver on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    InvalidParameterException,
+    NotFoundException,
+    ValidationException,
+)
+from maestro_ml_async.resources.webhooks import (
+    WebhookVerificationError,
+    parse_webhook_delivery,
+    sign_webhook_payload,
+    verify_webhook_signature,
+)
+from maestro_ml_async.testing.mlflow_server import LocalMlflowServer, free_port
+from maestro_ml_async.types.events import RegistryEventType
+from maestro_ml_async.types.webhooks import WebhookEvent, WebhookStatus
+
+SECRET = "s3cr3t-for-tests"
+WEBHOOK_ENV = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def webhook_server_url() -> Iterator[str]:
+    """A server of its own that may deliver to 127.0.0.1 over http."""
+    saved = {key: os.environ.get(key) for key in WEBHOOK_ENV}
+    os.environ.update(WEBHOOK_ENV)
+    try:
+        server = LocalMlflowServer().start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+class Receiver:
+    """An aiohttp endpoint on 127.0.0.1 that records deliveries."""
+
+    def __init__(self) -> None:
+        self.deliveries: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        await self.deliveries.put((dict(request.headers), body))
+        return web.json_response({"ok": True})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = Receiver()
+    await hook.start()
+    yield hook
+    await hook.stop()
+
+
+@pytest.fixture
+async def hooks_client(webhook_server_url: str) -> AsyncIterator[AsyncMaestroClient]:
+    async with AsyncMaestroClient(mlflow_uri=webhook_server_url, max_retries=2) as c:
+        yield c
+
+
+async def test_server_test_delivery_verifies(
+    hooks_client: AsyncMaestroClient, receiver: Receiver, unique: str
+) -> None:
+    webhook = await hooks_client.webhooks.create(
+        f"hook-{unique}",
+        receiver.url,
+        ["model_version.created", ("model_version_alias", "created")],
+        description="test hook",
+        secret=SECRET,
+    )
+    assert webhook.status is WebhookStatus.ACTIVE
+    assert "secret" not in webhook.model_dump()
+    result = await hooks_client.webhooks.test(webhook.webhook_id)
+    assert result.success, result.error_message
+    assert result.response_status == 200
+    headers, body = await asyncio.wait_for(receiver.deliveries.get(), 10)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert verify_webhook_signature(
+        SECRET,
+        lowered["x-mlflow-delivery-id"],
+        lowered["x-mlflow-timestamp"],
+        body,
+        lowered["x-mlflow-signature"],
+    )
+    assert not verify_webhook_signature(
+        "wrong",
+        lowered["x-mlflow-delivery-id"],
+        lowered["x-mlflow-timestamp"],
+        body,
+        lowered["x-mlflow-signature"],
+    )
+    event = parse_webhook_delivery(headers, body, SECRET)
+    assert event.type is RegistryEventType.VERSION_CREATED
+    assert event.source == "webhook"
+    assert event.model_name
+    alias_result = await hooks_client.webhooks.test(
+        webhook.webhook_id, "model_version_alias.created"
+    )
+    assert alias_result.success
+    headers, body = await asyncio.wait_for(receiver.deliveries.get(), 10)
+    alias_event = parse_webhook_delivery(headers, body, SECRET)
+    assert alias_event.type is RegistryEventType.ALIAS_SET
+    assert alias_event.key
+
+
+async def test_real_event_delivered_and_parsed(
+    hooks_client: AsyncMaestroClient, receiver: Receiver, unique: str
+) -> None:
+    webhook = await hooks_client.webhooks.create(
+        f"live-{unique}", receiver.url, ["registered_model.created"], secret=SECRET
+    )
+    name = f"hooked-{unique}"
+    await hooks_client._mlflow.call(
+        "POST", "registered-models/create", json={"name": name}
+    )
+    async with asyncio.timeout(20):
+        while True:
+            headers, body = await receiver.deliveries.get()
+            event = parse_webhook_delivery(headers, body, SECRET)
+            if event.model_name == name:
+                break
+    assert event.type is RegistryEventType.MODEL_CREATED
+    await hooks_client.webhooks.delete(webhook.webhook_id)
+
+
+async def test_webhook_crud(hooks_client: AsyncMaestroClient, unique: str) -> None:
+    created = [
+        await hooks_client.webhooks.create(
+            f"crud-{unique}-{i}",
+            "http://127.0.0.1:9/hook",
+            ["registered_model.created"],
+        )
+        for i in range(3)
+    ]
+    listed = [w async for w in hooks_client.webhooks.list(page_size=1)]
+    assert {w.webhook_id for w in created} <= {w.webhook_id for w in listed}
+    first = created[0]
+    fetched = await hooks_client.webhooks.get(first.webhook_id)
+    assert fetched.name == first.name
+    assert fetched.events == [WebhookEvent.parse("registered_model.created")]
+    updated = await hooks_client.webhooks.update(
+        first.webhook_id,
+        name=f"renamed-{unique}",
+        status=WebhookStatus.DISABLED,
+        events=["model_version_tag.set"],
+    )
+    assert updated.name == f"renamed-{unique}"
+    assert updated.status is WebhookStatus.DISABLED
+    assert [str(e) for e in updated.events] == ["model_version_tag.set"]
+    for webhook in created:
+        await hooks_client.webhooks.delete(webhook.webhook_id)
+    with pytest.raises(NotFoundException):
+        await hooks_client.webhooks.get(first.webhook_id)
+
+
+async def test_shared_server_rejects_loopback(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    try:
+        webhook = await client.webhooks.create(
+            f"loop-{unique}", "http://127.0.0.1:9/hook", ["model_version.created"]
+        )
+    except InvalidParameterException as exc:
+        assert "scheme" in exc.message or "public" in exc.message
+        return
+    await client.webhooks.delete(webhook.webhook_id)
+    pytest.skip("this server is configured to allow loopback webhook URLs")
+
+
+async def test_invalid_events_rejected_locally(client: AsyncMaestroClient) -> None:
+    with pytest.raises(ValidationException):
+        await client.webhooks.create("x", "https://127.0.0.1/", ["nonsense"])
+    with pytest.raises(ValidationException):
+        await client.webhooks.create("x", "https://127.0.0.1/", [])
+
+
+def delivery(
+    secret: str | None, payload: dict[str, Any], *, age: float = 0.0
+) -> tuple[dict[str, str], bytes]:
+    """A delivery built the way MLflow 3.17 builds one."""
+    body = json.dumps(payload).encode()
+    delivery_id = "6f9a1b8e-3c2d-4e5f-8a7b-1c2d3e4f5a6b"
+    timestamp = str(int(time.time() - age))
+    headers = {"X-MLflow-Delivery-Id": delivery_id, "X-MLflow-Timestamp": timestamp}
+    if secret is not None:
+        headers["X-MLflow-Signature"] = sign_webhook_payload(
+            secret, delivery_id, timestamp, body
+        )
+    return headers, body
+
+
+TAG_SET = {
+    "entity": "model_version_tag",
+    "action": "set",
+    "timestamp": "2026-12-03T10:00:00.123456+00:00",
+    "data": {"name": "m", "version": "3", "key": "k", "value": "v"},
+}
+
+
+def test_signature_matches_mlflow_implementation() -> None:
+    delivery_module = pytest.importorskip("mlflow.webhooks.delivery")
+    ours = sign_webhook_payload(SECRET, "id-1", "1700000000", '{"a": 1}')
+    theirs = delivery_module._generate_hmac_signature(
+        SECRET, "id-1", "1700000000", '{"a": 1}'
+    )
+    assert ours == theirs
+
+
+def test_parse_tag_delivery() -> None:
+    headers, body = delivery(SECRET, TAG_SET)
+    event = parse_webhook_delivery(headers, body, SECRET)
+    assert event.type is RegistryEventType.VERSION_TAGS_CHANGED
+    assert (event.model_name, event.version, event.key) == ("m", "3", "k")
+    assert event.new_value == "v"
+    assert event.old_value is None
+    assert event.timestamp.microsecond == 123456
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert parse_webhook_delivery(lower, body.decode(), SECRET) == event
+
+
+def test_signature_edge_cases() -> None:
+    headers, body = delivery(SECRET, TAG_SET)
+    delivery_id = headers["X-MLflow-Delivery-Id"]
+    timestamp = headers["X-MLflow-Timestamp"]
+    signature = headers["X-MLflow-Signature"]
+    assert verify_webhook_signature(SECRET, delivery_id, timestamp, body, signature)
+    assert not verify_webhook_signature(
+        SECRET, delivery_id, timestamp, body + b" ", signature
+    )
+    assert not verify_webhook_signature(SECRET, "other-id", timestamp, body, signature)
+    assert not verify_webhook_signature(SECRET, delivery_id, timestamp, body, "")
+    assert not verify_webhook_signature(SECRET, delivery_id, timestamp, body, "v1,AAAA")
+    assert not verify_webhook_signature(
+        SECRET, delivery_id, timestamp, body, "v2," + signature[3:]
+    )
+    assert not verify_webhook_signature("", delivery_id, timestamp, body, signature)
+    assert not verify_webhook_signature(
+        SECRET, delivery_id, "not-a-number", body, signature
+    )
+    rotated = f"v1,AAAA {signature}"
+    assert verify_webhook_signature(SECRET, delivery_id, timestamp, body, rotated)
+    stale = int(timestamp) + 301
+    assert not verify_webhook_signature(
+        SECRET, delivery_id, timestamp, body, signature, now=stale
+    )
+    assert verify_webhook_signature(
+        SECRET, delivery_id, timestamp, body, signature, now=stale, tolerance=None
+    )
+    future = int(timestamp) - 301
+    assert not verify_webhook_signature(
+        SECRET, delivery_id, timestamp, body, signature, now=future
+    )
+
+
+def test_parse_rejects_bad_deliveries() -> None:
+    headers, body = delivery(SECRET, TAG_SET)
+    with pytest.raises(WebhookVerificationError):
+        parse_webhook_delivery(headers, body, "wrong secret")
+    old_headers, old_body = delivery(SECRET, TAG_SET, age=1000)
+    with pytest.raises(WebhookVerificationError):
+        parse_webhook_delivery(old_headers, old_body, SECRET)
+    unsigned_headers, unsigned_body = delivery(None, TAG_SET)
+    with pytest.raises(WebhookVerificationError):
+        parse_webhook_delivery(unsigned_headers, unsigned_body, SECRET)
+    event = parse_webhook_delivery(unsigned_headers, unsigned_body, None)
+    assert event.type is RegistryEventType.VERSION_TAGS_CHANGED
+    prompt = {**TAG_SET, "entity": "prompt_tag"}
+    prompt_headers, prompt_body = delivery(SECRET, prompt)
+    with pytest.raises(ValidationException, match="not a model registry event"):
+        parse_webhook_delivery(prompt_headers, prompt_body, SECRET)
+    with pytest.raises(ValidationException):
+        parse_webhook_delivery({}, b"not json", None)
+
+
+def test_parse_alias_events() -> None:
+    for action, kind, new_value in (
+        ("created", RegistryEventType.ALIAS_SET, "2"),
+        ("deleted", RegistryEventType.ALIAS_REMOVED, None),
+    ):
+        payload = {
+            "entity": "model_version_alias",
+            "action": action,
+            "timestamp": "2026-12-03T10:00:00+00:00",
+            "data": {"name": "m", "alias": "champion", "version": "2"},
+        }
+        headers, body = delivery(SECRET, payload)
+        event = parse_webhook_delivery(headers, body, SECRET)
+        assert event.type is kind
+        assert event.key == "champion"
+        assert event.new_value == new_value
