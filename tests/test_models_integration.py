@@ -254,8 +254,8 @@ async def test_slash_names_rejected(client: AsyncMaestroClient, unique: str) -> 
     with pytest.raises(ValidationException):
         await client.models.create(f"a/{unique}")
 
-    # The name goes in the query string, so the server's name check sees it
-    # whole instead of the router answering an unknown path.
+    # The name goes in the query string, so it reaches the server's name check
+    # whole instead of the router returning 404 for an unknown path.
     with pytest.raises(ValidationException) as caught:
         await client.models.get(f"team/{unique}")
     assert isinstance(caught.value, InvalidParameterException)

@@ -39,7 +39,7 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
     ) -> ModelVersion:
         """Register a model logged in a run as a new version of `name`.
 
-        The registered model is created when it does not exist yet; when a
+        The registered model is created when it does not exist yet. When a
         concurrent call creates it first, that model is used. The version's
         source is the run's artifact URI joined with `artifact_path`.
 
@@ -63,7 +63,7 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
         return await self._create_version_unchecked(body, wait_timeout)
 
     async def _ensure_model(self, name: str) -> Model:
-        """Return the model `name`, creating it if needed; reject a prompt."""
+        """Fetch the model `name`, creating it if needed, and reject a prompt."""
         try:
             existing = await self._fetch_model(name)
         except ModelNotFoundException:

@@ -128,7 +128,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             tags: Version tags.
             description: The version's description.
             run_link: A link to the run, kept as given.
-            wait_timeout: Seconds to wait for READY; None or 0 returns at once.
+            wait_timeout: Seconds to wait for READY. None or 0 returns at once.
 
         Raises:
             ModelNotFoundException: The model does not exist or is a prompt.
@@ -163,7 +163,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
     async def update_version(
         self, name: str, version: str | int, description: str
     ) -> ModelVersion:
-        """Set a version's description; the version is read first (prompt check)."""
+        """Set a version's description, reading it first to reject a prompt."""
         name, number = check_name(name), check_version(version)
         text = _check_description(description)
         reject_prompt_version(await self._fetch_version(name, number))
@@ -177,7 +177,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         return ModelVersion.model_validate(body["model_version"])
 
     async def delete_version(self, name: str, version: str | int) -> None:
-        """Delete a version and its aliases; the version is read first.
+        """Delete a version and its aliases, reading the version first.
 
         Raises:
             ModelVersionNotFoundException: It does not exist or is a prompt's.
@@ -209,7 +209,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         Raises:
             ValidationException: The stage is not one of the four.
             ModelVersionNotFoundException: The version does not exist, or the
-                server's answer shows a prompt version (the server has then
+                server's response shows a prompt version (the server has then
                 already applied the transition).
         """
         warn_stages_deprecated(2)
@@ -240,7 +240,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
     async def set_version_tag(
         self, name: str, version: str | int, key: str, value: object
     ) -> None:
-        """Set a tag on a version; retried freely since it is idempotent."""
+        """Set a tag on a version. It is idempotent, so it retries like a read."""
         name, number = check_name(name), check_version(version)
         key = check_writable_tag_key(key)
         await self._transport.call(
@@ -257,7 +257,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         )
 
     async def delete_version_tag(self, name: str, version: str | int, key: str) -> None:
-        """Delete a version tag; deleting a tag that is not set succeeds."""
+        """Delete a version tag. Deleting a tag that is not set succeeds."""
         name, number = check_name(name), check_version(version)
         await self._transport.call(
             "DELETE",
@@ -276,16 +276,16 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         page_size: int = 1000,
         page_token: str | None = None,
     ) -> AsyncPager[ModelVersion]:
-        """Search model versions; prompt versions are left out.
+        """Search model versions, leaving out prompt versions.
 
         Filter on ``name``, ``run_id``, ``source_path`` and ``tags.<key>``, for
         example ``"name = 'churn' AND tags.validated = 'true'"``. Aliases are
         not filled in by the server here.
 
         Args:
-            filter_string: The search filter; prompts are excluded on top of it.
+            filter_string: The search filter, to which the prompt exclusion is added.
             order_by: Clauses such as ``"version_number DESC"``.
-            max_results: The maximum number of versions in all pages; None for all.
+            max_results: The maximum number of versions over all pages, or None for all.
             page_size: Versions per request, 1 to 200000.
             page_token: Start at this page instead of the first.
 
@@ -404,7 +404,7 @@ def _version_body(
 
 
 def _page_size(page_size: object, max_results: object, maximum: int) -> int:
-    """Check the page size and the overall maximum; return the per-request size."""
+    """Check the page size and the overall maximum, and return the request size."""
     size = check_max_results(page_size, maximum=maximum, name="page_size")
     if max_results is None:
         return size

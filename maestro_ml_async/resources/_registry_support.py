@@ -6,7 +6,7 @@ import asyncio
 import posixpath
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._exceptions import (
@@ -65,9 +65,10 @@ def warn_stages_deprecated(stacklevel: int) -> None:
 def check_new_model_name(name: object, *, what: str = "model name") -> str:
     """Check the name of a model to create or rename to.
 
-    MLflow 3 rejects names that contain ``/`` or ``:``, or that change under
-    POSIX path normalisation (``a//b``, ``.``, ``../x``), when a model is
-    created or renamed; existing models with such names can still be read.
+    MLflow 3 rejects a new name that contains ``/`` or ``:``, or that changes
+    under POSIX path normalisation (``a//b``, ``.``, ``../x``). Other calls
+    pass names through unchecked, so the server decides: MLflow 3.17 rejects
+    such names in reads too, while older servers may still hold such models.
     """
     checked = check_name(name, what=what)
     if "/" in checked or ":" in checked:
@@ -172,9 +173,9 @@ def reject_prompt_version(version: ModelVersion) -> ModelVersion:
 
 
 def alias_not_found(exc: InvalidParameterException) -> bool:
-    """Whether a 400 from ``registered-models/alias`` means an unknown alias.
+    """Return True when a 400 from ``registered-models/alias`` is an unknown alias.
 
-    MLflow 3.17 answers INVALID_PARAMETER_VALUE "Registered model alias <a> not
+    MLflow 3.17 returns INVALID_PARAMETER_VALUE "Registered model alias <a> not
     found." instead of a 404.
     """
     message = exc.message.lower()
@@ -235,8 +236,3 @@ def relative_artifact_path(source: str | None, run: dict[str, Any]) -> str | Non
         if len(prefix) > 1 and source.startswith(prefix):
             return source[len(prefix) :].strip("/") or None
     return None
-
-
-def sorted_versions(versions: Sequence[ModelVersion]) -> list[ModelVersion]:
-    """Sort versions by number, highest first."""
-    return sorted(versions, key=lambda version: version.version_number, reverse=True)

@@ -58,7 +58,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
     Tag and alias writes send no extra request (they are frequent and
     idempotent, and MLflow's client check halves their throughput), but the
     prompt marker tag itself cannot be set or deleted. Stage transitions check
-    the version in the server's answer.
+    the version in the server's response.
     """
 
     def list(
@@ -75,7 +75,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         page.
 
         Args:
-            max_results: The maximum number of models in all pages; None for all.
+            max_results: The maximum number of models over all pages, or None for all.
             page_size: Models per request, 1 to 1000.
             page_token: Start at this page instead of the first.
         """
@@ -92,16 +92,16 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         page_size: int = 100,
         page_token: str | None = None,
     ) -> AsyncPager[Model]:
-        """Search registered models; prompts are left out.
+        """Search registered models, leaving out prompts.
 
         Filter on ``name`` and ``tags.<key>`` with ``=``, ``!=``, ``LIKE`` and
-        ``ILIKE``, joined by ``AND``; order by ``name`` or
+        ``ILIKE``, joined by ``AND``. Order by ``name`` or
         ``last_updated_timestamp`` with ``ASC`` or ``DESC``.
 
         Args:
-            filter_string: The search filter; prompts are excluded on top of it.
+            filter_string: The search filter, to which the prompt exclusion is added.
             order_by: One clause or a list of clauses.
-            max_results: The maximum number of models in all pages; None for all.
+            max_results: The maximum number of models over all pages, or None for all.
             page_size: Models per request, 1 to 1000.
             page_token: Start at this page instead of the first.
 
@@ -150,7 +150,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         """Create a registered model.
 
         MLflow rejects a second model of the same name, so a retried create can
-        never make a duplicate; the request is retried like a read. When a retry
+        never make a duplicate, and the request is retried like a read. When a retry
         then meets RESOURCE_ALREADY_EXISTS, the model is read back and returned
         if its description and tags are the ones sent (the first attempt
         reached the server).
@@ -181,13 +181,13 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         attempts = int(response.extensions.get("maestro_attempts", 1))
         if isinstance(error, AlreadyExistsException) and attempts > 1:
             existing = await self._fetch_model(name)
-            wanted = {tag["key"]: tag["value"] for tag in checked_tags}
-            if existing.description == text and existing.tags == wanted:
+            expected_tags = {tag["key"]: tag["value"] for tag in checked_tags}
+            if existing.description == text and existing.tags == expected_tags:
                 return existing
         raise error
 
     async def update(self, name: str, description: str) -> Model:
-        """Set a model's description; the model is read first (prompt check)."""
+        """Set a model's description, reading the model first to reject a prompt."""
         name = check_name(name)
         text = _check_description(description)
         reject_prompt_model(await self._fetch_model(name))
@@ -201,7 +201,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         return Model.model_validate(body["registered_model"])
 
     async def rename(self, name: str, new_name: str) -> Model:
-        """Rename a registered model; its versions and aliases move with it.
+        """Rename a registered model, with its versions and aliases.
 
         The rename is not retried after it may have reached the server, because
         a repeat would fail with not-found once the first one succeeded.
@@ -238,7 +238,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         )
 
     async def set_tag(self, name: str, key: str, value: object) -> None:
-        """Set a tag on a registered model; retried freely (idempotent)."""
+        """Set a tag on a model. It is idempotent, so it retries like a read."""
         name, key = check_name(name), check_writable_tag_key(key)
         await self._transport.call(
             "POST",
@@ -249,7 +249,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         )
 
     async def delete_tag(self, name: str, key: str) -> None:
-        """Delete a model tag; deleting a tag that is not set succeeds."""
+        """Delete a model tag. Deleting a tag that is not set succeeds."""
         name, key = check_name(name), check_writable_tag_key(key)
         await self._transport.call(
             "DELETE",
@@ -260,7 +260,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         )
 
     async def set_alias(self, name: str, alias: str, version: str | int) -> None:
-        """Point an alias at a version; an alias that exists moves.
+        """Point an alias at a version, moving it if it is already set.
 
         Raises:
             ValidationException: The alias breaks MLflow's rules (letters,
@@ -330,7 +330,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         raise_on_error: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> BulkResults[Model]:
-        """Fetch many models concurrently; each result is a model or its error."""
+        """Fetch many models concurrently. Each result is a model or its error."""
         checked = [check_name(name) for name in names]
         return await bulk_map(
             self.get,

@@ -59,7 +59,7 @@ def tags_to_dict(value: object) -> dict[str, str]:
 
 
 def is_prompt_tags(tags: Mapping[str, str]) -> bool:
-    """Whether the tags mark a prompt (``mlflow.prompt.is_prompt`` is ``"true"``)."""
+    """Return True when the tags mark a prompt (``mlflow.prompt.is_prompt=true``)."""
     return tags.get(PROMPT_TAG_KEY, "").lower() == "true"
 
 
@@ -225,7 +225,7 @@ class ModelSignature(BaseModel):
     """The input, output and parameter schema of a logged model.
 
     MLmodel files store each part as a JSON string, for example
-    ``inputs: '[{"type": "double", "name": "x"}]'``; both that string and the
+    ``inputs: '[{"type": "double", "name": "x"}]'``. Both that string and the
     parsed list are accepted.
     """
 
