@@ -16,10 +16,10 @@ from _controller_host import (
 )
 
 from maestro_ml_async.testing import _scripts as scripts
-from maestro_ml_async.testing._controllers.training import (
-    KINDS,
+from maestro_ml_async.testing._controllers._job_conditions import (
     update_job_condition,
 )
+from maestro_ml_async.testing._controllers.training import KINDS
 from maestro_ml_async.testing._resources import RESOURCE_TYPES
 
 Obj = dict[str, Any]

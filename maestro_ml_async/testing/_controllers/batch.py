@@ -30,7 +30,7 @@ from ._base import (
     resolve_pod_script,
     restart_count,
 )
-from .training import _seconds_since
+from ._job_conditions import _seconds_since
 
 logger = logging.getLogger(__name__)
 

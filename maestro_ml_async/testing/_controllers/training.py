@@ -16,10 +16,10 @@ and ``pkg/controller.v1/common/job.go`` in kubeflow/trainer):
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from .._resources import RESOURCE_TYPES
 from ._base import (
@@ -37,6 +37,13 @@ from ._base import (
     record_event,
     resolve_pod_script,
     restart_count,
+)
+from ._job_conditions import (
+    _seconds_since,
+    condition_true,
+    get_condition,
+    is_finished,
+    update_job_condition,
 )
 
 logger = logging.getLogger(__name__)
@@ -84,76 +91,6 @@ LABEL_INDEX = "training.kubeflow.org/replica-index"
 LABEL_ROLE = "training.kubeflow.org/job-role"
 
 
-def get_condition(status: Obj, kind: str) -> Obj | None:
-    """Return the condition of type ``kind`` from a job status, if present."""
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
-
-
-def condition_true(status: Obj, kind: str) -> bool:
-    """Return whether the job status has condition ``kind`` with status True."""
-    condition = get_condition(status, kind)
-    return condition is not None and condition.get("status") == "True"
-
-
-def is_finished(status: Obj) -> bool:
-    """Return whether the job has Succeeded or Failed."""
-    return condition_true(status, "Succeeded") or condition_true(status, "Failed")
-
-
-def update_job_condition(
-    status: Obj, kind: str, value: str, reason: str, message: str
-) -> None:
-    """Set one condition of a training job status the way the operator does.
-
-    Nothing changes after Failed. Running and Restarting remove each other, and
-    Succeeded or Failed set Running to False. The updated condition moves to the
-    end of the list, and it keeps its lastTransitionTime when only the reason
-    changes.
-    """
-    if condition_true(status, "Failed"):
-        return
-    current = get_condition(status, kind)
-    if (
-        current is not None
-        and current["status"] == value
-        and current.get("reason") == reason
-    ):
-        return
-    stamp = now()
-    transition = stamp
-    if current is not None and current["status"] == value:
-        transition = current.get("lastTransitionTime", stamp)
-    kept = []
-    for condition in status.get("conditions") or []:
-        other = condition.get("type")
-        if other == kind or {kind, other} == {"Running", "Restarting"}:
-            continue
-        if kind in ("Failed", "Succeeded") and other == "Running":
-            condition = {**condition, "status": "False"}
-        kept.append(condition)
-    kept.append(
-        {
-            "type": kind,
-            "status": value,
-            "reason": reason,
-            "message": message,
-            "lastUpdateTime": stamp,
-            "lastTransitionTime": transition,
-        }
-    )
-    status["conditions"] = kept
-
-
-def _seconds_since(stamp: str | None) -> float:
-    if not stamp:
-        return 0.0
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - moment).total_seconds()
-
-
 class TrainingJobController(Reconciler):
     """Reconciles the jobs of one ``kubeflow.org/v1`` kind."""
 
@@ -164,7 +101,8 @@ class TrainingJobController(Reconciler):
         self.kind = self.primary.kind
         # Pods deleted for a retry under restartPolicy ExitCode, per replica.
         self._attempts: dict[tuple[str, str, int], int] = {}
-        self._deadline_timers: set[str] = set()
+        # Loop time at which each job's pending deadline check fires.
+        self._deadline_timers: dict[str, float] = {}
 
     def reconcile(self, namespace: str, name: str) -> None:
         job = self.store.get(self.primary, namespace, name)
@@ -263,7 +201,7 @@ class TrainingJobController(Reconciler):
                 f"{self.kind} {name} is resumed.",
             )
             status["startTime"] = now()
-            self._deadline_timers.discard(meta["uid"])
+            self._deadline_timers.pop(meta["uid"], None)
 
         failure = self._limit_failure(job, replicas, run_policy, status, pods)
         if failure is not None:
@@ -280,7 +218,7 @@ class TrainingJobController(Reconciler):
             signals[rtype] = self._reconcile_pods(job, rtype, rspec or {}, pods, status)
         if "startTime" not in status:
             status["startTime"] = now()
-        self._arm_deadline(job, run_policy)
+        self._arm_deadline(job, run_policy, status["startTime"])
         self._update_conditions(job, replicas, status, signals)
 
     def _limit_failure(
@@ -320,14 +258,17 @@ class TrainingJobController(Reconciler):
             )
         return None
 
-    def _arm_deadline(self, job: Obj, run_policy: Obj) -> None:
+    def _arm_deadline(self, job: Obj, run_policy: Obj, started: str) -> None:
         deadline = run_policy.get("activeDeadlineSeconds")
         meta = job["metadata"]
-        if deadline is None or meta["uid"] in self._deadline_timers:
+        loop_time = asyncio.get_running_loop().time()
+        if deadline is None or self._deadline_timers.get(meta["uid"], 0) > loop_time:
             return
-        self._deadline_timers.add(meta["uid"])
-        # Status timestamps have seconds precision, so wake up just after it.
-        self.enqueue_after(meta["namespace"], meta["name"], float(deadline) + 1.0)
+        # Status timestamps have seconds precision, so wake up just after it. A
+        # check that fires early (wall clock adjusted) arms the next one.
+        delay = max(float(deadline) - _seconds_since(started), 0.0) + 1.0
+        self._deadline_timers[meta["uid"]] = loop_time + delay
+        self.enqueue_after(meta["namespace"], meta["name"], delay)
 
     # Pods
 

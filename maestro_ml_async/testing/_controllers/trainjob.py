@@ -34,7 +34,7 @@ from ._base import (
     random_suffix,
     resolve_pod_script,
 )
-from .training import _seconds_since
+from ._job_conditions import _seconds_since
 
 logger = logging.getLogger(__name__)
 
