@@ -488,14 +488,19 @@ class Translator:
         return ast.Subscript(value, new_slice)
 
 
+NESTED = "<nested>"
+
+
 def classify_return(
     names: ModuleNames, text: str | None, wrapped: dict[type, str]
 ) -> tuple[str, str | None]:
-    """Return how a result is converted: a kind and the sync class it needs.
+    """Return how a result is converted: a kind and the converter it needs.
 
     Kinds: "direct", "await" (the annotation is an awaitable), "iterator",
-    "pager", "context", "wrap", "optional", "list". The sync class is set when
-    the value or its items are instances of a wrapped class.
+    "pager", "context", "wrap", "optional", "list" and "nested". The converter
+    is the sync class when the value or its items are instances of a wrapped
+    class, `NESTED` when wrapped instances sit deeper inside the items, and
+    None when nothing needs converting.
     """
     if text is None:
         return "direct", None
@@ -506,16 +511,12 @@ def classify_return(
             return wrapped.get(resolve_node(names, sub))
         return None
 
-    def check_plain(sub: ast.AST) -> None:
-        for inner in ast.walk(sub):
-            if isinstance(inner, ast.Name | ast.Attribute):
-                obj = resolve_node(names, inner)
-                if obj in wrapped:
-                    raise GeneratorError(
-                        f"cannot convert {text!r}: {wrapped[obj]} is nested too deep; "
-                        "supported: C, C | None, list[C], AsyncIterator[C], "
-                        "AsyncPager[C]"
-                    )
+    def mentions_wrapped(sub: ast.AST) -> bool:
+        return any(
+            isinstance(inner, ast.Name | ast.Attribute)
+            and resolve_node(names, inner) in wrapped
+            for inner in ast.walk(sub)
+        )
 
     if name := wrapped_name(node):
         return "wrap", name
@@ -539,14 +540,20 @@ def classify_return(
         elif base is list:
             kind = "list"
         elif base in ASYNC_CONTEXTS:
-            check_plain(args[0])
+            if mentions_wrapped(args[0]):
+                raise GeneratorError(
+                    f"cannot convert {text!r}: an async context "
+                    "manager that yields a wrapped class"
+                )
             return "context", None
         if kind is not None:
             if name := wrapped_name(args[0]):
                 return kind, name
-            check_plain(args[0])
+            if mentions_wrapped(args[0]):
+                return ("nested", NESTED) if kind == "list" else (kind, NESTED)
             return ("direct", None) if kind == "list" else (kind, None)
-    check_plain(node)
+    if mentions_wrapped(node):
+        return "nested", NESTED
     return "direct", None
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from _syncgen_model import (
     AWAITABLES,
     CALLABLES,
+    NESTED,
     OUTPUT,
     PACKAGE,
     ROOT,
@@ -53,6 +54,9 @@ from _syncgen_model import (
     resolve_node,
     unwrap_awaitable,
 )
+
+# The generated dict that maps async class paths to their sync classes.
+CLASS_TABLE = "_SYNC_CLASSES"
 
 
 def docstring_literal(text: str | None, indent: str) -> list[str]:
@@ -202,11 +206,26 @@ class Emitter:
             text += " = " + self.default_text(names, defaults[arg.arg], default)
         return text, value
 
-    def convert(self, kind: str, sync_class: str | None, expr: str) -> list[str]:
+    def convert(
+        self,
+        kind: str,
+        sync_class: str | None,
+        expr: str,
+        sync_returns: str | None = None,
+    ) -> list[str]:
+        """Return body lines that turn the async result `expr` into its sync form."""
         runner = "self._runner"
-        partial = (
-            f"{self.functools() if sync_class else ''}.partial({sync_class}, {runner})"
-        )
+        partial = ""
+        if sync_class == NESTED:
+            helper = self.helper("convert_nested")
+            partial = f"{self.functools()}.partial({helper}, {runner}, {CLASS_TABLE})"
+        elif sync_class:
+            partial = f"{self.functools()}.partial({sync_class}, {runner})"
+        if kind == "nested":
+            self.imports.add("typing", "cast", "cast", runtime=True)
+            helper = self.helper("convert_nested")
+            converted = f"{helper}({runner}, {expr}, {CLASS_TABLE})"
+            return [f"return cast({sync_returns!r}, {converted})"]
         if kind == "wrap":
             return [f"return {sync_class}({runner}, {expr})"]
         if kind == "optional":
@@ -281,7 +300,7 @@ class Emitter:
                 expr = run
             if member.name == "__aiter__":
                 expr = direct
-            body = self.convert(kind, sync_class, expr)
+            body = self.convert(kind, sync_class, expr, sync_returns)
         signature = ", ".join(["self", *params])
         arrow = f" -> {sync_returns}" if sync_returns else ""
         lines = [f"    def {member.sync_name}({signature}){arrow}:"]
@@ -303,12 +322,15 @@ class Emitter:
         decorator = "@property"
         if member.kind == "cached_property":
             decorator = f"@{self.functools()}.cached_property"
+        sync_returns = None
         arrow = ""
         if text is not None:
-            arrow = " -> " + self.translator.annotation(names, text, param=False)
+            sync_returns = self.translator.annotation(names, text, param=False)
+            arrow = f" -> {sync_returns}"
         lines = [f"    {decorator}", f"    def {member.sync_name}(self){arrow}:"]
         lines += docstring_literal(doc, "        ")
-        body = self.convert(kind, sync_class, f"self._async.{member.name}")
+        expr = f"self._async.{member.name}"
+        body = self.convert(kind, sync_class, expr, sync_returns)
         lines += [f"        {line}" for line in body]
         return lines
 
@@ -370,6 +392,7 @@ def referenced_wrapped(
 def render_module(root: type) -> str:
     plans, wrapped = plan_classes(root)
     emitter = Emitter(plans, wrapped)
+    emitter.imports.add("typing", "Any", "Any", runtime=False)
     classes: list[str] = []
     for index, plan in enumerate(plans):
         classes += ["", "", *emitter.klass(plan, root=index == 0)]
@@ -394,7 +417,22 @@ def render_module(root: type) -> str:
     lines += ["", f"__all__ = {sorted(plan.sync_name for plan in plans)!r}", ""]
     for name, typevar in sorted(emitter.imports.typevars.items()):
         lines.append(typevar_definition(name, typevar))
+    classes += ["", "", *class_table(plans[1:])]
     return "\n".join(lines + classes) + "\n"
+
+
+def class_table(plans: list[ClassPlan]) -> list[str]:
+    """The dict that `convert_nested` uses to find the sync class of a value."""
+    lines = [
+        "# Async class (module and qualified name) -> sync class, for results",
+        "# that carry async objects inside other values.",
+        f"{CLASS_TABLE}: dict[tuple[str, str], type[SyncWrapper[Any]]] = {{",
+    ]
+    for plan in plans:
+        cls = plan.async_cls
+        key = f'("{cls.__module__}", "{cls.__qualname__}")'
+        lines.append(f"    {key}: {plan.sync_name},")
+    return [*lines, "}"]
 
 
 def typevar_definition(name: str, typevar: typing.TypeVar) -> str:

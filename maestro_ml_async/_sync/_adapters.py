@@ -14,6 +14,7 @@ from collections.abc import (
     Callable,
     Generator,
     Iterator,
+    Mapping,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -30,6 +31,7 @@ __all__ = [
     "Pager",
     "SyncContextManager",
     "SyncWrapper",
+    "convert_nested",
     "iterate",
     "iterate_converted",
     "run_in_worker_thread",
@@ -212,6 +214,31 @@ def unwrap(value: Any) -> Any:
         return [unwrap(item) for item in value]
     if isinstance(value, tuple):
         return tuple(unwrap(item) for item in value)
+    return value
+
+
+def convert_nested(
+    runner: SyncRunner,
+    value: Any,
+    classes: Mapping[tuple[str, str], type[SyncWrapper[Any]]],
+) -> Any:
+    """Wrap the async objects inside lists, tuples and dict values of `value`.
+
+    `classes` maps ``(module, qualname)`` of each async class to its sync class.
+    Other values, and the fields of other objects, are returned unchanged.
+    """
+    for klass in type(value).__mro__:
+        sync_class = classes.get((klass.__module__, klass.__qualname__))
+        if sync_class is not None:
+            return sync_class(runner, value)
+    if isinstance(value, list):
+        return [convert_nested(runner, item, classes) for item in value]
+    if isinstance(value, tuple):
+        return tuple(convert_nested(runner, item, classes) for item in value)
+    if isinstance(value, dict):
+        return {
+            key: convert_nested(runner, item, classes) for key, item in value.items()
+        }
     return value
 
 

@@ -6,8 +6,10 @@
 #   maestro_ml_async.resources.logged_models
 #   maestro_ml_async.resources.models
 #   maestro_ml_async.resources.runs
+#   maestro_ml_async.resources.training
 #   maestro_ml_async.resources.webhooks
 #   maestro_ml_async.types.deployment
+#   maestro_ml_async.types.training
 # Do not edit: change the async code and run
 # `python scripts/generate_sync.py` (CI runs it with --check).
 """The sync client: `MaestroClient` and its sub-clients."""
@@ -15,12 +17,20 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from .._client import AsyncMaestroClient
 from ..types.tracking import LoggedModelStatus, RunStatus, ViewType
+from ..types.training import JobStatus
 from ..types.webhooks import WebhookStatus
-from ._adapters import Pager, SyncWrapper, iterate, run_in_worker_thread
+from ._adapters import (
+    Pager,
+    SyncWrapper,
+    convert_nested,
+    iterate,
+    iterate_converted,
+    run_in_worker_thread,
+)
 from ._runtime import SyncRunner
 
 if TYPE_CHECKING:
@@ -51,6 +61,7 @@ if TYPE_CHECKING:
     from ..resources.logged_models import AsyncLoggedModelsResource
     from ..resources.models import AsyncModelsResource
     from ..resources.runs import AsyncRunsResource
+    from ..resources.training import AsyncTrainingResource
     from ..resources.webhooks import AsyncWebhooksResource, WebhookEventInput
     from ..types.deployment import (
         Deployment,
@@ -71,6 +82,13 @@ if TYPE_CHECKING:
         RunInfo,
         RunStatusChange,
     )
+    from ..types.training import (
+        JobCondition,
+        JobEvent,
+        LogLine,
+        ReplicaStatus,
+        TrainingJob,
+    )
     from ..types.webhooks import Webhook, WebhookTestResult
 
 __all__ = [
@@ -82,6 +100,8 @@ __all__ = [
     "ModelsResource",
     "RunsResource",
     "SyncDeployment",
+    "SyncTrainingJob",
+    "TrainingResource",
     "WebhooksResource",
 ]
 
@@ -227,6 +247,11 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
     def runs(self) -> RunsResource:
         """Runs, their metrics, params and tags, and metric streams."""
         return RunsResource(self._runner, self._async.runs)
+
+    @functools.cached_property
+    def training(self) -> TrainingResource:
+        """Training jobs on the cluster; kubernetes-asyncio loads on first use."""
+        return TrainingResource(self._runner, self._async.training)
 
     @functools.cached_property
     def webhooks(self) -> WebhooksResource:
@@ -831,7 +856,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
     Tag and alias writes send no extra request (they are frequent and
     idempotent, and MLflow's client check halves their throughput), but the
     prompt marker tag itself cannot be set or deleted. Stage transitions check
-    the version in the server's answer.
+    the version in the server's response.
     """
 
     _async: AsyncModelsResource
@@ -845,7 +870,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         """Create a registered model.
 
         MLflow rejects a second model of the same name, so a retried create can
-        never make a duplicate; the request is retried like a read. When a retry
+        never make a duplicate, and the request is retried like a read. When a retry
         then meets RESOURCE_ALREADY_EXISTS, the model is read back and returned
         if its description and tags are the ones sent (the first attempt
         reached the server).
@@ -880,7 +905,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
             tags: Version tags.
             description: The version's description.
             run_link: A link to the run, kept as given.
-            wait_timeout: Seconds to wait for READY; None or 0 returns at once.
+            wait_timeout: Seconds to wait for READY. None or 0 returns at once.
 
         Raises:
             ModelNotFoundException: The model does not exist or is a prompt.
@@ -901,6 +926,9 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
     def delete(self, name: str) -> None:
         """Delete a registered model with all its versions.
 
+        A not-found response to a retried delete counts as success, because the
+        attempt that failed may have deleted the model.
+
         Raises:
             ModelNotFoundException: The model does not exist or is a prompt.
         """
@@ -911,11 +939,11 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         return self._runner.call(self._async.delete_alias, name, alias)
 
     def delete_tag(self, name: str, key: str) -> None:
-        """Delete a model tag; deleting a tag that is not set succeeds."""
+        """Delete a model tag. Deleting a tag that is not set succeeds."""
         return self._runner.call(self._async.delete_tag, name, key)
 
     def delete_version(self, name: str, version: str | int) -> None:
-        """Delete a version and its aliases; the version is read first.
+        """Delete a version and its aliases, reading the version first.
 
         Raises:
             ModelVersionNotFoundException: It does not exist or is a prompt's.
@@ -923,7 +951,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         return self._runner.call(self._async.delete_version, name, version)
 
     def delete_version_tag(self, name: str, version: str | int, key: str) -> None:
-        """Delete a version tag; deleting a tag that is not set succeeds."""
+        """Delete a version tag. Deleting a tag that is not set succeeds."""
         return self._runner.call(self._async.delete_version_tag, name, version, key)
 
     def get(self, name: str) -> Model:
@@ -955,7 +983,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         raise_on_error: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> BulkResults[Model]:
-        """Fetch many models concurrently; each result is a model or its error."""
+        """Fetch many models concurrently. Each result is a model or its error."""
         return self._runner.call(
             self._async.get_many,
             names,
@@ -1029,7 +1057,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         page.
 
         Args:
-            max_results: The maximum number of models in all pages; None for all.
+            max_results: The maximum number of models over all pages, or None for all.
             page_size: Models per request, 1 to 1000.
             page_token: Start at this page instead of the first.
         """
@@ -1064,7 +1092,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
     ) -> ModelVersion:
         """Register a model logged in a run as a new version of `name`.
 
-        The registered model is created when it does not exist yet; when a
+        The registered model is created when it does not exist yet. When a
         concurrent call creates it first, that model is used. The version's
         source is the run's artifact URI joined with `artifact_path`.
 
@@ -1083,7 +1111,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         )
 
     def rename(self, name: str, new_name: str) -> Model:
-        """Rename a registered model; its versions and aliases move with it.
+        """Rename a registered model, with its versions and aliases.
 
         The rename is not retried after it may have reached the server, because
         a repeat would fail with not-found once the first one succeeded.
@@ -1099,16 +1127,16 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         page_size: int = 100,
         page_token: str | None = None,
     ) -> Pager[Model]:
-        """Search registered models; prompts are left out.
+        """Search registered models, leaving out prompts.
 
         Filter on ``name`` and ``tags.<key>`` with ``=``, ``!=``, ``LIKE`` and
-        ``ILIKE``, joined by ``AND``; order by ``name`` or
+        ``ILIKE``, joined by ``AND``. Order by ``name`` or
         ``last_updated_timestamp`` with ``ASC`` or ``DESC``.
 
         Args:
-            filter_string: The search filter; prompts are excluded on top of it.
+            filter_string: The search filter, to which the prompt exclusion is added.
             order_by: One clause or a list of clauses.
-            max_results: The maximum number of models in all pages; None for all.
+            max_results: The maximum number of models over all pages, or None for all.
             page_size: Models per request, 1 to 1000.
             page_token: Start at this page instead of the first.
 
@@ -1136,16 +1164,16 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         page_size: int = 1000,
         page_token: str | None = None,
     ) -> Pager[ModelVersion]:
-        """Search model versions; prompt versions are left out.
+        """Search model versions, leaving out prompt versions.
 
         Filter on ``name``, ``run_id``, ``source_path`` and ``tags.<key>``, for
         example ``"name = 'churn' AND tags.validated = 'true'"``. Aliases are
         not filled in by the server here.
 
         Args:
-            filter_string: The search filter; prompts are excluded on top of it.
+            filter_string: The search filter, to which the prompt exclusion is added.
             order_by: Clauses such as ``"version_number DESC"``.
-            max_results: The maximum number of versions in all pages; None for all.
+            max_results: The maximum number of versions over all pages, or None for all.
             page_size: Versions per request, 1 to 200000.
             page_token: Start at this page instead of the first.
 
@@ -1164,7 +1192,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         )
 
     def set_alias(self, name: str, alias: str, version: str | int) -> None:
-        """Point an alias at a version; an alias that exists moves.
+        """Point an alias at a version, moving it if it is already set.
 
         Raises:
             ValidationException: The alias breaks MLflow's rules (letters,
@@ -1174,13 +1202,13 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         return self._runner.call(self._async.set_alias, name, alias, version)
 
     def set_tag(self, name: str, key: str, value: object) -> None:
-        """Set a tag on a registered model; retried freely (idempotent)."""
+        """Set a tag on a model. It is idempotent, so it retries like a read."""
         return self._runner.call(self._async.set_tag, name, key, value)
 
     def set_version_tag(
         self, name: str, version: str | int, key: str, value: object
     ) -> None:
-        """Set a tag on a version; retried freely since it is idempotent."""
+        """Set a tag on a version. It is idempotent, so it retries like a read."""
         return self._runner.call(self._async.set_version_tag, name, version, key, value)
 
     def set_version_tags(
@@ -1221,7 +1249,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         Raises:
             ValidationException: The stage is not one of the four.
             ModelVersionNotFoundException: The version does not exist, or the
-                server's answer shows a prompt version (the server has then
+                server's response shows a prompt version (the server has then
                 already applied the transition).
         """
         return self._runner.call(
@@ -1259,13 +1287,13 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         )
 
     def update(self, name: str, description: str) -> Model:
-        """Set a model's description; the model is read first (prompt check)."""
+        """Set a model's description, reading the model first to reject a prompt."""
         return self._runner.call(self._async.update, name, description)
 
     def update_version(
         self, name: str, version: str | int, description: str
     ) -> ModelVersion:
-        """Set a version's description; the version is read first (prompt check)."""
+        """Set a version's description, reading it first to reject a prompt."""
         return self._runner.call(self._async.update_version, name, version, description)
 
     def watch(
@@ -1386,8 +1414,9 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
             ValidationException: An entity is invalid, or a param key repeats
                 with a different value.
             MLflowException: A request failed. The requests before it were
-                written, so the batch can be partly logged; params and tags
-                are safe to send again, metrics would be stored twice.
+                written, so the batch can be partly logged. Sending the whole
+                batch again is safe on MLflow's SQL store, which merges
+                identical params, tags and metric points.
         """
         return self._runner.call(self._async.log_batch, run_id, metrics, params, tags)
 
@@ -1402,8 +1431,9 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
     ) -> None:
         """Append one metric point (timestamp now when None).
 
-        The request is retried only when it cannot have reached the server,
-        because a repeated point would be stored twice.
+        The request is retried only when it cannot have reached the server.
+        MLflow 3.17's SQL store merges an identical point, but a store that
+        appends rows would keep a repeated one twice.
         """
         return self._runner.call(
             self._async.log_metric, run_id, key, value, step=step, timestamp=timestamp
@@ -1556,6 +1586,252 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
         return iterate(
             self._runner, self._async.watch_run(run_id, poll_interval=poll_interval)
         )
+
+
+class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
+    """Sync twin of `AsyncTrainingResource`; calls run on the client's loop thread.
+
+    Training jobs: Training Operator kinds, batch Jobs and Trainer v2 TrainJobs.
+
+    Args:
+        cluster: The lazy handle on the cluster transport.
+        config: The client configuration (namespace, MLflow URI, timeouts).
+    """
+
+    _async: AsyncTrainingResource
+
+    def cancel_job(self, name: str, namespace: str | None = None) -> None:
+        """Stop a job by suspending it, which ends its pods but keeps the record.
+
+        A cancelled job reports status ``suspended``; a wait for any other
+        status then raises TrainingException. Use `delete_job` to remove it.
+        """
+        return self._runner.call(self._async.cancel_job, name, namespace)
+
+    def delete_job(self, name: str, namespace: str | None = None) -> None:
+        """Delete a job with its pods and its code ConfigMap.
+
+        Raises:
+            KubernetesNotFoundException: No job of that name exists.
+        """
+        return self._runner.call(self._async.delete_job, name, namespace)
+
+    def get_job(self, name: str, namespace: str | None = None) -> SyncTrainingJob:
+        """Read a job (of any supported kind) and the names of its pods.
+
+        Raises:
+            KubernetesNotFoundException: No job of that name exists.
+        """
+        return SyncTrainingJob(
+            self._runner, self._runner.call(self._async.get_job, name, namespace)
+        )
+
+    def list_jobs(
+        self, label_selector: str | None = None, namespace: str | None = None
+    ) -> Iterator[SyncTrainingJob]:
+        """Yield every training job, kind by kind, reading pages of 500.
+
+        Batch Jobs are included only when they carry the SDK's
+        ``maestro-ml.io/managed-by`` label; kinds whose resource is not
+        installed on the cluster are skipped.
+        """
+        return iterate_converted(
+            self._runner,
+            self._async.list_jobs(label_selector, namespace),
+            functools.partial(SyncTrainingJob, self._runner),
+        )
+
+    def logs(
+        self,
+        name: str,
+        follow: bool = True,
+        *,
+        pod_timeout: float = 300.0,
+        namespace: str | None = None,
+    ) -> Iterator[LogLine]:
+        """Yield the log lines of every replica of a job.
+
+        With `follow`, the stream waits up to `pod_timeout` seconds for a first
+        container to start, follows every container (including pods created
+        later and restarted containers) and ends when the job has finished and
+        its logs are read. Without it, the lines there are now are returned,
+        the previous instance of each restarted container first.
+
+        Raises:
+            TrainingTimeoutException: No container started within
+                `pod_timeout`; it carries the pods' waiting reasons.
+        """
+        return iterate(
+            self._runner,
+            self._async.logs(
+                name, follow, pod_timeout=pod_timeout, namespace=namespace
+            ),
+        )
+
+    def submit_job(
+        self,
+        name: str,
+        framework: str,
+        image: str,
+        code_path: str | Path | None = None,
+        command: Sequence[str] | None = None,
+        args: Sequence[str] | None = None,
+        gpus: int = 0,
+        workers: int = 1,
+        params: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        resources: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        namespace: str | None = None,
+    ) -> SyncTrainingJob:
+        """Create a training job and return it.
+
+        Args:
+            name: The job name, a Kubernetes name of at most 63 characters.
+            framework: ``pytorch``, ``tensorflow``, ``xgboost``, ``mpi``, ``jax``
+                or ``paddle`` (Training Operator kinds), ``sklearn`` or
+                ``custom`` (a batch/v1 Job), or ``trainjob`` /
+                ``trainjob:<runtime>`` (a Trainer v2 TrainJob on the
+                ClusterTrainingRuntime ``<runtime>``, torch-distributed by
+                default).
+            image: The container image.
+            code_path: A local file or folder, shipped in a ConfigMap owned by
+                the job and mounted read-only at /opt/maestro/code; any other
+                value is a path inside the image. Either is run with
+                ``torchrun --nproc-per-node=<gpus>`` for PyTorch with more than
+                one GPU, with ``python`` otherwise.
+            command: The container command; overrides the launcher.
+            args: Arguments, placed before the ones made from `params`.
+            gpus: ``nvidia.com/gpu`` limit of each replica.
+            workers: Worker replicas besides the master (Master, Chief or
+                Launcher); for JAX, TrainJobs and batch Jobs, the number of
+                replicas (at least 1).
+            params: Hyperparameters, passed as ``--key=value`` arguments and
+                ``PARAM_<KEY>`` variables.
+            env: Extra environment variables; they win over the ones the SDK
+                sets (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, ...).
+            resources: A container ``resources`` mapping (requests/limits), or
+                a flat mapping used for both requests and limits.
+            labels: Extra labels on the job and its pods.
+            namespace: The namespace; the configured one by default.
+
+        Raises:
+            ValidationException: An argument is invalid (name, framework,
+                image, negative counts, code above 1 MiB); nothing was sent.
+            KubernetesConflictException: A job or ConfigMap of that name exists.
+            KubernetesException: The API server rejected the job.
+        """
+        return SyncTrainingJob(
+            self._runner,
+            self._runner.call(
+                self._async.submit_job,
+                name,
+                framework,
+                image,
+                code_path,
+                command,
+                args,
+                gpus,
+                workers,
+                params,
+                env,
+                resources,
+                labels,
+                namespace,
+            ),
+        )
+
+    def wait_for_job(
+        self,
+        name: str,
+        timeout: float | None = None,
+        *,
+        until: JobStatus | str = JobStatus.SUCCEEDED,
+        namespace: str | None = None,
+    ) -> SyncTrainingJob:
+        """Wait until a job reaches `until`, driven by the shared watch.
+
+        The current state is checked first, so a job that already finished
+        returns (or raises) at once. ``until="running"`` is also met by a job
+        that already succeeded, and ``until="created"`` by any job.
+
+        Args:
+            name: The job name.
+            timeout: Seconds to wait; the configuration's
+                ``training_job_timeout`` by default.
+            until: The status to wait for.
+            namespace: The namespace; the configured one by default.
+
+        Raises:
+            TrainingException: The job failed (with the operator's reason and
+                message), was deleted or cancelled, or can no longer reach
+                `until` (for example it succeeded while `until` is failed).
+            TrainingTimeoutException: The time ran out; it carries the last
+                status and the waiting reasons of the job's pods.
+        """
+        return SyncTrainingJob(
+            self._runner,
+            self._runner.call(
+                self._async.wait_for_job,
+                name,
+                timeout,
+                until=until,
+                namespace=namespace,
+            ),
+        )
+
+    def wait_for_jobs(
+        self,
+        names: Sequence[str],
+        timeout: float | None = None,
+        *,
+        namespace: str | None = None,
+        return_exceptions: bool = False,
+    ) -> list[SyncTrainingJob | BaseException]:
+        """Wait for several jobs at once; waits of one kind share one watch.
+
+        Returns:
+            The finished jobs in the order of `names`; with `return_exceptions`,
+            a job's exception takes its place instead of being raised.
+        """
+        return cast(
+            "list[SyncTrainingJob | BaseException]",
+            convert_nested(
+                self._runner,
+                self._runner.call(
+                    self._async.wait_for_jobs,
+                    names,
+                    timeout,
+                    namespace=namespace,
+                    return_exceptions=return_exceptions,
+                ),
+                _SYNC_CLASSES,
+            ),
+        )
+
+    def watch(
+        self, name: str, namespace: str | None = None
+    ) -> Iterator[SyncTrainingJob]:
+        """Yield the job now and after each change of its status, until it finishes.
+
+        Raises:
+            TrainingException: The job was deleted.
+        """
+        return iterate_converted(
+            self._runner,
+            self._async.watch(name, namespace),
+            functools.partial(SyncTrainingJob, self._runner),
+        )
+
+    def watch_jobs(
+        self, label_selector: str | None = None, namespace: str | None = None
+    ) -> Iterator[JobEvent]:
+        """Yield the changes of every training job, one watch stream per kind.
+
+        The stream first yields each existing job as ADDED and then follows
+        changes without end; break out of the loop to stop it.
+        """
+        return iterate(self._runner, self._async.watch_jobs(label_selector, namespace))
 
 
 class WebhooksResource(SyncWrapper["AsyncWebhooksResource"]):
@@ -1864,3 +2140,155 @@ class SyncDeployment(SyncWrapper["Deployment"]):
         return SyncDeployment(
             self._runner, self._runner.call(self._async.wait_ready, timeout)
         )
+
+
+class SyncTrainingJob(SyncWrapper["TrainingJob"]):
+    """Sync twin of `TrainingJob`; calls run on the client's loop thread.
+
+    A training job on the cluster, as last read.
+
+    The async methods (`wait`, `refresh`, `cancel`, `logs`, `watch`) talk to the
+    cluster through the `AsyncTrainingResource` that returned the job; the data
+    fields are a snapshot and do not change by themselves.
+    """
+
+    _async: TrainingJob
+
+    @property
+    def api_version(self) -> str:
+        return self._async.api_version
+
+    def cancel(self) -> None:
+        """Stop the job (see `AsyncTrainingResource.cancel_job`)."""
+        return self._runner.call(self._async.cancel)
+
+    @property
+    def completion_time(self) -> datetime | None:
+        return self._async.completion_time
+
+    def condition(self, kind: str) -> JobCondition | None:
+        """Return the condition of type `kind` when its status is True."""
+        return self._async.condition(kind)
+
+    @property
+    def conditions(self) -> list[JobCondition]:
+        return self._async.conditions
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self._async.created_at
+
+    @property
+    def failure(self) -> JobCondition | None:
+        """The true Failed condition, if the job failed."""
+        return self._async.failure
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job succeeded or failed."""
+        return self._async.finished
+
+    @property
+    def framework(self) -> str | None:
+        return self._async.framework
+
+    @property
+    def kind(self) -> str:
+        return self._async.kind
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self._async.labels
+
+    def logs(
+        self, follow: bool = True, *, pod_timeout: float = 300.0
+    ) -> Iterator[LogLine]:
+        """Stream the log lines of every replica (see `AsyncTrainingResource.logs`)."""
+        return iterate(self._runner, self._async.logs(follow, pod_timeout=pod_timeout))
+
+    @property
+    def name(self) -> str:
+        return self._async.name
+
+    @property
+    def namespace(self) -> str:
+        return self._async.namespace
+
+    @property
+    def pods(self) -> dict[str, list[str]]:
+        return self._async.pods
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._async.raw
+
+    def refresh(self) -> SyncTrainingJob:
+        """Read the job and its pods again and return the new snapshot."""
+        return SyncTrainingJob(self._runner, self._runner.call(self._async.refresh))
+
+    @property
+    def replica_statuses(self) -> dict[str, ReplicaStatus]:
+        return self._async.replica_statuses
+
+    @property
+    def resource_version(self) -> str | None:
+        return self._async.resource_version
+
+    @property
+    def start_time(self) -> datetime | None:
+        return self._async.start_time
+
+    @property
+    def status(self) -> JobStatus:
+        return self._async.status
+
+    @property
+    def uid(self) -> str | None:
+        return self._async.uid
+
+    def wait(
+        self, timeout: float | None = None, *, until: JobStatus | str = "succeeded"
+    ) -> SyncTrainingJob:
+        """Wait until the job reaches `until` (by default: succeeds).
+
+        See `AsyncTrainingResource.wait_for_job`.
+        """
+        return SyncTrainingJob(
+            self._runner, self._runner.call(self._async.wait, timeout, until=until)
+        )
+
+    def watch(self) -> Iterator[SyncTrainingJob]:
+        """Yield each change of the job's status until it finishes."""
+        return iterate_converted(
+            self._runner,
+            self._async.watch(),
+            functools.partial(SyncTrainingJob, self._runner),
+        )
+
+
+# Async class (module and qualified name) -> sync class, for results
+# that carry async objects inside other values.
+_SYNC_CLASSES: dict[tuple[str, str], type[SyncWrapper[Any]]] = {
+    (
+        "maestro_ml_async.resources.artifacts",
+        "AsyncArtifactsResource",
+    ): ArtifactsResource,
+    (
+        "maestro_ml_async.resources.deployment",
+        "AsyncDeploymentResource",
+    ): DeploymentResource,
+    (
+        "maestro_ml_async.resources.experiments",
+        "AsyncExperimentsResource",
+    ): ExperimentsResource,
+    (
+        "maestro_ml_async.resources.logged_models",
+        "AsyncLoggedModelsResource",
+    ): LoggedModelsResource,
+    ("maestro_ml_async.resources.models", "AsyncModelsResource"): ModelsResource,
+    ("maestro_ml_async.resources.runs", "AsyncRunsResource"): RunsResource,
+    ("maestro_ml_async.resources.training", "AsyncTrainingResource"): TrainingResource,
+    ("maestro_ml_async.resources.webhooks", "AsyncWebhooksResource"): WebhooksResource,
+    ("maestro_ml_async.types.deployment", "Deployment"): SyncDeployment,
+    ("maestro_ml_async.types.training", "TrainingJob"): SyncTrainingJob,
+}
