@@ -74,7 +74,7 @@ def proxy_root(artifact_uri: str) -> str:
 
 
 def proxy_path(root: str, relative: str) -> str:
-    """The URL path of an artifact under the proxy, each segment URL-quoted."""
+    """Return the URL path of an artifact under the proxy, each segment URL-quoted."""
     segments = [segment for segment in f"{root}/{relative}".split("/") if segment]
     return (
         PROXY_PREFIX + "/" + "/".join(quote(segment, safe="") for segment in segments)

@@ -9,8 +9,8 @@ more than 10,000 versions or 1000 models:
   versions without their aliases.
 
 The new snapshot is compared with the previous one field by field, so every
-change between two polls is reported once, whatever ``last_updated_timestamp``
-says (some stores do not bump it when a tag changes). A change that is undone
+change between two polls is reported once. ``last_updated_timestamp`` is not
+used, because some stores do not bump it when a tag changes. A change that is undone
 before the next poll is not seen. Each attribute comes from exactly one of the
 two searches, and a version counts only when its model is in the same poll's
 model search, so a change landing between the two requests shows up in the
@@ -99,6 +99,9 @@ def _filters(name: str | None, filter_string: str | None) -> tuple[str, str]:
 async def _search_all(
     transport: MlflowTransport, endpoint: str, key: str, query: dict[str, object]
 ) -> list[dict[str, Any]]:
+    # NOTE: MLflow pages by offset. When a search needs several pages and a
+    # model is created or deleted meanwhile, an item can be skipped: it then
+    # shows as deleted for one poll and as created again in the next.
     items: list[dict[str, Any]] = []
     seen_tokens: set[str] = set()
     params = {k: v for k, v in query.items() if v}
@@ -301,8 +304,8 @@ async def watch_registry(
         include_existing: Report what exists at the first poll as created;
             otherwise the first poll is only the baseline.
 
-    A poll that fails with a connection error, a 5xx or a 429 after the
-    transport's retries is logged and skipped; the next poll compares with the
+    A poll that still fails with a connection error, a 5xx or a 429 after the
+    transport's retries is logged and skipped. The next poll compares with the
     last good snapshot, so no change is lost or repeated. The iterator runs
     until the caller stops it.
     """

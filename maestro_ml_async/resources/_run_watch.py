@@ -4,8 +4,8 @@ MLflow has no push API for runs, so watchers poll. Cost per poll:
 
 * One request for the watched runs together: ``runs/get`` for a single run, one
   ``runs/search`` with an ``attributes.run_id IN (...)`` filter for several
-  (more pages only beyond 1000 runs). Its answer holds each run's status and the
-  latest point (value, timestamp, step) of every metric.
+  (more pages only beyond 1000 runs). The response contains each run's status
+  and the latest point (value, timestamp, step) of every metric.
 * For metric watchers, one ``metrics/get-history`` request (per 25,000 points)
   for each metric key whose latest point changed since the previous poll. No
   REST endpoint returns the new points of several keys at once:
@@ -83,7 +83,7 @@ def metric_history(
 
 
 class _RunState:
-    """What one watcher has already reported about one run."""
+    """The reporting state of one watcher for one run."""
 
     def __init__(self, run_id: str, keys: frozenset[str] | None) -> None:
         self.run_id = run_id

@@ -50,8 +50,8 @@ CHUNK_SIZE = 1024 * 1024
 
 def _serving_off_error(response: httpx.Response) -> NotSupportedByServerException:
     return NotSupportedByServerException(
-        "artifact serving is off on this server: the artifact proxy answered 503 "
-        "without an MLflow error; start the server with --serve-artifacts",
+        "artifact serving is off on this server: the artifact proxy returned HTTP "
+        "503 with a plain-text body; start the server with --serve-artifacts",
         status_code=response.status_code,
         error_code="ARTIFACT_SERVING_DISABLED",
         method=response.request.method,
@@ -60,7 +60,7 @@ def _serving_off_error(response: httpx.Response) -> NotSupportedByServerExceptio
 
 
 def _is_serving_off(response: httpx.Response) -> bool:
-    # MLflow answers 503 with a plain-text body naming --no-serve-artifacts.
+    # MLflow returns 503 with a plain-text body that names --no-serve-artifacts.
     return response.status_code == 503 and parse_json_body(response) is None
 
 

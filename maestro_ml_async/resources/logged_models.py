@@ -1,6 +1,6 @@
 """The MLflow 3 logged-models sub-client.
 
-An MLflow 2 server has no ``logged-models`` endpoints and answers 404, which
+An MLflow 2 server has no ``logged-models`` endpoints and returns 404, which
 raises `NotSupportedByServerException`.
 """
 

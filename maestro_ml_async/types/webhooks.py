@@ -34,7 +34,7 @@ class WebhookEntity(str, enum.Enum):
 
 
 class WebhookAction(str, enum.Enum):
-    """What happened to the entity (REST spelling)."""
+    """The action on the entity (REST spelling)."""
 
     CREATED = "CREATED"
     UPDATED = "UPDATED"

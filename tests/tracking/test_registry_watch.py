@@ -261,6 +261,52 @@ async def test_watch_hides_prompts(
         await collector.stop()
 
 
+async def test_models_watch_delegates(
+    client: AsyncMaestroClient, writer: Writer, unique: str
+) -> None:
+    name = f"public-{unique}"
+    await writer.create_model(name)
+    collector = Collector(client.models.watch(name, poll_interval=POLL))
+    try:
+        await asyncio.sleep(POLL * 3)
+        version = await writer.create_version(name)
+        events = await collector.expect(2)
+        assert [(e.type, e.version) for e in events] == [
+            (T.VERSION_CREATED, version),
+            (T.VERSION_READY, version),
+        ]
+    finally:
+        await collector.stop()
+
+
+async def test_watch_poll_costs_two_searches(
+    client: AsyncMaestroClient, writer: Writer, unique: str
+) -> None:
+    for index in range(3):
+        await writer.create_model(f"cost-{unique}-{index}")
+        await writer.create_version(f"cost-{unique}-{index}")
+    calls: list[str] = []
+    original = client._mlflow.call
+
+    async def counting(method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        calls.append(endpoint)
+        return await original(method, endpoint, **kwargs)
+
+    client._mlflow.call = counting  # type: ignore[method-assign]
+    stream = watch_registry(
+        client._mlflow, filter_string=f"name LIKE 'cost-{unique}-%'", poll_interval=POLL
+    )
+    collector = Collector(stream)
+    try:
+        await asyncio.sleep(POLL * 8)
+    finally:
+        await collector.stop()
+    polls = calls.count("model-versions/search")
+    assert polls >= 3
+    assert calls.count("registered-models/search") in (polls, polls - 1)
+    assert set(calls) == {"model-versions/search", "registered-models/search"}
+
+
 def test_diff_status_transitions() -> None:
     now = datetime.now(timezone.utc)
     model = _Model(tags={}, aliases={})

@@ -112,7 +112,7 @@ async def test_watch_metrics_key_filter_and_existing(
     assert none == []
 
 
-async def test_watch_metrics_out_of_order_point_found_at_end(
+async def test_watch_metrics_late_low_step(
     client: AsyncMaestroClient, experiment_id: str
 ) -> None:
     run = await client.runs.create(experiment_id)
@@ -120,7 +120,7 @@ async def test_watch_metrics_out_of_order_point_found_at_end(
     stream = client.runs.watch_metrics(run.run_id, poll_interval=POLL)
     first = await stream.__anext__()
     assert first.step == 10
-    # A lower step does not change the latest point, so only the final read sees it.
+    # A lower step does not change the latest point, so only the final read finds it.
     await client.runs.log_metric(run.run_id, "m", 0.5, step=2, timestamp=4000)
     await client.runs.terminate(run.run_id)
     rest = [point async for point in stream]
