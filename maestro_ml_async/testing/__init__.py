@@ -19,17 +19,47 @@ from ._context import Stats
 from ._faults import Fault, Faults
 from ._podlogs import PodLogs
 from ._resources import RESOURCE_TYPES, ResourceType
+from ._scripts import (
+    SCRIPT_ANNOTATION,
+    PodScript,
+    Scripts,
+    ServingScript,
+    fail,
+    hang,
+    model_load_failed,
+    pod_script_json,
+    pull_error,
+    ready,
+    restart_then_succeed,
+    revision_failed,
+    stuck,
+    succeed,
+)
 from ._store import Store, StoreError, WatchEvent
 
 __all__ = [
     "RESOURCE_TYPES",
+    "SCRIPT_ANNOTATION",
     "FakeCluster",
     "Fault",
     "Faults",
     "PodLogs",
+    "PodScript",
     "ResourceType",
+    "Scripts",
+    "ServingScript",
     "Stats",
     "Store",
     "StoreError",
     "WatchEvent",
+    "fail",
+    "hang",
+    "model_load_failed",
+    "pod_script_json",
+    "pull_error",
+    "ready",
+    "restart_then_succeed",
+    "revision_failed",
+    "stuck",
+    "succeed",
 ]
