@@ -1108,3 +1108,59 @@ def test_metrics_from_run() -> None:
     assert metrics.steps == {"auc": 4, "loss": 0}
     assert set(metrics.timestamps) == {"auc"}
     assert metrics.params == {"lr": "0.1"}
+
+
+async def test_retried_delete_settles_not_found(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    router.get("/registered-models/get").mock(
+        return_value=httpx.Response(200, json=model_json())
+    )
+    route = router.delete("/registered-models/delete").mock(
+        side_effect=[
+            httpx.ReadError("reset after the delete ran"),
+            mlflow_error(404, "RESOURCE_DOES_NOT_EXIST"),
+        ]
+    )
+
+    await client.models.delete("m")
+
+    assert route.call_count == 2
+
+
+async def test_delete_of_missing_version_raises(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    router.get("/model-versions/get").mock(
+        return_value=httpx.Response(200, json=version_json())
+    )
+    router.delete("/model-versions/delete").mock(
+        return_value=mlflow_error(404, "RESOURCE_DOES_NOT_EXIST")
+    )
+
+    with pytest.raises(ModelVersionNotFoundException):
+        await client.models.delete_version("m", 1)
+
+
+async def test_cancelled_bulk_leaves_no_tasks(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await asyncio.sleep(30)
+        return httpx.Response(200, json=model_json())
+
+    router.get("/registered-models/get").mock(side_effect=hang)
+    before = asyncio.all_tasks()
+
+    bulk = asyncio.create_task(client.models.get_many([f"m{i}" for i in range(20)]))
+    await asyncio.wait_for(started.wait(), timeout=5)
+    bulk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await bulk
+
+    assert asyncio.all_tasks() - before == set()

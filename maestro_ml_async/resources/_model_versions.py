@@ -9,10 +9,12 @@ from .._exceptions import (
     InvalidParameterException,
     ModelNotFoundException,
     ModelVersionNotFoundException,
+    NotFoundException,
     ValidationException,
 )
 from .._pagination import AsyncPager, Page
-from .._transport import RetryMode
+from .._transport import API_PREFIX, RetryMode
+from .._transport._errors import error_from_response
 from .._validation import (
     check_alias,
     check_max_results,
@@ -62,6 +64,29 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             registry=True,
         )
         return ModelVersion.model_validate(body["model_version"])
+
+    async def _delete(
+        self,
+        endpoint: str,
+        body: dict[str, str],
+        not_found: type[NotFoundException],
+    ) -> None:
+        """Send a delete, counting a not-found after a retry as done.
+
+        A retry follows a failure that may have come after the server deleted
+        the object, so RESOURCE_DOES_NOT_EXIST then means the first attempt
+        succeeded.
+        """
+        response = await self._transport.request(
+            "DELETE", API_PREFIX + "/" + endpoint, json=body, registry=True
+        )
+        if response.is_success:
+            return
+        error = error_from_response(response, not_found=not_found)
+        attempts = int(response.extensions.get("maestro_attempts", 1))
+        if isinstance(error, NotFoundException) and attempts > 1:
+            return
+        raise error
 
     async def get_version(self, name: str, version: str | int) -> ModelVersion:
         """Fetch one model version.
@@ -184,12 +209,10 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         """
         name, number = check_name(name), check_version(version)
         reject_prompt_version(await self._fetch_version(name, number))
-        await self._transport.call(
-            "DELETE",
+        await self._delete(
             "model-versions/delete",
-            json={"name": name, "version": number},
-            not_found=ModelVersionNotFoundException,
-            registry=True,
+            {"name": name, "version": number},
+            ModelVersionNotFoundException,
         )
 
     async def transition_version_stage(

@@ -224,17 +224,16 @@ class AsyncModelsResource(AsyncModelRunsMixin):
     async def delete(self, name: str) -> None:
         """Delete a registered model with all its versions.
 
+        A not-found response to a retried delete counts as success, because the
+        attempt that failed may have deleted the model.
+
         Raises:
             ModelNotFoundException: The model does not exist or is a prompt.
         """
         name = check_name(name)
         reject_prompt_model(await self._fetch_model(name))
-        await self._transport.call(
-            "DELETE",
-            "registered-models/delete",
-            json={"name": name},
-            not_found=ModelNotFoundException,
-            registry=True,
+        await self._delete(
+            "registered-models/delete", {"name": name}, ModelNotFoundException
         )
 
     async def set_tag(self, name: str, key: str, value: object) -> None:
