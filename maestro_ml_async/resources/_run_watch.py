@@ -11,8 +11,9 @@ MLflow has no push API for runs, so watchers poll. Cost per poll:
   REST endpoint returns the new points of several keys at once:
   ``get-history`` takes one key, and ``get-history-bulk-interval`` samples, so
   it is not exact. A poll in which no metric changed costs one request.
-* When a run reaches a terminal status, one last history read of every watched
-  key of that run, which also finds points logged out of order.
+* When a run reaches a terminal status (or is deleted), one last history read
+  of every watched key of that run, which also finds points logged out of
+  order.
 
 Points are yielded exactly once: each watcher counts the points it has yielded
 per key, (step, timestamp, value) as identity, and yields only the surplus of a
@@ -28,7 +29,13 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 
-from .._exceptions import RunNotFoundException, ValidationException
+from .._exceptions import (
+    RateLimitedException,
+    RunNotFoundException,
+    ServerUnavailableException,
+    TransportException,
+    ValidationException,
+)
 from .._pagination import AsyncPager, Page
 from .._transport import MlflowTransport
 from ..types.tracking import (
@@ -50,6 +57,7 @@ MAX_HISTORY_PAGE = 25_000
 _HISTORY_CONCURRENCY = 4
 
 PointId = tuple[int, int, str]
+_TRANSIENT = (TransportException, ServerUnavailableException, RateLimitedException)
 
 
 def _point_id(metric: Metric) -> PointId:
@@ -99,15 +107,27 @@ class _RunState:
             return latest
         return {key: value for key, value in latest.items() if key in self.keys}
 
-    def changed_keys(self, run: Run) -> list[str]:
-        """Keys whose latest point differs from the previous poll's."""
-        changed = []
-        for key, metric in self.watched(run).items():
+    def reads_needed(self, run: Run) -> list[tuple[str, PointId]]:
+        """Return the keys to read, with their latest point, for this snapshot.
+
+        These are the keys whose latest point differs from the last one read,
+        or every watched key once the run has ended. Nothing is recorded
+        until `record_read` confirms the read.
+        """
+        needed = []
+        final = _has_ended(run)
+        for key, metric in sorted(self.watched(run).items()):
             point = _point_id(metric)
-            if self.latest.get(key) != point:
-                self.latest[key] = point
-                changed.append(key)
-        return changed
+            if final or self.latest.get(key) != point:
+                needed.append((key, point))
+        return needed
+
+    def record_read(
+        self, key: str, point: PointId, history: Sequence[Metric]
+    ) -> list[Metric]:
+        """Record a successful history read and return its points not yet yielded."""
+        self.latest[key] = point
+        return self.new_points(key, history)
 
     def new_points(self, key: str, history: Sequence[Metric]) -> list[Metric]:
         """Points of a history read that were not yielded before."""
@@ -190,6 +210,11 @@ class _Snapshotter:
         return runs
 
 
+def _has_ended(run: Run) -> bool:
+    # A deleted run keeps its status, which may stay RUNNING forever.
+    return run.status.is_terminal or run.info.lifecycle_stage == "deleted"
+
+
 def _check_watch_args(run_ids: Collection[str], poll_interval: float) -> list[str]:
     if isinstance(run_ids, str):
         raise ValidationException("run_ids must be a collection of run ids, not a str")
@@ -228,21 +253,23 @@ async def _metric_events(
     *,
     report: bool,
 ) -> list[RunMetricUpdate]:
-    reads: list[tuple[_RunState, str]] = []
+    """Read the histories this snapshot calls for and return the new points.
+
+    State changes only after every read succeeded, so a failed poll can be
+    repeated without losing or repeating a point.
+    """
+    reads: list[tuple[_RunState, str, PointId]] = []
     for run_id, state in states.items():
-        if state.done:
-            continue
-        run = runs[run_id]
-        changed = state.changed_keys(run)
-        if run.status.is_terminal:
-            changed = sorted(state.watched(run))
-        reads.extend((state, key) for key in changed)
+        if not state.done:
+            reads.extend(
+                (state, key, point) for key, point in state.reads_needed(runs[run_id])
+            )
     if not reads:
         return []
-    histories = await _read_histories(transport, reads)
+    histories = await _read_histories(transport, [(s, key) for s, key, _ in reads])
     events: list[RunMetricUpdate] = []
-    for (state, key), history in zip(reads, histories, strict=True):
-        for metric in state.new_points(key, history):
+    for (state, key, point), history in zip(reads, histories, strict=True):
+        for metric in state.record_read(key, point, history):
             events.append(RunMetricUpdate(run_id=state.run_id, metric=metric))
     if not report:
         return []
@@ -262,9 +289,11 @@ async def watch_runs(
 ) -> AsyncIterator[RunWatchEvent]:
     """Poll runs and yield their status changes and new metric points.
 
-    Ends after the poll in which the last run is seen in a terminal status.
-    With `include_existing` False, points logged before the first poll count
-    as already seen and are not yielded.
+    Ends after the poll in which the last run is seen in a terminal status or
+    deleted. With `include_existing` False, points logged before the first
+    poll count as already seen and are not yielded. A poll that still fails
+    with a connection error, a 5xx or a 429 after the transport's retries is
+    logged and repeated after `poll_interval`.
     """
     ids = _check_watch_args(run_ids, poll_interval)
     key_set = None if keys is None else frozenset(keys)
@@ -272,11 +301,18 @@ async def watch_runs(
     snapshotter = _Snapshotter(transport, ids)
     first = True
     while True:
-        runs = await snapshotter.fetch()
-        if metrics:
-            report = include_existing or not first
-            for event in await _metric_events(transport, states, runs, report=report):
-                yield event
+        try:
+            runs = await snapshotter.fetch()
+            points: list[RunMetricUpdate] = []
+            if metrics:
+                report = include_existing or not first
+                points = await _metric_events(transport, states, runs, report=report)
+        except _TRANSIENT as exc:
+            logger.warning("run watch poll of %s failed, retrying: %s", ids, exc)
+            await asyncio.sleep(poll_interval)
+            continue
+        for event in points:
+            yield event
         for run_id, state in states.items():
             if state.done:
                 continue
@@ -287,7 +323,7 @@ async def watch_runs(
                     yield RunStatusChange(
                         run_id=run_id, old_status=old, status=run.status, run=run
                     )
-            if run.status.is_terminal:
+            if _has_ended(run):
                 state.done = True
                 logger.debug("run %s reached %s; watch of it ends", run_id, run.status)
         if all(state.done for state in states.values()):

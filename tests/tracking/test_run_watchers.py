@@ -201,3 +201,18 @@ async def test_watch_rejects_bad_arguments(client: AsyncMaestroClient) -> None:
         await client.runs.watch_many("abc").__anext__()  # type: ignore[arg-type]
     with pytest.raises(ValidationException):
         await client.runs.watch_run("abc", poll_interval=0).__anext__()
+
+
+async def test_watch_ends_when_run_deleted(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    await client.runs.log_metric(run.run_id, "m", 1.0, step=0, timestamp=1000)
+    stream = client.runs.watch_metrics(run.run_id, poll_interval=POLL)
+    first = await stream.__anext__()
+    assert first.value == 1.0
+    await client.runs.log_metric(run.run_id, "m", 2.0, step=1, timestamp=2000)
+    await client.runs.delete(run.run_id)
+    async with asyncio.timeout(10):
+        rest = [point async for point in stream]
+    assert [p.value for p in rest] == [2.0]

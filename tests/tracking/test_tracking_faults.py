@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from maestro_ml_async.resources._log_batch import (
     normalize_metrics,
     split_batch,
 )
+from maestro_ml_async.resources._registry_watch import watch_registry
+from maestro_ml_async.types.events import RegistryEventType
 
 BASE = "http://127.0.0.1:5999"
 API = BASE + "/api/2.0/mlflow"
@@ -274,3 +278,110 @@ async def test_webhooks_not_supported(fake: AsyncMaestroClient) -> None:
         await fake.webhooks.create(
             "n", "https://127.0.0.1/h", ["model_version.created"]
         )
+
+
+@respx.mock
+async def test_upload_retry_resends_whole_file(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    received: list[bytes] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        received.append(request.read())
+        if len(received) == 1:
+            return httpx.Response(502, text="bad gateway")
+        return httpx.Response(200, json={})
+
+    respx.put(f"{PROXY}/1/{RUN_ID}/artifacts/dir/blob.bin").mock(side_effect=accept)
+    source = tmp_path / "blob.bin"
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    source.write_bytes(payload)
+    assert await fake.artifacts.upload_file(RUN_ID, source, "dir") == "dir/blob.bin"
+    assert len(received) == 2
+    assert received[1] == payload
+
+
+@respx.mock
+async def test_get_or_create_settles_race(fake: AsyncMaestroClient) -> None:
+    experiment = {"experiment_id": "7", "name": "raced", "lifecycle_stage": "active"}
+    lookups = respx.get(f"{API}/experiments/get-by-name").mock(
+        side_effect=[
+            httpx.Response(
+                404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "none"}
+            ),
+            httpx.Response(200, json={"experiment": experiment}),
+        ]
+    )
+    respx.post(f"{API}/experiments/create").mock(
+        return_value=httpx.Response(
+            400, json={"error_code": "RESOURCE_ALREADY_EXISTS", "message": "exists"}
+        )
+    )
+    found = await fake.experiments.get_or_create("raced")
+    assert found.experiment_id == "7"
+    assert lookups.call_count == 2
+
+
+@respx.mock
+async def test_registry_watch_skips_failed_poll(fake: AsyncMaestroClient) -> None:
+    unavailable = httpx.Response(
+        503, json={"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}
+    )
+    version = {"name": "m", "version": "1", "status": "READY", "current_stage": "None"}
+    respx.get(f"{API}/model-versions/search").mock(
+        side_effect=[
+            httpx.Response(200, json={}),
+            unavailable,
+            unavailable,
+            unavailable,
+            httpx.Response(200, json={"model_versions": [version]}),
+        ]
+        + [httpx.Response(200, json={"model_versions": [version]})] * 50
+    )
+    respx.get(f"{API}/registered-models/search").mock(
+        return_value=httpx.Response(200, json={"registered_models": [{"name": "m"}]})
+    )
+    stream = watch_registry(fake._mlflow, "m", poll_interval=0.01)
+    first = await asyncio.wait_for(stream.__anext__(), 5)
+    second = await asyncio.wait_for(stream.__anext__(), 5)
+    await stream.aclose()
+    assert (first.type, first.version) == (RegistryEventType.VERSION_CREATED, "1")
+    assert (second.type, second.version) == (RegistryEventType.VERSION_READY, "1")
+
+
+@respx.mock
+async def test_run_watch_repeats_failed_poll(fake: AsyncMaestroClient) -> None:
+    def run_with(status: str, value: float, step: int) -> httpx.Response:
+        body = run_body()
+        body["run"]["info"]["status"] = status
+        point = {"key": "m", "value": value, "timestamp": 1000 + step, "step": step}
+        body["run"]["data"] = {"metrics": [point]}
+        return httpx.Response(200, json=body)
+
+    unavailable = httpx.Response(
+        503, json={"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}
+    )
+    history = [
+        {"key": "m", "value": 1.0, "timestamp": 1000, "step": 0},
+        {"key": "m", "value": 2.0, "timestamp": 1001, "step": 1},
+    ]
+    respx.get(f"{API}/metrics/get-history").mock(
+        side_effect=[
+            httpx.Response(200, json={"metrics": history[:1]}),
+            unavailable,
+            unavailable,
+            unavailable,
+            httpx.Response(200, json={"metrics": history}),
+        ]
+    )
+    # The failed poll is repeated from its runs/get, so three snapshots are read.
+    respx.get(f"{API}/runs/get").mock(
+        side_effect=[
+            run_with("RUNNING", 1.0, 0),
+            run_with("FINISHED", 2.0, 1),
+            run_with("FINISHED", 2.0, 1),
+        ]
+    )
+    points = [p async for p in fake.runs.watch_metrics(RUN_ID, poll_interval=0.01)]
+    assert [(p.step, p.value) for p in points] == [(0, 1.0), (1, 2.0)]
