@@ -12,9 +12,9 @@ The new snapshot is compared with the previous one field by field, so every
 change between two polls is reported once. ``last_updated_timestamp`` is not
 used, because some stores do not bump it when a tag changes. A change that is undone
 before the next poll is not seen. Each attribute comes from exactly one of the
-two searches, and a version counts only when its model is in the same poll's
-model search, so a change landing between the two requests shows up in the
-next poll instead of twice.
+two searches. A version counts only when its model is in the same poll's model
+search, so a change landing between the two requests shows up in the next poll
+instead of twice.
 """
 
 from __future__ import annotations

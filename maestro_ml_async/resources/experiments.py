@@ -134,7 +134,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         """Return the experiment with this name, creating it when missing.
 
         Safe under races: when a concurrent caller creates the experiment
-        first, the RESOURCE_ALREADY_EXISTS answer is settled by reading the
+        first, the RESOURCE_ALREADY_EXISTS error is settled by reading the
         experiment back, so every caller gets the same experiment. The
         `artifact_location` and `tags` apply only when this call creates it.
         """

@@ -1,8 +1,8 @@
 """Registry events, produced both by polling (`models.watch`) and by webhooks.
 
 A service can switch from polling to webhook deliveries without changing its
-handler, because both sources produce `RegistryEvent`. Polling sees more than a
-webhook reports: old values, moves of an alias, stage changes, status changes
+handler, because both sources produce `RegistryEvent`. Polling reports more
+than a webhook does: old values, moves of an alias, stage changes, status changes
 and deletions. A webhook delivery has no old value, so `old_value` is None for
 events with ``source == "webhook"``.
 """
@@ -19,7 +19,7 @@ __all__ = ["RegistryEvent", "RegistryEventType"]
 
 
 class RegistryEventType(str, enum.Enum):
-    """What changed in the model registry."""
+    """The kind of change in the model registry."""
 
     MODEL_CREATED = "MODEL_CREATED"
     MODEL_DELETED = "MODEL_DELETED"

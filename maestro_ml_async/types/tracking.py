@@ -50,7 +50,7 @@ class RunStatus(str, enum.Enum):
 
 
 class ViewType(str, enum.Enum):
-    """Which lifecycle stages a search returns."""
+    """The lifecycle stages a search returns."""
 
     ACTIVE_ONLY = "ACTIVE_ONLY"
     DELETED_ONLY = "DELETED_ONLY"

@@ -216,3 +216,29 @@ async def test_watch_ends_when_run_deleted(
     async with asyncio.timeout(10):
         rest = [point async for point in stream]
     assert [p.value for p in rest] == [2.0]
+
+
+async def test_watch_many_across_experiments(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    runs = []
+    for index in range(2):
+        experiment = await client.experiments.create(f"watch-x{index}-{unique}")
+        runs.append(await client.runs.create(experiment.experiment_id))
+    counts = count_calls(client)
+
+    async def finish_later() -> None:
+        await asyncio.sleep(POLL * 4)
+        for run in runs:
+            await client.runs.log_metric(run.run_id, "m", 1.0, step=0, timestamp=1000)
+            await client.runs.terminate(run.run_id)
+
+    finisher = asyncio.create_task(finish_later())
+    async with asyncio.timeout(10):
+        stream = client.runs.watch_many([r.run_id for r in runs], poll_interval=POLL)
+        events = [e async for e in stream]
+    await finisher
+    assert counts["runs/search"] >= 2
+    for run in runs:
+        mine = [type(e).__name__ for e in events if e.run_id == run.run_id]
+        assert mine == ["RunStatusChange", "RunMetricUpdate", "RunStatusChange"]

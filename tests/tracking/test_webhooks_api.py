@@ -114,6 +114,7 @@ async def test_server_test_delivery_verifies(
     )
     assert webhook.status is WebhookStatus.ACTIVE
     assert "secret" not in webhook.model_dump()
+
     result = await hooks_client.webhooks.test(webhook.webhook_id)
     assert result.success, result.error_message
     assert result.response_status == 200
@@ -137,6 +138,7 @@ async def test_server_test_delivery_verifies(
     assert event.type is RegistryEventType.VERSION_CREATED
     assert event.source == "webhook"
     assert event.model_name
+
     alias_result = await hooks_client.webhooks.test(
         webhook.webhook_id, "model_version_alias.created"
     )
@@ -268,6 +270,7 @@ def test_signature_edge_cases() -> None:
     timestamp = headers["X-MLflow-Timestamp"]
     signature = headers["X-MLflow-Signature"]
     assert verify_webhook_signature(SECRET, delivery_id, timestamp, body, signature)
+
     assert not verify_webhook_signature(
         SECRET, delivery_id, timestamp, body + b" ", signature
     )
@@ -281,8 +284,10 @@ def test_signature_edge_cases() -> None:
     assert not verify_webhook_signature(
         SECRET, delivery_id, "not-a-number", body, signature
     )
+
     rotated = f"v1,AAAA {signature}"
     assert verify_webhook_signature(SECRET, delivery_id, timestamp, body, rotated)
+
     stale = int(timestamp) + 301
     assert not verify_webhook_signature(
         SECRET, delivery_id, timestamp, body, signature, now=stale
