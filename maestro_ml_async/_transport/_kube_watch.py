@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .._exceptions import KubernetesException
+from ._aio import wait_with_timeout
 from ._kube_errors import RETRY_STATUSES, error_from_status, retry_after
 
 if TYPE_CHECKING:
@@ -54,8 +55,9 @@ class WatchSettings:
 
     idle_timeout: float = 150.0
     """Reconnect when no line (event or bookmark) arrived for this long."""
-    server_timeout: float = 300.0
-    """``timeoutSeconds`` asked of the server, scaled by a random 1-2 factor."""
+    server_timeout: float | None = 300.0
+    """``timeoutSeconds`` asked of the server, scaled by a random 1-2 factor;
+    None sends none, so the server's own limit applies."""
     backoff_base: float = 0.25
     """First reconnect delay after a connection that delivered nothing."""
     backoff_max: float = 15.0
@@ -252,8 +254,9 @@ class ResumableWatch:
             ("watch", "true"),
             ("resourceVersion", self.resource_version),
             ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", self._server_timeout()),
         ]
+        if self.settings.server_timeout is not None:
+            query.append(("timeoutSeconds", self._server_timeout()))
         if self._label_selector:
             query.append(("labelSelector", self._label_selector))
         if self._field_selector:
@@ -288,6 +291,7 @@ class ResumableWatch:
 
     def _server_timeout(self) -> int:
         # A random factor spreads the reconnects of many clients, as client-go does.
+        assert self.settings.server_timeout is not None
         return max(1, int(self.settings.server_timeout * random.uniform(1, 2)))
 
     async def _handle_status(
@@ -341,7 +345,7 @@ class ResumableWatch:
     async def _read_event(self) -> WatchEvent | None:
         assert self._response is not None
         try:
-            line = await asyncio.wait_for(
+            line = await wait_with_timeout(
                 self._response.content.readline(), self.settings.idle_timeout
             )
         except asyncio.TimeoutError:
@@ -460,9 +464,11 @@ class Subscription:
             raise item
         return item
 
-    async def get(self) -> WatchEvent:
-        """Wait for the next event."""
-        return await self.__anext__()
+    async def get(self, timeout: float | None = None) -> WatchEvent:
+        """Wait for the next event; raise asyncio.TimeoutError after `timeout` s."""
+        if timeout is None:
+            return await self.__anext__()
+        return await wait_with_timeout(self.__anext__(), timeout)
 
 
 class WatchHub:
@@ -535,6 +541,12 @@ class WatchHub:
 
     def _dispatch(self, event: WatchEvent) -> None:
         name = event.name
+        logger.debug(
+            "hub event %s %s at resourceVersion %s",
+            event.type,
+            name,
+            event.resource_version,
+        )
         if event.type == "DELETED":
             self._cache.pop(name, None)
         else:
@@ -549,8 +561,11 @@ class WatchHub:
         self._cache.clear()
         if task is None:
             return
-        task.cancel()
-        await asyncio.wait([task])
+        # Cancel until the task ends: a cancellation that arrives as an await
+        # completes can be lost inside libraries, and one retry finds it.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
 
     async def aclose(self) -> None:
         """Stop the shared watch; current subscribers receive no more events."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from .._transport._aio import wait_with_timeout
 from ..types.training import LogLine
 from ._training_kinds import JobKind, derive_status, replica_of_pod
 
@@ -210,7 +211,7 @@ class JobLogStreamer:
     async def _pod_changed(self, pod: str, timeout: float) -> None:
         event = self._changed.setdefault(pod, asyncio.Event())
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await wait_with_timeout(event.wait(), timeout)
 
     async def _watch_job(self) -> None:
         hub = self._transport.hub(

@@ -330,7 +330,7 @@ class AsyncTrainingResource:
                 try:
                     if remaining <= 0:
                         raise asyncio.TimeoutError
-                    event = await asyncio.wait_for(events.get(), remaining)
+                    event = await events.get(timeout=remaining)
                 except asyncio.TimeoutError:
                     raise await self._timeout_error(job, kind, limit, target) from None
                 if event.type == "DELETED":
