@@ -30,6 +30,8 @@ if str(ROOT) not in sys.path:
 PACKAGE = "maestro_ml_async"
 OUTPUT = ROOT / PACKAGE / "_sync" / "_client.py"
 OUTPUT_MODULE = f"{PACKAGE}._sync._client"
+# Packages whose classes are mirrored; tests add the package of a fake API.
+MIRRORED_PACKAGES = {PACKAGE}
 ROOT_SYNC_NAME = "MaestroClient"
 
 # Instance attributes that `__init__` assigns without an annotation; a class-level
@@ -174,7 +176,8 @@ class Imports:
 
 
 def render_import(source: str, attr: str | None, local: str) -> str:
-    if source == PACKAGE or source.startswith(PACKAGE + "."):
+    inside = OUTPUT_MODULE.startswith(PACKAGE + ".")
+    if inside and (source == PACKAGE or source.startswith(PACKAGE + ".")):
         here = OUTPUT_MODULE.split(".")[:-1]
         parts = source.split(".")
         common = 0
@@ -217,7 +220,10 @@ def is_async_context_function(func: Any) -> bool:
 
 
 def in_package(module: str) -> bool:
-    return module == PACKAGE or module.startswith(PACKAGE + ".")
+    return any(
+        module == package or module.startswith(package + ".")
+        for package in MIRRORED_PACKAGES
+    )
 
 
 def package_classes(cls: type) -> list[type]:

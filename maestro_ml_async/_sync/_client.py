@@ -702,7 +702,7 @@ class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
         """Return the experiment with this name, creating it when missing.
 
         Safe under races: when a concurrent caller creates the experiment
-        first, the RESOURCE_ALREADY_EXISTS answer is settled by reading the
+        first, the RESOURCE_ALREADY_EXISTS error is settled by reading the
         experiment back, so every caller gets the same experiment. The
         `artifact_location` and `tags` apply only when this call creates it.
         """
@@ -1525,10 +1525,10 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
         """Watch several runs in one polling loop, without a task per run.
 
         Yields `RunStatusChange` and (with `metrics`) `RunMetricUpdate` events
-        and ends when every run has reached a terminal status. The first poll
-        reads each run once to learn its experiment. After that, each poll
-        costs one ``runs/search`` request for all runs, plus one history
-        request for each key whose latest point changed.
+        and ends when every run has reached a terminal status or is deleted.
+        The first poll reads each run once to learn its experiment. After
+        that, each poll costs one ``runs/search`` request for all runs, plus
+        one history request for each key whose latest point changed.
         """
         return iterate(
             self._runner,
@@ -1549,15 +1549,19 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
         poll_interval: float = 1.0,
         include_existing: bool = True,
     ) -> Iterator[Metric]:
-        """Yield each metric point of a run once, until the run ends.
+        """Yield each metric point of a run once, until the run ends or is deleted.
 
         A poll costs one ``runs/get`` request, plus one history request for
         each watched key whose latest point changed since the last poll. When
-        the run reaches a terminal status, every watched key's history is read
-        once more, so points logged just before the end are not lost, and the
-        iterator ends. Points are yielded in (step, timestamp) order within a
-        poll. A point logged with a lower step than the latest one of its key
-        is found only by that final read.
+        the run reaches a terminal status or is deleted, every watched key's
+        history is read once more, so points logged just before the end are
+        not lost, and the iterator ends. A poll that fails after the
+        transport's retries with a connection error, a 5xx or a 429 is
+        repeated after `poll_interval`.
+
+        Points are yielded in (step, timestamp) order within a poll. A point
+        logged with a lower step than the latest one of its key is found only
+        by that final read.
 
         Args:
             run_id: The run to watch.
@@ -1581,7 +1585,8 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
         """Yield the run's status now and each change after it, until it ends.
 
         Each poll costs one ``runs/get`` request. A change that is undone
-        between two polls is not seen.
+        between two polls is not seen. Deleting the run ends the iterator
+        without a further event.
         """
         return iterate(
             self._runner, self._async.watch_run(run_id, poll_interval=poll_interval)
