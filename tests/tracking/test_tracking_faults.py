@@ -385,3 +385,30 @@ async def test_run_watch_repeats_failed_poll(fake: AsyncMaestroClient) -> None:
     )
     points = [p async for p in fake.runs.watch_metrics(RUN_ID, poll_interval=0.01)]
     assert [(p.step, p.value) for p in points] == [(0, 1.0), (1, 2.0)]
+
+
+@respx.mock
+async def test_upload_dir_bounds_concurrency(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    in_flight = 0
+    peak = 0
+
+    async def slow_accept(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, json={})
+
+    route = respx.put(url__startswith=PROXY).mock(side_effect=slow_accept)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(12):
+        (folder / f"f{index:02d}.txt").write_text(str(index))
+    uploaded = await fake.artifacts.upload_dir(RUN_ID, folder, max_concurrency=3)
+    assert len(uploaded) == 12
+    assert route.call_count == 12
+    assert peak == 3
