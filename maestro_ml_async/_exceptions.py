@@ -272,6 +272,11 @@ class KubernetesNotFoundException(KubernetesException, NotFoundException):
         KubernetesException.__init__(
             self, message, status_code=status_code, reason=reason
         )
+        # MLflowException.__init__ runs inside the call above (it follows
+        # KubernetesException in the MRO) and resets these fields.
+        self.message = message
+        self.status_code = status_code
+        self.reason = reason
         self.error_code = "NOT_FOUND"
         self.method = None
         self.path = None
