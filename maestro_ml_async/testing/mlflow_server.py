@@ -98,15 +98,26 @@ class LocalMlflowServer:
         """Start the server and wait until ``/health`` answers."""
         environment = dict(os.environ)
         environment["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        log = open(self.root / "server.log", "wb")  # noqa: SIM115
+        command = self.command()
+        log = open(self.root / "server.log", "wb")
         self.process = subprocess.Popen(
-            self.command(),
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environment,
             start_new_session=True,
         )
         log.close()
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            # An interrupt or a failed start must not leave the server behind.
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -115,9 +126,8 @@ class LocalMlflowServer:
                     f"see {self.root / 'server.log'}"
                 )
             if _healthy(self.url):
-                return self
+                return
             time.sleep(0.2)
-        self.stop()
         raise TimeoutError(
             f"mlflow server did not answer /health within {self.startup_timeout} s"
         )
@@ -164,12 +174,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", default=None, help="data folder (default: temp)")
     parser.add_argument("--port", type=int, default=None, help="TCP port")
     args = parser.parse_args(argv)
-    with LocalMlflowServer(args.root, port=args.port) as server:
-        sys.stdout.write(f"MLflow server at {server.url} (data in {server.root})\n")
-        sys.stdout.flush()
-        with contextlib.suppress(KeyboardInterrupt):
+    # SIGTERM must stop the server too, not orphan it: turn it into the same
+    # KeyboardInterrupt that Ctrl-C raises, so the context manager cleans up.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with LocalMlflowServer(args.root, port=args.port) as server:
+            sys.stdout.write(f"MLflow server at {server.url} (data in {server.root})\n")
+            sys.stdout.flush()
             assert server.process is not None
             server.process.wait()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
