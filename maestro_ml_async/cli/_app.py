@@ -1,0 +1,136 @@
+"""The root ``maestro-ml`` command and its global options."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from ._common import State
+
+app = typer.Typer(
+    name="maestro-ml",
+    help=(
+        "Work with an ML platform built on MLflow and Kubernetes: the model "
+        "registry, experiments and runs, training jobs and KServe deployments."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-uri",
+            help=(
+                "MLflow tracking server URL. Default: $MAESTRO_ML_MLFLOW_URI, "
+                "then $MLFLOW_TRACKING_URI, then http://localhost:5000."
+            ),
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Kubernetes namespace for jobs and deployments. "
+            "Default: $MAESTRO_ML_NAMESPACE, then ml-platform.",
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Path of the kubeconfig file. Default: $MAESTRO_ML_KUBE_CONFIG_PATH, "
+            "then $KUBECONFIG, then ~/.kube/config, then in-cluster settings.",
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", help="Kubeconfig context. Default: the current context."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--request-timeout",
+            help="Timeout of each HTTP request, in seconds. Default: 30.",
+            min=0.001,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of a failure and log every request to stderr.",
+        ),
+    ] = False,
+) -> None:
+    """Global options; they go before the subcommand."""
+    ctx.obj = State(
+        mlflow_uri=mlflow_uri,
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        context=context,
+        request_timeout=timeout,
+        debug=debug,
+    )
+    if debug:
+        logging.basicConfig(
+            level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s"
+        )
+
+
+def _register() -> None:
+    from ._deployments import deployments_app
+    from ._jobs import jobs_app
+    from ._registry import models_app
+    from ._tracking import experiments_app, runs_app
+
+    app.add_typer(models_app, name="models")
+    app.add_typer(experiments_app, name="experiments")
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(deployments_app, name="deployments")
+    app.command("demo")(_demo_command)
+
+
+def _demo_command(
+    root: Annotated[
+        str,
+        typer.Option(
+            "--root",
+            help="Folder for the local MLflow server's database and artifacts.",
+        ),
+    ] = ".maestro-local",
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Time limit of each step, in seconds.", min=1),
+    ] = 300.0,
+) -> None:
+    """Run the end-to-end demo: train, register, deploy and query a model.
+
+    With no MLflow URI configured it starts a local MLflow server (data under
+    --root) and the fake Kubernetes cluster, and stops both at the end.
+    """
+    from maestro_ml_async.demo import run_demo
+
+    code = run_demo(root=root, step_timeout=timeout)
+    raise typer.Exit(code)
+
+
+_register()
+
+
+def run() -> None:
+    """Run the application with the process arguments."""
+    app()
