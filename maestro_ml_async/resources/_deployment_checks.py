@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .._exceptions import ValidationException
 from .._validation import check_kubernetes_name
-from ._kserve import STRATEGIES
+from ._deployment_patch import ScaleChange
+from ._kserve import (
+    STRATEGIES,
+    PredictorOptions,
+    check_model_format,
+    check_resources,
+    protocol_for,
+)
 
 __all__ = [
+    "DEFAULT_CANARY_PERCENT",
     "check_canary_percent",
+    "check_deploy_options",
     "check_page_size",
     "check_replicas",
     "check_runtime",
     "check_strategy",
+    "check_update",
 ]
 
 MAX_PAGE_SIZE = 500
+DEFAULT_CANARY_PERCENT = 10
+"""Share of traffic that a canary gets when no canary_traffic_percent is set."""
 
 
 def check_replicas(replicas: object, name: str, *, minimum: int) -> int:
@@ -71,3 +86,71 @@ def check_page_size(page_size: object) -> int:
             f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
         )
     return page_size
+
+
+def check_update(
+    *,
+    rollout: bool,
+    replicas: int | None,
+    max_replicas: int | None,
+    strategy: str | None,
+    canary_traffic_percent: int | None,
+    resources: Mapping[str, Any] | None,
+    runtime: str | None,
+) -> ScaleChange:
+    """Check the arguments of an update and return the change they request.
+
+    A canary share given with a version but without a strategy implies the
+    canary strategy.
+    """
+    if strategy is not None:
+        strategy = check_strategy(strategy)
+    elif canary_traffic_percent is not None and rollout:
+        strategy = "canary"
+    if replicas is not None:
+        check_replicas(replicas, "replicas", minimum=0)
+    if max_replicas is not None:
+        check_replicas(max_replicas, "max_replicas", minimum=max(replicas or 0, 1))
+    return ScaleChange(
+        replicas=replicas,
+        max_replicas=max_replicas,
+        resources=check_resources(resources),
+        runtime=check_runtime(runtime),
+        strategy=strategy,
+        canary_traffic_percent=check_canary_percent(
+            canary_traffic_percent, strategy or "canary"
+        ),
+    )
+
+
+def check_deploy_options(
+    *,
+    replicas: int,
+    max_replicas: int | None,
+    strategy: str,
+    canary_traffic_percent: int | None,
+    resources: Mapping[str, Any] | None,
+    runtime: str | None,
+    model_format: str,
+    protocol_version: str | None,
+) -> PredictorOptions:
+    """Check the serving arguments of a new deployment."""
+    replicas = check_replicas(replicas, "replicas", minimum=0)
+    if max_replicas is not None:
+        check_replicas(max_replicas, "max_replicas", minimum=max(replicas, 1))
+    strategy = check_strategy(strategy)
+    percent = check_canary_percent(canary_traffic_percent, strategy)
+    if strategy == "canary" and percent is None:
+        percent = DEFAULT_CANARY_PERCENT
+    check_model_format(model_format)
+    protocol_for(model_format, protocol_version)
+    return PredictorOptions(
+        replicas=replicas,
+        max_replicas=max_replicas,
+        model_format=model_format,
+        protocol_version=protocol_version,
+        runtime=check_runtime(runtime),
+        resources=check_resources(resources),
+        strategy=strategy,
+        canary_traffic_percent=percent,
+    )

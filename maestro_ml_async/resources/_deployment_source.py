@@ -27,6 +27,7 @@ __all__ = [
     "VersionSelector",
     "check_version_selector",
     "map_storage_uri",
+    "require_version_selector",
     "resolve_model",
 ]
 
@@ -81,6 +82,16 @@ def check_version_selector(
     if alias is not None:
         return VersionSelector(alias=check_alias(alias))
     return VersionSelector(stage=check_stage(stage))
+
+
+def require_version_selector(
+    model_version: object, alias: object, stage: object
+) -> VersionSelector:
+    """Check that exactly one of version, alias and stage is given; return it."""
+    selector = check_version_selector(model_version, alias, stage)
+    if selector is None:  # pragma: no cover - required=True raises instead
+        raise ValidationException("pass one of model_version, alias and stage")
+    return selector
 
 
 async def resolve_model(

@@ -77,15 +77,20 @@ class _DeadlineReached(Exception):
 
 
 async def _bounded(awaitable: Any, deadline: float | None) -> Any:
+    """Await `awaitable` until `deadline` (loop time); cancel it when it passes."""
     if deadline is None:
         return await awaitable
-    remaining = deadline - asyncio.get_running_loop().time()
+    remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
     task = asyncio.ensure_future(awaitable)
-    done, _ = await asyncio.wait([task], timeout=max(remaining, 0.0))
+    try:
+        done, _ = await asyncio.wait([task], timeout=remaining)
+    finally:
+        # Also on the caller's cancellation, so no task outlives the wait.
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     if task in done:
         return task.result()
-    task.cancel()
-    await asyncio.wait([task])
     raise _DeadlineReached
 
 

@@ -20,7 +20,6 @@ from .._exceptions import (
     DeploymentException,
     KubernetesConflictException,
     KubernetesNotFoundException,
-    TimeoutException,
     ValidationException,
 )
 from .._pagination import AsyncPager, Page
@@ -28,12 +27,12 @@ from .._transport import MlflowTransport
 from .._transport._cluster_handle import ClusterHandle
 from .._validation import check_kubernetes_name, check_name
 from ..types.deployment import Deployment, DeploymentEvent
+from ._deployment_bluegreen import switch_blue_green
 from ._deployment_checks import (
-    check_canary_percent,
+    DEFAULT_CANARY_PERCENT,
+    check_deploy_options,
     check_page_size,
-    check_replicas,
-    check_runtime,
-    check_strategy,
+    check_update,
 )
 from ._deployment_patch import (
     ScaleChange,
@@ -44,23 +43,23 @@ from ._deployment_patch import (
     rollout_patch,
     scale_patch,
 )
-from ._deployment_source import check_version_selector, resolve_model
+from ._deployment_source import (
+    VersionSelector,
+    check_version_selector,
+    require_version_selector,
+    resolve_model,
+)
 from ._deployment_wait import wait_until_ready
 from ._kserve import (
     ANNOTATION_CANARY_PERCENT,
-    ANNOTATION_ROLLOUT,
     GROUP,
     LABEL_MODEL_NAME_HASH,
     PLURAL,
     VERSION,
-    PredictorOptions,
     build_inference_service,
     check_deployment_name,
-    check_model_format,
-    check_resources,
     model_name_hash,
     parse_deployment,
-    protocol_for,
 )
 
 if TYPE_CHECKING:
@@ -69,8 +68,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDeploymentResource"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CANARY_PERCENT = 10
 
 
 class AsyncDeploymentResource:
@@ -169,26 +166,16 @@ class AsyncDeploymentResource:
         name = check_deployment_name(name)
         check_name(model_name)
         ns = self._namespace(namespace)
-        selector = check_version_selector(model_version, alias, stage)
-        assert selector is not None
-        replicas = check_replicas(replicas, "replicas", minimum=0)
-        if max_replicas is not None:
-            check_replicas(max_replicas, "max_replicas", minimum=max(replicas, 1))
-        strategy = check_strategy(strategy)
-        percent = check_canary_percent(canary_traffic_percent, strategy)
-        if strategy == "canary" and percent is None:
-            percent = DEFAULT_CANARY_PERCENT
-        check_model_format(model_format)
-        protocol_for(model_format, protocol_version)
-        options = PredictorOptions(
+        selector = require_version_selector(model_version, alias, stage)
+        options = check_deploy_options(
             replicas=replicas,
             max_replicas=max_replicas,
+            strategy=strategy,
+            canary_traffic_percent=canary_traffic_percent,
+            resources=resources,
+            runtime=runtime,
             model_format=model_format,
             protocol_version=protocol_version,
-            runtime=check_runtime(runtime),
-            resources=check_resources(resources),
-            strategy=strategy,
-            canary_traffic_percent=percent,
         )
         model = await resolve_model(
             self._mlflow,
@@ -329,30 +316,21 @@ class AsyncDeploymentResource:
         name = check_deployment_name(name)
         ns = self._namespace(namespace)
         selector = check_version_selector(model_version, alias, stage, required=False)
-        if strategy is not None:
-            strategy = check_strategy(strategy)
-        elif canary_traffic_percent is not None and selector is not None:
-            strategy = "canary"
-        if replicas is not None:
-            check_replicas(replicas, "replicas", minimum=0)
-        if max_replicas is not None:
-            check_replicas(max_replicas, "max_replicas", minimum=max(replicas or 0, 1))
-        change = ScaleChange(
+        if selector is None and model_name is not None:
+            raise ValidationException(
+                "model_name needs model_version, alias or stage to roll out"
+            )
+        change = check_update(
+            rollout=selector is not None,
             replicas=replicas,
             max_replicas=max_replicas,
-            resources=check_resources(resources),
-            runtime=check_runtime(runtime),
             strategy=strategy,
-            canary_traffic_percent=check_canary_percent(
-                canary_traffic_percent, strategy or "canary"
-            ),
+            canary_traffic_percent=canary_traffic_percent,
+            resources=resources,
+            runtime=runtime,
         )
         kube = await self._kube()
         if selector is None:
-            if model_name is not None:
-                raise ValidationException(
-                    "model_name needs model_version, alias or stage to roll out"
-                )
             result, _ = await patch_with_retry(
                 kube,
                 ns,
@@ -361,6 +339,20 @@ class AsyncDeploymentResource:
                 precondition=False,
             )
             return self._bind(result)
+        return await self._roll_out(
+            kube, ns, name, selector, model_name, change, timeout
+        )
+
+    async def _roll_out(
+        self,
+        kube: ClusterTransport,
+        ns: str,
+        name: str,
+        selector: VersionSelector,
+        model_name: str | None,
+        change: ScaleChange,
+        timeout: float | None,
+    ) -> Deployment:
         current = await self.get_deployment(name, namespace=ns)
         source_name = model_name or current.model_name
         if source_name is None:
@@ -375,7 +367,7 @@ class AsyncDeploymentResource:
             self._config.storage_uri_map,
             deployment_name=name,
         )
-        rollout = strategy or current.strategy
+        rollout = change.strategy or current.strategy
 
         def build(obj: dict[str, Any]) -> dict[str, Any] | None:
             annotations = (obj.get("metadata") or {}).get("annotations") or {}
@@ -399,63 +391,13 @@ class AsyncDeploymentResource:
         )
         if rollout != "blue_green" or not sent:
             return deployment
-        return await self._switch_blue_green(
-            deployment, before_revision=before_revision, timeout=timeout
+        return await switch_blue_green(
+            kube,
+            deployment,
+            self._bind,
+            before_revision=before_revision,
+            timeout=timeout,
         )
-
-    async def _switch_blue_green(
-        self, staged: Deployment, *, before_revision: str | None, timeout: float | None
-    ) -> Deployment:
-        """Wait for the staged revision, then move all traffic to it."""
-        name, ns = staged.name, staged.namespace
-        try:
-            await wait_until_ready(
-                await self._kube(),
-                ns,
-                name,
-                self._bind,
-                timeout=timeout,
-                min_generation=staged.generation,
-                not_revision=before_revision,
-            )
-        except (DeploymentException, TimeoutException) as exc:
-            await self._mark_blue_green_failed(name, ns)
-            stable = staged.stable_revision or staged.latest_rolledout_revision
-            raise type(exc)(
-                f"blue-green rollout of {name!r} to version {staged.model_version} "
-                f"failed, so traffic stays on the previous revision "
-                f"({stable or 'unknown'}): {exc}",
-                **_exception_fields(exc),
-            ) from exc
-        kube = await self._kube()
-        version = staged.model_version
-
-        def switch(obj: dict[str, Any]) -> dict[str, Any] | None:
-            current = parse_deployment(obj)
-            if current.model_version != version:
-                raise DeploymentException(
-                    f"deployment {name!r} changed to version {current.model_version} "
-                    f"while version {version} was staged; not switching traffic",
-                    deployment_name=name,
-                )
-            return promote_patch(obj)
-
-        result, _ = await patch_with_retry(kube, ns, name, switch)
-        logger.info("switched all traffic of %s/%s to version %s", ns, name, version)
-        return self._bind(result)
-
-    async def _mark_blue_green_failed(self, name: str, namespace: str) -> None:
-        kube = await self._kube()
-
-        def mark(obj: dict[str, Any]) -> dict[str, Any] | None:
-            if parse_deployment(obj).rollout_state != "blue_green":
-                return None
-            return {"metadata": {"annotations": {ANNOTATION_ROLLOUT: "rolled_back"}}}
-
-        try:
-            await patch_with_retry(kube, namespace, name, mark)
-        except KubernetesNotFoundException:
-            logger.info("deployment %s/%s vanished during its rollout", namespace, name)
 
     async def promote(self, name: str, *, namespace: str | None = None) -> Deployment:
         """Send all traffic to the latest revision (end a canary rollout).
@@ -586,9 +528,3 @@ class AsyncDeploymentResource:
                 yield DeploymentEvent(
                     type=event.type, deployment=self._bind(event.object)
                 )
-
-
-def _exception_fields(exc: Exception) -> dict[str, Any]:
-    if isinstance(exc, DeploymentException):
-        return {"deployment_name": exc.deployment_name, "reasons": exc.reasons}
-    return {}

@@ -12,6 +12,7 @@ from maestro_ml_async._exceptions import (
     DeploymentException,
     KubernetesConflictException,
     TimeoutException,
+    ValidationException,
 )
 from maestro_ml_async.resources._deployment_patch import MAX_CONFLICT_RETRIES
 from maestro_ml_async.testing import FakeCluster
@@ -270,3 +271,73 @@ async def test_concurrent_waits_share_one_watch(
     )
     assert all(item.up_to_date for item in waited)
     assert cluster.stats.watch_connections_total - before == 1
+
+
+async def test_cancelled_wait_leaves_nothing(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    cluster.scripts.set("inferenceservices", deployment_name, stuck())
+    created = await kclient.deployment.deploy(
+        deployment_name, model.name, alias="champion"
+    )
+    before = set(asyncio.all_tasks())
+    waiter = asyncio.create_task(created.wait_ready(timeout=WAIT))
+    await asyncio.sleep(0.2)
+    kube = await kclient._cluster.get()
+    hub = kube.hub("serving.kserve.io", "v1beta1", "inferenceservices", NAMESPACE)
+    assert hub.subscribers == 1
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert hub.subscribers == 0
+    assert not hub.running
+    assert sdk_tasks(asyncio.all_tasks() - before) == []
+
+
+def sdk_tasks(tasks: set[asyncio.Task[object]]) -> list[str]:
+    """Return the pending tasks that run SDK code (not the fake server's)."""
+    names = []
+    for task in tasks:
+        code = getattr(task.get_coro(), "cr_code", None)
+        filename = code.co_filename if code is not None else ""
+        if task.done() or "maestro_ml_async" not in filename:
+            continue
+        if "maestro_ml_async/testing" not in filename:
+            names.append(code.co_qualname)
+    return names
+
+
+async def test_update_foreign_needs_model_name(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    cluster.store.create(
+        ISVC,
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": deployment_name, "namespace": NAMESPACE},
+            "spec": {
+                "predictor": {
+                    "model": {
+                        "modelFormat": {"name": "sklearn"},
+                        "storageUri": "s3://x",
+                    }
+                }
+            },
+        },
+    )
+    api = kclient.deployment
+    with pytest.raises(ValidationException):
+        await api.update(deployment_name, model_version=2)
+    rolled = await api.update(deployment_name, model_version=2, model_name=model.name)
+    assert rolled.model_name == model.name
+    assert rolled.storage_uri == model.sources[1]
+    assert rolled.previous_model_version is None
+    ready_again = await rolled.wait_ready(timeout=WAIT)
+    assert ready_again.latest_ready_revision == f"{deployment_name}-predictor-00002"

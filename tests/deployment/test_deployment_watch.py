@@ -127,14 +127,13 @@ async def test_watch_reconnects_silent_socket(
     kube = await kclient._cluster.get()
     kube.watch_settings.idle_timeout = 0.3
     api = kclient.deployment
-    created = await api.deploy(deployment_name, model.name, alias="champion")
     hang = cluster.faults.hang_watch(plural="inferenceservices")
     recorder = Recorder(kclient, deployment_name)
     try:
-        await created.wait_ready(timeout=WAIT)
-        await recorder.reach(current_version(cluster, deployment_name))
+        await api.deploy(deployment_name, model.name, alias="champion")
+        await recorder.until(lambda: recorder.last_up_to_date(min_replicas=1))
         assert hang.hits == 1
-        assert recorder.events[-1].deployment.up_to_date
+        assert recorder.versions()[-1] == current_version(cluster, deployment_name)
     finally:
         await recorder.stop()
     # The server notices a client that left a silent stream on its next write.
