@@ -1164,3 +1164,15 @@ async def test_cancelled_bulk_leaves_no_tasks(
         await bulk
 
     assert asyncio.all_tasks() - before == set()
+
+
+async def test_bare_404_is_not_a_missing_model(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    router.get("/registered-models/get").mock(return_value=httpx.Response(404))
+
+    with pytest.raises(NotFoundException) as caught:
+        await client.models.get("m")
+
+    assert not isinstance(caught.value, ModelNotFoundException)
+    assert "mlflow_uri" in str(caught.value)

@@ -107,8 +107,16 @@ def error_from_response(
         return NotSupportedByServerException(
             f"{feature} is not supported by this server ({message})", **fields
         )
-    if error_code == "RESOURCE_DOES_NOT_EXIST" or status == 404:
+    if error_code == "RESOURCE_DOES_NOT_EXIST":
         return not_found(message, **fields)
+    if status == 404:
+        # MLflow answers a missing object with JSON; a bare 404 means the route
+        # itself is unknown, usually because mlflow_uri has a wrong base path.
+        return NotFoundException(
+            f"{message}: endpoint not found; check that mlflow_uri points at an "
+            "MLflow server",
+            **fields,
+        )
     if error_code in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
         return AlreadyExistsException(message, **fields)
     if error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST") or status == 400:
