@@ -322,7 +322,7 @@ class ClusterTransport:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        page_size: int = _LIST_PAGE_SIZE,
+        page_size: int | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """Read every page of a list; return the items and the list's RV.
 
@@ -340,7 +340,7 @@ class ClusterTransport:
                 namespace,
                 label_selector=label_selector,
                 field_selector=field_selector,
-                limit=page_size,
+                limit=page_size or _LIST_PAGE_SIZE,
                 continue_token=token,
             )
             meta = page.get("metadata") or {}
@@ -359,7 +359,7 @@ class ClusterTransport:
         namespace: str | None,
         *,
         label_selector: str | None = None,
-        page_size: int = _LIST_PAGE_SIZE,
+        page_size: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the objects of a list page by page (limit/continue)."""
         token: str | None = None
@@ -370,7 +370,7 @@ class ClusterTransport:
                 plural,
                 namespace,
                 label_selector=label_selector,
-                limit=page_size,
+                limit=page_size or _LIST_PAGE_SIZE,
                 continue_token=token,
             )
             for item in page.get("items") or []:

@@ -166,11 +166,10 @@ def derive_status(kind: JobKind, obj: dict[str, Any]) -> JobStatus:
             return JobStatus.RUNNING
         return JobStatus.CREATED
     if kind.kind == "Job":
-        return (
-            JobStatus.RUNNING
-            if int(status.get("active") or 0) > 0
-            else JobStatus.CREATED
-        )
+        # ``active`` counts pending pods too; ``ready`` (Kubernetes 1.24+) counts
+        # running ones, so it is preferred when the API server reports it.
+        running = status.get("ready", status.get("active"))
+        return JobStatus.RUNNING if int(running or 0) > 0 else JobStatus.CREATED
     active = sum(int(j.get("active") or 0) for j in status.get("jobsStatus") or [])
     return JobStatus.RUNNING if active > 0 else JobStatus.CREATED
 

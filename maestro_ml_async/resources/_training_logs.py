@@ -309,7 +309,7 @@ class JobLogStreamer:
                 logger.warning("giving up on the log of %s/%s", pod_name, container)
                 return
             phase = ((self._pods.get(pod_name) or {}).get("status") or {}).get("phase")
-            if terminated and phase in ("Succeeded", "Failed"):
+            if ok and terminated and phase in ("Succeeded", "Failed"):
                 return
             if self._job_done.is_set() and ok:
                 return

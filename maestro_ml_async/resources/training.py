@@ -295,7 +295,9 @@ class AsyncTrainingResource:
         """Wait until a job reaches `until`, driven by the shared watch.
 
         The current state is checked first, so a job that already finished
-        returns (or raises) at once. ``until="running"`` is also met by a job
+        returns (or raises) at once without opening a watch; otherwise the wait
+        subscribes to the shared watch and reads the job once more, so no
+        change between the two reads is missed. ``until="running"`` is also met by a job
         that already succeeded, and ``until="created"`` by any job.
 
         Args:
@@ -315,7 +317,10 @@ class AsyncTrainingResource:
         target = JobStatus(until)
         ns = self._namespace(namespace)
         limit = self._config.training_job_timeout if timeout is None else timeout
-        kind, _ = await self._find(name, ns)
+        kind, current = await self._find(name, ns)
+        job = self._bind(job_from_object(current, kind))
+        if _reached(job, target):
+            return await self._with_pods(job, kind)
         transport = await self._transport()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit

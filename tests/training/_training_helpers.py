@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from maestro_ml_async import AsyncMaestroClient
+from maestro_ml_async._config import build_config
 from maestro_ml_async.testing import FakeCluster
 
 NAMESPACE = "ml-platform"
@@ -20,9 +21,11 @@ def make_client(fake: FakeCluster, **overrides: object) -> AsyncMaestroClient:
         "kube_context": fake.context,
         "namespace": NAMESPACE,
         "max_retries": 2,
+        "retry_backoff_base": 0.01,
+        "retry_backoff_max": 0.05,
     }
     settings.update(overrides)
-    return AsyncMaestroClient(**settings)  # type: ignore[arg-type]
+    return AsyncMaestroClient(config=build_config(settings))
 
 
 async def shrink_watch_timings(client: AsyncMaestroClient) -> None:

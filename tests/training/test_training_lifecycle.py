@@ -8,15 +8,16 @@ from _training_helpers import NAMESPACE
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.testing import FakeCluster
-from maestro_ml_async.testing._scripts import succeed
+from maestro_ml_async.testing._scripts import PodScript
 from maestro_ml_async.types.training import JobStatus
 
 
 async def test_pytorch_job_master_and_three_workers(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    lines = [(0.01, f"epoch {i}") for i in range(5)]
-    cluster.scripts.set("pytorchjobs", "ptj", succeed(logs=lines))
+    lines = tuple((0.01, f"epoch {i}") for i in range(5))
+    # Scheduling takes 0.2 s, so the watch sees the job before it runs.
+    cluster.scripts.set("pytorchjobs", "ptj", PodScript(logs=lines, schedule_delay=0.2))
     job = await client.training.submit_job(
         "ptj", "pytorch", "pytorch/pytorch:2.4", workers=3, params={"lr": 0.1}
     )
@@ -72,9 +73,8 @@ async def test_pytorch_job_master_and_three_workers(
 async def test_batch_job_lifecycle(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    cluster.scripts.set(
-        "jobs", "skl", succeed(logs=[(0.01, "fit"), (0.01, "score 0.9")])
-    )
+    script = PodScript(logs=((0.01, "fit"), (0.01, "score 0.9")), schedule_delay=0.2)
+    cluster.scripts.set("jobs", "skl", script)
     job = await client.training.submit_job(
         "skl", "sklearn", "python:3.11", command=["python", "-c", "pass"]
     )
@@ -95,5 +95,6 @@ async def test_batch_job_lifecycle(
     )
     assert final.status is JobStatus.SUCCEEDED
     assert states[-1] is JobStatus.SUCCEEDED
+    assert states[0] is JobStatus.CREATED
     assert JobStatus.RUNNING in states
     assert logs == ["fit", "score 0.9"]
