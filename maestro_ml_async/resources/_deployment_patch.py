@@ -15,7 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import DeploymentException, KubernetesConflictException
+from .._exceptions import (
+    DeploymentException,
+    KubernetesConflictException,
+    ValidationException,
+)
 from ._kserve import (
     ANNOTATION_CANARY_PERCENT,
     ANNOTATION_MODEL_VERSION,
@@ -90,18 +94,33 @@ def replace_object(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def scale_patch(obj: Obj, change: ScaleChange) -> Obj:
-    """Return the predictor fields and annotations that `change` sets."""
+    """Return the predictor fields and annotations that `change` sets.
+
+    Raises:
+        ValidationException: The new maxReplicas is below the current
+            minReplicas, which KServe rejects.
+    """
     predictor = _predictor(obj)
     spec: dict[str, Any] = {}
-    current_max = predictor.get("maxReplicas")
+    current_min, current_max = (
+        predictor.get("minReplicas"),
+        predictor.get("maxReplicas"),
+    )
     if change.replicas is not None:
         spec["minReplicas"] = change.replicas
     if change.max_replicas is not None:
+        floor = change.replicas if change.replicas is not None else current_min
+        if isinstance(floor, int) and change.max_replicas < floor:
+            raise ValidationException(
+                f"max_replicas {change.max_replicas} is below minReplicas {floor}; "
+                "pass replicas= as well to scale down"
+            )
         spec["maxReplicas"] = change.max_replicas
     elif change.replicas is not None and isinstance(current_max, int):
         # minReplicas above maxReplicas is invalid, so scaling up raises the cap.
         if change.replicas > current_max:
             spec["maxReplicas"] = change.replicas
+
     model: dict[str, Any] = {}
     if change.resources is not None:
         old = (predictor.get("model") or {}).get("resources")
@@ -115,6 +134,7 @@ def scale_patch(obj: Obj, change: ScaleChange) -> Obj:
         model["runtime"] = change.runtime
     if model:
         spec["model"] = model
+
     annotations: dict[str, Any] = {}
     if change.strategy is not None:
         annotations[ANNOTATION_STRATEGY] = change.strategy
@@ -269,7 +289,7 @@ async def patch_with_retry(
 
     With `precondition`, the patch carries the resourceVersion that was read,
     so it applies only to that state; a controller's status write in between
-    makes the API server answer 409 Conflict. A conflict is retried from a
+    makes the API server return 409 Conflict. A conflict is retried from a
     fresh read up to `MAX_CONFLICT_RETRIES` times.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Where a deployment's model comes from: the registry version and its storage URI.
+"""Source of a deployment's model: the registry version and its storage URI.
 
 The version is resolved through MLflow's REST API (by number, alias or stage),
 then its download URI (``model-versions/get-download-uri``) is rewritten by the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import (
     DeploymentException,
@@ -27,6 +27,7 @@ __all__ = [
     "VersionSelector",
     "check_version_selector",
     "map_storage_uri",
+    "redact_uri",
     "require_version_selector",
     "resolve_model",
 ]
@@ -215,6 +216,20 @@ def map_storage_uri(
     )
 
 
+def redact_uri(uri: str) -> str:
+    """Return `uri` without user info and query, which may carry credentials.
+
+    Signed URLs (an S3 presigned URL, an Azure SAS token) put the secret in the
+    query string, and ``https://user:token@host`` in the user info.
+    """
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return uri
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def _has_location(uri: str, scheme: str) -> bool:
     parts = urlsplit(uri)
     if scheme == "pvc":
@@ -224,6 +239,7 @@ def _has_location(uri: str, scheme: str) -> bool:
 
 
 def _unreadable_message(what: str, original: str, mapped: str, scheme: str) -> str:
+    original, mapped = redact_uri(original), redact_uri(mapped)
     shown = (
         repr(original) if mapped == original else f"{original!r} (mapped to {mapped!r})"
     )

@@ -30,7 +30,7 @@ async def wait_until_ready(
     min_generation: int | None = None,
     not_revision: str | None = None,
 ) -> Deployment:
-    """Follow a deployment until `evaluate_readiness` says ready or failed.
+    """Follow a deployment until `evaluate_readiness` returns ready or failed.
 
     The namespace's shared watch hub delivers the changes, so any number of
     concurrent waits in one namespace share one watch connection.

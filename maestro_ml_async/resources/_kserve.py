@@ -1,7 +1,7 @@
 """InferenceService manifests: the spec builder, labels, and parsing into `Deployment`.
 
 Field names follow KServe's ``serving.kserve.io/v1beta1`` InferenceService: the
-predictor holds ``minReplicas``, ``maxReplicas``, ``canaryTrafficPercent`` and a
+predictor contains ``minReplicas``, ``maxReplicas``, ``canaryTrafficPercent`` and a
 ``model`` with ``modelFormat``, ``protocolVersion``, ``storageUri``, ``runtime``
 and ``resources``. The status carries the Knative revisions and traffic split
 under ``status.components.predictor``.
@@ -120,7 +120,7 @@ def label_safe(value: str) -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the predictor serves: a registry version at a storage URI.
+    """The model a predictor serves: a registry version at a storage URI.
 
     Attributes:
         model_name: Registered model name.
@@ -242,8 +242,10 @@ def build_inference_service(
     if options.canary_traffic_percent is not None:
         annotations[ANNOTATION_CANARY_PERCENT] = str(options.canary_traffic_percent)
     if options.strategy != "rolling":
-        # Revisions and traffic splitting exist only in KServe's Knative mode;
-        # the Standard (raw Deployment) mode has one ReplicaSet and no split.
+        # Revisions and traffic splitting exist only in KServe's Knative mode.
+        # The Standard (raw Deployment) mode has one ReplicaSet and no split.
+        # NOTE: KServe releases before 0.15 name this mode "Serverless"; whether
+        # they accept "Knative" was not checked.
         annotations[DEPLOYMENT_MODE_ANNOTATION] = "Knative"
     predictor: dict[str, Any] = {
         "minReplicas": options.replicas,

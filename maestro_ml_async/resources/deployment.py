@@ -46,6 +46,7 @@ from ._deployment_patch import (
 from ._deployment_source import (
     VersionSelector,
     check_version_selector,
+    redact_uri,
     require_version_selector,
     resolve_model,
 )
@@ -200,7 +201,7 @@ class AsyncDeploymentResource:
             name,
             model.model_name,
             model.model_version,
-            model.storage_uri,
+            redact_uri(model.storage_uri),
         )
         return self._bind(created)
 

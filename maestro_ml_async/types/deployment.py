@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 RolloutState = Literal["stable", "canary", "blue_green", "rolled_back"]
-"""Where a deployment stands in a rollout, read from its spec and annotations.
+"""The phase of a deployment's rollout, read from its spec and annotations.
 
 ``stable``: one revision serves all traffic (``canaryTrafficPercent`` unset).
 ``canary``: the latest revision serves ``canary_traffic_percent`` and the

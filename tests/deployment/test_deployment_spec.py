@@ -14,7 +14,7 @@ from maestro_ml_async.resources._deployment_patch import (
     rollout_patch,
     scale_patch,
 )
-from maestro_ml_async.resources._deployment_source import map_storage_uri
+from maestro_ml_async.resources._deployment_source import map_storage_uri, redact_uri
 from maestro_ml_async.resources._deployment_status import (
     describe_not_ready,
     evaluate_readiness,
@@ -277,3 +277,23 @@ def test_scale_patch_raises_cap() -> None:
         "requests": {"cpu": "1"},
         "limits": None,
     }
+
+
+def test_redact_uri_hides_credentials() -> None:
+    signed = "https://acct.blob.core.windows.net/c/m?sv=2024&sig=SECRET"
+    assert redact_uri(signed) == "https://acct.blob.core.windows.net/c/m?<redacted>"
+    assert redact_uri("https://user:SECRET@host/m") == "https://host/m"
+    assert redact_uri("s3://bucket/m") == "s3://bucket/m"
+    assert redact_uri("/local/path") == "/local/path"
+    with pytest.raises(DeploymentException) as caught:
+        map_storage_uri("ftp://user:SECRET@host/m?token=SECRET", {})
+    assert "SECRET" not in str(caught.value)
+
+
+def test_scale_patch_rejects_cap_below_floor() -> None:
+    obj = isvc(status())
+    obj["spec"]["predictor"]["minReplicas"] = 3
+    with pytest.raises(ValidationException):
+        scale_patch(obj, ScaleChange(max_replicas=2))
+    patch = scale_patch(obj, ScaleChange(replicas=1, max_replicas=2))
+    assert patch["spec"]["predictor"] == {"minReplicas": 1, "maxReplicas": 2}
