@@ -233,3 +233,40 @@ async def test_rollback_without_history_rejected(
     with pytest.raises(DeploymentException) as caught:
         await kclient.deployment.rollback(deployment_name)
     assert "no previous version" in str(caught.value)
+
+
+async def test_serving_options_reach_spec(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    api = kclient.deployment
+    await api.deploy(
+        deployment_name,
+        model.name,
+        model_version=2,
+        replicas=0,
+        max_replicas=4,
+        model_format="sklearn",
+        protocol_version="v2",
+        runtime="kserve-sklearnserver",
+        resources={"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}},
+    )
+    stored = stored_isvcs(cluster)[0]
+    predictor = stored["spec"]["predictor"]
+    assert predictor["minReplicas"] == 0
+    assert predictor["maxReplicas"] == 4
+    assert predictor["model"]["modelFormat"] == {"name": "sklearn"}
+    assert predictor["model"]["protocolVersion"] == "v2"
+    assert predictor["model"]["runtime"] == "kserve-sklearnserver"
+
+    updated = await api.update(deployment_name, resources={"cpu": "1"}, max_replicas=6)
+    model_spec = updated.raw["spec"]["predictor"]["model"]
+    assert model_spec["resources"] == {
+        "requests": {"cpu": "1"},
+        "limits": {"cpu": "1"},
+    }
+    assert updated.max_replicas == 6
+    assert updated.model_format == "sklearn"
+    assert updated.runtime == "kserve-sklearnserver"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -297,3 +299,11 @@ def test_scale_patch_rejects_cap_below_floor() -> None:
         scale_patch(obj, ScaleChange(max_replicas=2))
     patch = scale_patch(obj, ScaleChange(replicas=1, max_replicas=2))
     assert patch["spec"]["predictor"] == {"minReplicas": 1, "maxReplicas": 2}
+
+
+def test_import_skips_kubernetes_client() -> None:
+    code = (
+        "import sys, maestro_ml_async.resources.deployment; "
+        "sys.exit('kubernetes_asyncio' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
