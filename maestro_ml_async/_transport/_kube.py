@@ -14,7 +14,6 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +34,6 @@ from ._kube_watch import ResumableWatch, WatchEvent, WatchHub, WatchSettings
 __all__ = [
     "MERGE_PATCH",
     "ClusterTransport",
-    "RawResponse",
     "ResumableWatch",
     "WatchEvent",
     "WatchHub",
@@ -71,17 +69,6 @@ def resource_path(
     if subresource is not None:
         base += f"/{subresource}"
     return base
-
-
-@dataclass
-class RawResponse:
-    """An open streaming response: read `response.content`, then `close()`."""
-
-    response: aiohttp.ClientResponse
-
-    def close(self) -> None:
-        """Close the response and its connection."""
-        self.response.close()
 
 
 class ClusterTransport:
@@ -121,7 +108,7 @@ class ClusterTransport:
                 service account is available, or the kubeconfig is invalid.
         """
         configuration, auth, _ = await load_configuration(config, in_cluster)
-        # Each open watch and each followed log holds a connection of the pool.
+        # Each open watch and each followed log uses a connection of the pool.
         configuration.connection_pool_maxsize = max(
             configuration.connection_pool_maxsize or 0, 4 * config.max_concurrency
         )
@@ -143,7 +130,7 @@ class ClusterTransport:
 
         Methods whose name starts with ``create`` are retried only when the
         request cannot have reached the server (connection refused) or the
-        server answered 429; every other method is retried on 429, 5xx and
+        server returned 429; every other method is retried on 429, 5xx and
         connection failures. A 401 triggers one credential refresh and one
         more attempt.
 

@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _EXPIRY_SKEW_SHARE = 0.2
 _MAX_EXPIRY_SKEW = dt.timedelta(seconds=60)
 _BEARER = "BearerToken"
+# Requests that fail with 401 together share the refresh that the first of them
+# ran, instead of each running the exec plugin again.
+_REFRESH_SHARE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class ClusterAuth:
         self._issued = dt.datetime.now(dt.timezone.utc)
         self._file_stamp: tuple[int, int] | None = None
         self._lock = asyncio.Lock()
+        self._last_refresh = -_REFRESH_SHARE_SECONDS
         self.refresh_count = 0
 
     @property
@@ -103,7 +108,10 @@ class ClusterAuth:
         """Fetch a new token; return True when it differs from the old one."""
         if not force or not self.refreshable:
             return False
+        requested = time.monotonic()
         async with self._lock:
+            if self._last_refresh > requested - _REFRESH_SHARE_SECONDS:
+                return True
             before = configuration.api_key.get(_BEARER)
             if self._exec_config is not None:
                 token = await self._run_exec_plugin()
@@ -114,6 +122,7 @@ class ClusterAuth:
             if token is None:
                 return False
             configuration.api_key[_BEARER] = token
+            self._last_refresh = time.monotonic()
             self.refresh_count += 1
             changed: bool = token != before
             logger.info(

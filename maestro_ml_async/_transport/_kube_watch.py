@@ -310,13 +310,13 @@ class ResumableWatch:
             return
         raise error_from_status(status, body, reason)
 
-    def _fail(self, why: str, server_delay: float | None = None) -> None:
+    def _fail(self, reason: str, server_delay: float | None = None) -> None:
         self._failures += 1
         self.counters.failures += 1
         if self._failures > self.settings.max_failures:
             raise KubernetesException(
                 f"watch of {self._plural} failed {self._failures} times in a row; "
-                f"last failure: {why}"
+                f"last failure: {reason}"
             )
         cap = min(
             self.settings.backoff_max,
@@ -330,7 +330,7 @@ class ResumableWatch:
         logger.info(
             "watch of %s: %s; retrying in %.2f s (failure %d)",
             self._plural,
-            why,
+            reason,
             delay,
             self._failures,
         )

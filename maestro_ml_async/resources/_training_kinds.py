@@ -46,7 +46,7 @@ class JobKind:
         version: The API version.
         plural: The resource plural in URLs.
         container: The name of the training container in each replica.
-        replica_field: The spec field that holds the replica specs, for the
+        replica_field: The spec field that contains the replica specs, for the
             Training Operator kinds.
         master: The replica type that leads (Master, Chief, Launcher), or None
             when every replica is a Worker.

@@ -124,7 +124,7 @@ def load_code_bundle(path: Path) -> CodeBundle:
             break
     if bundle.size > CONFIGMAP_LIMIT:
         raise ValidationException(
-            f"code_path {str(path)!r} holds more than {CONFIGMAP_LIMIT} bytes, the "
+            f"code_path {str(path)!r} contains more than {CONFIGMAP_LIMIT} bytes, the "
             "size limit of a ConfigMap; build the code into the image or put it "
             "on a volume instead"
         )

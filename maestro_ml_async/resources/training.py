@@ -175,12 +175,17 @@ class AsyncTrainingResource:
             ),
             return_exceptions=True,
         )
+        errors: list[BaseException] = []
         for kind, result in zip(kinds, results, strict=True):
             if isinstance(result, KubernetesNotFoundException):
                 continue
             if isinstance(result, BaseException):
-                raise result
+                # A kind the caller may not read (403) must not hide the others.
+                errors.append(result)
+                continue
             return kind, result
+        if errors:
+            raise errors[0]
         raise KubernetesNotFoundException(
             f"training job {name!r} not found in namespace {namespace!r}"
         )
@@ -295,8 +300,8 @@ class AsyncTrainingResource:
         """Wait until a job reaches `until`, driven by the shared watch.
 
         The current state is checked first, so a job that already finished
-        returns (or raises) at once without opening a watch; otherwise the wait
-        subscribes to the shared watch and reads the job once more, so no
+        returns (or raises) at once without opening a watch. Otherwise the wait
+        subscribes to the shared watch and then reads the job once more, so no
         change between the two reads is missed. ``until="running"`` is also met by a job
         that already succeeded, and ``until="created"`` by any job.
 

@@ -160,6 +160,23 @@ async def test_exec_plugin_rerun_after_401(
     assert cluster.stats.unauthorized_total >= 1
 
 
+async def test_concurrent_401s_share_one_refresh(
+    cluster: FakeCluster, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(cluster.token)
+    script = write_exec_plugin(tmp_path, token_file, expiry=None)
+    kubeconfig = exec_kubeconfig(cluster, tmp_path, script)
+    async with make_client(cluster, kube_config_path=str(kubeconfig)) as client:
+        await client.training.submit_job("many401", "pytorch", "img")
+        token_file.write_text(cluster.rotate_token())
+        jobs = await asyncio.gather(
+            *(client.training.get_job("many401") for _ in range(20))
+        )
+    assert {job.name for job in jobs} == {"many401"}
+    assert plugin_runs(tmp_path) == 2
+
+
 async def test_exec_plugin_refreshed_before_expiry(
     cluster: FakeCluster, tmp_path: Path
 ) -> None:

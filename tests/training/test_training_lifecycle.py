@@ -16,7 +16,7 @@ async def test_pytorch_job_master_and_three_workers(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
     lines = tuple((0.01, f"epoch {i}") for i in range(5))
-    # Scheduling takes 0.2 s, so the watch sees the job before it runs.
+    # Scheduling takes 0.2 s, so the watch receives the job before it runs.
     cluster.scripts.set("pytorchjobs", "ptj", PodScript(logs=lines, schedule_delay=0.2))
     job = await client.training.submit_job(
         "ptj", "pytorch", "pytorch/pytorch:2.4", workers=3, params={"lr": 0.1}

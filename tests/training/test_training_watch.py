@@ -1,6 +1,6 @@
 """Resumable watches under the faults real clusters cause, and waits over them.
 
-Objects are written straight into the fake's store, so each test knows every
+Objects are written straight into the fake's store, so each test records every
 resourceVersion the server emitted and can check that the watch delivered each
 change once: never lost, never twice.
 """
