@@ -1757,7 +1757,9 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         """Wait until a job reaches `until`, driven by the shared watch.
 
         The current state is checked first, so a job that already finished
-        returns (or raises) at once. ``until="running"`` is also met by a job
+        returns (or raises) at once without opening a watch. Otherwise the wait
+        subscribes to the shared watch and then reads the job once more, so no
+        change between the two reads is missed. ``until="running"`` is also met by a job
         that already succeeded, and ``until="created"`` by any job.
 
         Args:

@@ -57,10 +57,38 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _Call:
-    """One coroutine call sent to the loop thread, and its result future."""
+class _Outcome:
+    """The result or error of one request to the loop thread.
 
-    __slots__ = ("args", "context", "fn", "future", "kwargs", "task")
+    The caller blocks on `done`, a lock that the loop thread releases once the
+    outcome is set. A plain lock is cheaper than a `concurrent.futures.Future`,
+    and its ``acquire(timeout=...)`` returns early when a signal arrives.
+    """
+
+    __slots__ = ("done", "error", "finished", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self.result = value
+        self.finished = True
+        self.done.release()
+
+    def set_error(self, error: BaseException) -> None:
+        self.error = error
+        self.finished = True
+        self.done.release()
+
+
+class _Call:
+    """One coroutine call sent to the loop thread."""
+
+    __slots__ = ("args", "context", "fn", "kwargs", "outcome", "task")
 
     def __init__(
         self,
@@ -72,44 +100,38 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.context = contextvars.copy_context()
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.task: asyncio.Future[Any] | None = None
+        self.outcome = _Outcome()
+        self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Create the task inside the caller's context (runs on the loop thread)."""
         try:
             # A Task copies the context that is current when it is created, so
             # creating it inside `context.run` hands it the caller's variables.
-            self.task = self.context.run(self._create_task)
+            self.task = self.context.run(asyncio.ensure_future, self._run())
         except BaseException as exc:
-            self.future.set_exception(exc)
-            return
-        self.task.add_done_callback(self._finish)
+            self.outcome.set_error(exc)
 
-    def _create_task(self) -> asyncio.Future[Any]:
-        return asyncio.ensure_future(self.fn(*self.args, **self.kwargs))
-
-    def _finish(self, task: asyncio.Future[Any]) -> None:
-        if task.cancelled():
-            self.future.set_exception(_cancelled_error())
-            return
-        error = task.exception()
-        if error is not None:
-            self.future.set_exception(error)
+    async def _run(self) -> None:
+        # Setting the outcome here, not in a done callback, hands the result
+        # over in the task's last step instead of one loop iteration later.
+        try:
+            result = await self.fn(*self.args, **self.kwargs)
+        except asyncio.CancelledError:
+            self.outcome.set_error(_cancelled_error())
+            raise
+        except BaseException as exc:
+            self.outcome.set_error(exc)
         else:
-            self.future.set_result(task.result())
+            self.outcome.set_result(result)
 
     def cancel(self) -> None:
         """Cancel the task (runs on the loop thread)."""
         if self.task is not None:
             self.task.cancel()
-        elif not self.future.done():
-            self.future.set_exception(_cancelled_error())
 
 
 def _cancelled_error() -> ClientClosedError:
-    # Set as the result of a cancelled call: a cancelled concurrent future would
-    # not wake `concurrent.futures.wait`, which only sees results and errors.
     return ClientClosedError(
         "the call was cancelled on the event loop, because the caller was "
         "interrupted or the client was closed while the call was in flight"
@@ -268,10 +290,22 @@ class SyncRunner:
             ClientClosedError: When the runner is closed, in a forked child,
                 or when `close` cancels the call while it runs.
         """
-        loop = self.loop()
+        loop = self._loop
+        if (
+            loop is None
+            or self._closed
+            or self._generation != _fork_generation
+            or threading.get_ident() == self._thread_id
+        ):
+            loop = self.loop()
         request = _Call(fn, args, kwargs)
-        self._schedule(loop, request.start)
-        result: T = self.wait(loop, request.future, request.cancel)
+        try:
+            loop.call_soon_threadsafe(request.start)
+        except RuntimeError:
+            raise ClientClosedError(
+                "the client was closed; create a new MaestroClient"
+            ) from None
+        result: T = self.wait(loop, request.outcome, request.cancel)
         return result
 
     def _schedule(
@@ -287,44 +321,38 @@ class SyncRunner:
     def wait(
         self,
         loop: asyncio.AbstractEventLoop,
-        future: concurrent.futures.Future[T],
+        outcome: _Outcome,
         cancel: Callable[[], Any],
-    ) -> T:
-        """Block until `future` is done; on Ctrl-C run `cancel` on the loop thread."""
+    ) -> Any:
+        """Block until `outcome` is set; on Ctrl-C run `cancel` on the loop thread."""
+        done = outcome.done
         try:
-            while True:
-                try:
-                    # `exception` returns the call's own error instead of raising
-                    # it, so a TimeoutError here always means the slice ran out.
-                    error = future.exception(_WAIT_SLICE)
-                    break
-                except TimeoutError:
-                    if self._thread is not None and not self._thread.is_alive():
-                        raise ClientClosedError(
-                            "the client was closed while a call was in flight"
-                        ) from None
+            while not done.acquire(timeout=_WAIT_SLICE):
+                if self._thread is not None and not self._thread.is_alive():
+                    raise ClientClosedError(
+                        "the client was closed while a call was in flight"
+                    )
         except KeyboardInterrupt:
-            self._cancel_after_interrupt(loop, future, cancel)
+            if not outcome.finished:
+                self._cancel_after_interrupt(loop, outcome, cancel)
             raise
+        error = outcome.error
         if error is not None:
-            try:
-                raise error
-            finally:
-                del error
-        return future.result()
+            outcome.error = None
+            raise error
+        return outcome.result
 
     @staticmethod
     def _cancel_after_interrupt(
         loop: asyncio.AbstractEventLoop,
-        future: concurrent.futures.Future[Any],
+        outcome: _Outcome,
         cancel: Callable[[], Any],
     ) -> None:
         try:
             loop.call_soon_threadsafe(cancel)
         except RuntimeError:
             return
-        concurrent.futures.wait([future], timeout=_CANCEL_GRACE)
-        if not future.done():
+        if not outcome.done.acquire(timeout=_CANCEL_GRACE):
             logger.warning(
                 "an interrupted call did not finish cancelling within %.0f s",
                 _CANCEL_GRACE,
@@ -402,7 +430,7 @@ class TaskDriver:
         self._loop = loop
         request = _Step(fn)
         self._runner._schedule(loop, functools.partial(self._submit, request))
-        result: T = self._runner.wait(loop, request.future, self._cancel)
+        result: T = self._runner.wait(loop, request.outcome, self._cancel)
         return result
 
     def finish(self, fn: Callable[[], Awaitable[Any]] | None = None) -> None:
@@ -427,7 +455,7 @@ class TaskDriver:
 
     def _submit(self, request: _Step) -> None:
         if self._task is not None and self._task.done():
-            request.future.set_exception(
+            request.outcome.set_error(
                 ClientClosedError("the stream was interrupted and cannot continue")
             )
             return
@@ -456,17 +484,17 @@ class TaskDriver:
             try:
                 result = await request.fn()
             except asyncio.CancelledError:
-                request.future.set_exception(_cancelled_error())
+                request.outcome.set_error(_cancelled_error())
                 raise
             except Exception as exc:
-                request.future.set_exception(exc)
+                request.outcome.set_error(exc)
             else:
-                request.future.set_result(result)
+                request.outcome.set_result(result)
 
 
 class _Step:
-    __slots__ = ("fn", "future")
+    __slots__ = ("fn", "outcome")
 
     def __init__(self, fn: Callable[[], Awaitable[Any]]) -> None:
         self.fn = fn
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.outcome = _Outcome()
