@@ -415,7 +415,8 @@ class ResumableWatch:
         rv = _rv(obj)
         key = object_key(obj)
         previous = self._known.get(key)
-        if rv:
+        # A replayed event must not move the resume point backwards.
+        if rv and (not self.resource_version or is_newer(rv, self.resource_version)):
             self.resource_version = rv
         if kind == "DELETED":
             if previous is None and self._complete:

@@ -203,7 +203,7 @@ class JobLogStreamer:
             for container in (pod.get("spec") or {}).get("containers") or []:
                 key = (name, str(container["name"]))
                 if key not in self._followers:
-                    self._followers[key] = asyncio.ensure_future(self._follow(*key))
+                    self._followers[key] = asyncio.ensure_future(self._guard(*key))
         event = self._changed.pop(name, None)
         if event is not None:
             event.set()
@@ -280,6 +280,14 @@ class JobLogStreamer:
                 break
             await asyncio.wait(running, timeout=deadline - time.monotonic())
         self._queue.put_nowait(_SENTINEL)
+
+    async def _guard(self, pod_name: str, container: str) -> None:
+        # An unexpected error ends the whole stream instead of silently ending
+        # one container's log.
+        try:
+            await self._follow(pod_name, container)
+        except Exception as exc:
+            self._queue.put_nowait(exc)
 
     async def _follow(self, pod_name: str, container: str) -> None:
         cursor = self._cursors.setdefault((pod_name, container), _Cursor())

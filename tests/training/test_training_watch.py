@@ -255,3 +255,21 @@ async def test_wait_and_watch_end_under_fault(
     statuses = [s.raw.get("status") for s in snapshots]
     assert all(a != b for a, b in itertools.pairwise(statuses))
     await eventually(lambda: cluster.stats.watch_connections_open == 0, what="close")
+
+
+def test_replayed_events_are_dropped() -> None:
+    watch = ResumableWatch(None, "", "v1", "configmaps", namespace=NAMESPACE)  # type: ignore[arg-type]
+
+    def obj(rv: str, uid: str = "u1") -> dict[str, Any]:
+        return {"metadata": {"name": "a", "uid": uid, "resourceVersion": rv}}
+
+    assert watch._accept("ADDED", obj("5")) is not None
+    assert watch._accept("MODIFIED", obj("7")) is not None
+    assert watch._accept("MODIFIED", obj("7")) is None
+    assert watch._accept("MODIFIED", obj("6")) is None
+    assert watch.counters.dropped_duplicates == 2
+    assert watch._accept("DELETED", obj("8")) is not None
+    assert watch._accept("DELETED", obj("8")) is None
+    # A new object of the same name (another uid) is not a replay.
+    assert watch._accept("ADDED", obj("3", uid="u2")) is not None
+    assert watch.resource_version == "8"
