@@ -273,3 +273,35 @@ def test_replayed_events_are_dropped() -> None:
     # A new object of the same name (another uid) is not a replay.
     assert watch._accept("ADDED", obj("3", uid="u2")) is not None
     assert watch.resource_version == "8"
+
+
+async def test_wait_learns_of_vanished_job_from_relist(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    from maestro_ml_async import TrainingException
+    from maestro_ml_async.testing._scripts import hang
+
+    transport = await client._cluster.get()
+    transport.watch_settings.idle_timeout = 0.4
+    cluster.scripts.set("pytorchjobs", "*", hang())
+    await client.training.submit_job("stays", "pytorch", "img", workers=0)
+    await client.training.submit_job("vanishes", "pytorch", "img", workers=0)
+    stays = asyncio.ensure_future(client.training.wait_for_job("stays", timeout=10))
+    gone = asyncio.ensure_future(client.training.wait_for_job("vanishes", timeout=10))
+    await eventually(lambda: cluster.stats.watch_connections_open == 1, what="watch")
+    hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
+    # The next connection stays silent; the one after it gets 410 Expired, so
+    # the deletion below reaches the client only through the relist.
+    cluster.faults.hang_watch(plural="pytorchjobs")
+    cluster.faults.expire_watch(plural="pytorchjobs")
+    assert hub._watch is not None
+    hub._watch._drop_response()
+    await eventually(lambda: cluster.stats.watch_connections_total >= 2, what="hang")
+    jobs = RESOURCE_TYPES["pytorchjobs.kubeflow.org"]
+    cluster.store.delete(jobs, NAMESPACE, "vanishes")
+    with pytest.raises(TrainingException, match="deleted"):
+        await gone
+    assert hub._watch.counters.relists == 2
+    assert not stays.done()
+    stays.cancel()
+    await asyncio.gather(stays, return_exceptions=True)
