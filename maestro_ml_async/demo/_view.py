@@ -1,0 +1,99 @@
+"""The demo's live screen: the step list and what the running step is doing."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+__all__ = ["DemoView", "StepRecord"]
+
+_MARKS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "ok": "[green]✓[/]"}
+
+
+@dataclass
+class StepRecord:
+    """One demo step: its state, duration and a short result."""
+
+    number: int
+    title: str
+    state: str = "pending"
+    detail: str = ""
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        """Duration so far, or in total once the step ended."""
+        if self.started is None:
+            return None
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+
+@dataclass
+class DemoView:
+    """State rendered by `rich.live.Live` on every refresh."""
+
+    steps: list[StepRecord]
+    platform: str = ""
+    job_status: str = "-"
+    log_lines: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    metrics: dict[str, tuple[int, float]] = field(default_factory=dict)
+    progress: Progress = field(
+        default_factory=lambda: Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+    )
+    show_progress: bool = False
+
+    def step_table(self) -> Table:
+        """The list of steps with their marks, durations and results."""
+        table = Table(title="maestro-ml demo", title_justify="left", expand=False)
+        table.add_column("")
+        table.add_column("step")
+        table.add_column("time", justify="right")
+        table.add_column("result", overflow="fold")
+        for step in self.steps:
+            mark = _MARKS.get(step.state, "[red]✗[/]")
+            seconds = step.seconds
+            table.add_row(
+                mark,
+                f"{step.number}. {step.title}",
+                "" if seconds is None else f"{seconds:.1f} s",
+                step.detail,
+            )
+        return table
+
+    def activity(self) -> RenderableType:
+        """The job status, recent log lines and latest metrics."""
+        metrics = Table(show_header=True, box=None, padding=(0, 2))
+        metrics.add_column("metric")
+        metrics.add_column("step", justify="right")
+        metrics.add_column("value", justify="right")
+        for key, (step, value) in sorted(self.metrics.items()):
+            metrics.add_row(key, str(step), f"{value:.4f}")
+        logs = "\n".join(self.log_lines) or "(no log lines yet)"
+        parts: list[RenderableType] = [
+            f"job status: [bold]{self.job_status}[/]",
+            Panel(logs, title="job logs", title_align="left"),
+            metrics,
+        ]
+        if self.show_progress:
+            parts.append(self.progress)
+        return Group(*parts)
+
+    def __rich__(self) -> RenderableType:
+        return Group(
+            f"[dim]{self.platform}[/]",
+            self.step_table(),
+            Panel(self.activity(), title="activity", title_align="left"),
+        )
