@@ -344,6 +344,10 @@ def test_worker_thread_callable_uses_sync_api(runner: SyncRunner) -> None:
 # --- fork --------------------------------------------------------------------
 
 
+# Python 3.12 warns on fork in a process with threads; these tests fork on purpose.
+FORK_WARNING = "ignore:This process .* is multi-threaded:DeprecationWarning"
+
+
 def run_in_fork(child: Callable[[], str], timeout: float = 10.0) -> str:
     """Run `child` in a forked process and return the text it produced.
 
@@ -375,6 +379,7 @@ def run_in_fork(child: Callable[[], str], timeout: float = 10.0) -> str:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings(FORK_WARNING)
 def test_fork_child_raises_clear_error(runner: SyncRunner) -> None:
     runner.call(echo, "parent")
 
@@ -392,6 +397,7 @@ def test_fork_child_raises_clear_error(runner: SyncRunner) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings(FORK_WARNING)
 def test_fork_child_client_context_exits(mlflow_server_url: str) -> None:
     with MaestroClient(mlflow_uri=mlflow_server_url) as client:
         client.models.list(max_results=1).to_list()

@@ -16,6 +16,7 @@ import contextvars
 import functools
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,9 @@ _THREAD_NAME = "maestro-ml-sync-loop"
 # Upper bound of sync callbacks (such as the function given to `bulk_map`) that
 # run at the same time; each waits on the loop, so the threads are mostly idle.
 _MAX_WORKER_THREADS = 32
+
+# Python 3.12 added eager task start.
+_EAGER_TASKS = sys.version_info >= (3, 12)
 
 # Incremented in a forked child, so runners created before the fork see that
 # their loop thread does not exist in this process.
@@ -106,9 +110,20 @@ class _Call:
     def start(self) -> None:
         """Create the task inside the caller's context (runs on the loop thread)."""
         try:
-            # A Task copies the context that is current when it is created, so
-            # creating it inside `context.run` hands it the caller's variables.
-            self.task = self.context.run(asyncio.ensure_future, self._run())
+            if _EAGER_TASKS:
+                # The first step runs now, inside this callback, so a call that
+                # never waits finishes without another loop iteration.
+                self.task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                    self._run(),
+                    loop=asyncio.get_running_loop(),
+                    context=self.context,
+                    eager_start=True,
+                )
+            else:
+                # A Task copies the context that is current when it is created,
+                # so creating it inside `context.run` hands it the caller's
+                # variables (Python 3.10 has no `context` argument).
+                self.task = self.context.run(asyncio.ensure_future, self._run())
         except BaseException as exc:
             self.outcome.set_error(exc)
 
