@@ -317,3 +317,37 @@ def test_import_does_not_load_kubernetes() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+async def test_typed_calls_are_mapped(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    transport = await client._cluster.get()
+    core = transport.core
+    with pytest.raises(KubernetesNotFoundException) as caught:
+        await transport.call(core.read_namespaced_config_map, "nope", "ml-platform")
+    assert caught.value.status_code == 404
+    body = {"metadata": {"name": "typed"}, "data": {"k": "v"}}
+    await transport.call(core.create_namespaced_config_map, "ml-platform", body)
+    with pytest.raises(KubernetesConflictException):
+        await transport.call(core.create_namespaced_config_map, "ml-platform", body)
+    fault = cluster.faults.fail(503, times=1, verb="get", plural="configmaps")
+    read = await transport.call(core.read_namespaced_config_map, "typed", "ml-platform")
+    assert read.data == {"k": "v"}
+    assert fault.hits == 1
+
+
+def test_error_bodies_that_are_not_status() -> None:
+    from maestro_ml_async._transport._kube_errors import error_from_status
+
+    html = error_from_status(502, b"<html>bad gateway</html>", "Bad Gateway")
+    assert html.status_code == 502
+    assert html.message == "<html>bad gateway</html>"
+    empty = error_from_status(503, "", "Service Unavailable")
+    assert empty.message == "Service Unavailable"
+    assert empty.reason == "Service Unavailable"
+    forbidden = error_from_status(
+        403, {"reason": "Forbidden", "message": "no", "code": 403}
+    )
+    assert isinstance(forbidden, KubernetesAuthException)
+    assert forbidden.reason == "Forbidden"
