@@ -197,6 +197,8 @@ class ClusterAuth:
             ) from None
         token = status.get("token")
         if not token:
+            # NOTE: plugins that return a client certificate instead of a token
+            # are used as loaded at start; their certificates are not renewed.
             logger.warning("the exec plugin returned no token")
             return None
         self._issued = dt.datetime.now(dt.timezone.utc)

@@ -451,6 +451,7 @@ class Subscription:
 
     def __init__(self, name: str | None) -> None:
         self.name = name
+        # NOTE: unbounded, so a subscriber that stops reading keeps every event.
         self._queue: asyncio.Queue[WatchEvent | BaseException] = asyncio.Queue()
 
     def _put(self, item: WatchEvent | BaseException) -> None:
