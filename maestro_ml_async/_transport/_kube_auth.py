@@ -241,9 +241,9 @@ async def load_configuration(
         auth, namespace = _load_in_cluster(
             configuration, in_cluster or InClusterPaths()
         )
+    # TLS settings come from the kubeconfig (certificate-authority,
+    # insecure-skip-tls-verify); the SDK's verify_ssl applies to MLflow only.
     configuration.refresh_api_key_hook = auth
-    if not config.verify_ssl:
-        configuration.verify_ssl = False
     return configuration, auth, namespace
 
 

@@ -174,3 +174,19 @@ async def test_watch_jobs_one_stream_per_kind(
     assert "watch xgboostjobs" in watches
     await eventually(lambda: cluster.stats.watch_connections_open == 0, what="close")
     assert sdk_tasks() - before == set()
+
+
+async def test_break_without_aclosing_closes_later(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("pytorchjobs", "brk", hang())
+    job = await client.training.submit_job("brk", "pytorch", "img", workers=0)
+    before = sdk_tasks()
+    async for snapshot in job.watch():
+        if snapshot.status is JobStatus.RUNNING:
+            break
+    # The event loop's async-generator finalizer closes the abandoned stream.
+    hub = await hub_of(client)
+    await eventually(lambda: not hub.running, what="hub stopped")  # type: ignore[attr-defined]
+    await eventually(lambda: cluster.stats.watch_connections_open == 0, what="close")
+    await eventually(lambda: not (sdk_tasks() - before), what="no SDK tasks")
