@@ -99,7 +99,7 @@ class ClusterTransport:
 
         Args:
             config: The SDK configuration (kube_config_path, kube_context,
-                namespace, verify_ssl, request_timeout, retries).
+                namespace, request_timeout, retries).
             in_cluster: Where to find the service-account files when no
                 kubeconfig exists; the standard paths by default.
 
