@@ -15,7 +15,7 @@ Contestants, each a loop of sequential ``models.get`` calls after a warm-up:
 CPU time is `time.process_time`, which counts every thread of the process, so
 the sync figures include the loop thread's work. The three clients stay open
 side by side and run blocks of calls in turn, so that load from other
-processes affects each about equally; each figure is the median over blocks.
+processes affects each about equally. Each figure is the median over blocks.
 Target: ``sync`` at most 1.25x ``async``. The exit status is 1 when the
 target is missed.
 
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=500, help="calls per block")
     parser.add_argument("--rounds", type=int, default=20, help="blocks per contestant")
     options = parser.parse_args(argv)
+
     contestants = Contestants()
     runs: dict[str, Callable[[int], float]] = {
         "async": contestants.run_async,
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples[name].append(run(options.calls) / options.calls)
     finally:
         contestants.close()
+
     per_call = {name: statistics.median(values) for name, values in samples.items()}
     print(
         f"python {platform.python_version()}, httpx {httpx.__version__}, "
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'contestant':<24}{'CPU us/call':>12}{'vs async':>10}")
     for name, cost in per_call.items():
         print(f"{name:<24}{cost * 1e6:>12.1f}{cost / per_call['async']:>9.2f}x")
+
     ratio = per_call["sync"] / per_call["async"]
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(f"sync / async = {ratio:.2f}, which {verdict} the target of {TARGET_RATIO}x")

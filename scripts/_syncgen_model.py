@@ -178,12 +178,15 @@ class Imports:
 def render_import(source: str, attr: str | None, local: str) -> str:
     inside = OUTPUT_MODULE.startswith(PACKAGE + ".")
     if inside and (source == PACKAGE or source.startswith(PACKAGE + ".")):
-        here = OUTPUT_MODULE.split(".")[:-1]
+        output_package = OUTPUT_MODULE.split(".")[:-1]
         parts = source.split(".")
         common = 0
-        while common < min(len(here), len(parts)) and here[common] == parts[common]:
+        while (
+            common < min(len(output_package), len(parts))
+            and output_package[common] == parts[common]
+        ):
             common += 1
-        dots = "." * (len(here) - common + 1)
+        dots = "." * (len(output_package) - common + 1)
         source = dots + ".".join(parts[common:])
     if attr is None:
         return f"import {source}" if source == local else f"import {source} as {local}"

@@ -5,8 +5,9 @@ its members to the sub-client classes (and to any other class of the package
 with async members that a member returns), and writes one sync class per async
 class. Every public async method, property, async iterator and async context
 manager gets a sync twin with the same name, parameters, defaults and
-docstring; ``aclose``, ``__aenter__``, ``__aexit__`` and ``__aiter__`` become
-``close``, ``__enter__``, ``__exit__`` and ``__iter__``.
+docstring. The async protocol methods ``aclose``, ``__aenter__``, ``__aexit__``
+and ``__aiter__`` become ``close``, ``__enter__``, ``__exit__`` and
+``__iter__``.
 
 Run it from the repository root after changing the async API::
 
@@ -249,64 +250,58 @@ class Emitter:
         return [f"return {expr}"]
 
     def function(self, plan: ClassPlan, member: Member, *, root: bool) -> list[str]:
+        """Return the source lines of the sync twin of a method."""
         func = member.function
-        node = function_node(func)
         names = module_names(member.module)
         params, forward = self.parameters(names, func)
-        returns = ast.unparse(node.returns) if node.returns is not None else None
-        target = f"self._async.{member.name}"
-        call_args = ", ".join(forward)
-        awaited = ", ".join([target, *forward])
-        direct = f"{target}({call_args})"
-        run = f"self._runner.call({awaited})"
-        returns_self = returns is not None and (
-            resolve_node(names, ast.parse(returns, mode="eval").body) is plan.async_cls
-            or returns in {"Self", "typing.Self"}
-        )
-        sync_returns = (
-            self.translator.annotation(names, returns, param=False)
-            if returns is not None
-            else None
-        )
-        if member.name == "__aenter__" and (root or returns_self):
-            body = [run, "return self"]
-            sync_returns = plan.sync_name
-        elif root and member.name in {"aclose", "__aexit__"}:
-            closer = target
-            if forward:
-                closer = f"{self.functools()}.partial({awaited})"
-            body = [f"self._runner.shutdown({closer})"]
-        elif is_async_context_function(func):
-            if returns is None:
-                raise GeneratorError(f"{func.__qualname__}: missing return annotation")
-            inner = unwrap_awaitable(returns)
-            kind, sync_class = classify_return(names, inner, self.wrapped)
-            if kind != "direct":
-                raise GeneratorError(f"{func.__qualname__}: unsupported {returns!r}")
-            target_cm = self.translator._named("contextlib", "AbstractContextManager")
-            inner_sync = self.translator.annotation(names, inner, param=False)
-            sync_returns = f"{target_cm.id}[{inner_sync}]"
-            body = self.convert("context", None, direct)
-        else:
-            kind, sync_class = classify_return(names, returns, self.wrapped)
-            expr = direct
-            if inspect.iscoroutinefunction(func):
-                expr = run
-            elif kind == "await":
-                assert returns is not None
-                kind, sync_class = classify_return(
-                    names, unwrap_awaitable(returns), self.wrapped
-                )
-                expr = run
-            if member.name == "__aiter__":
-                expr = direct
-            body = self.convert(kind, sync_class, expr, sync_returns)
+        sync_returns, body = self.function_body(plan, member, forward, root=root)
         signature = ", ".join(["self", *params])
         arrow = f" -> {sync_returns}" if sync_returns else ""
         lines = [f"    def {member.sync_name}({signature}){arrow}:"]
         lines += docstring_literal(func.__doc__, "        ")
         lines += [f"        {line}" for line in body]
         return lines
+
+    def function_body(
+        self, plan: ClassPlan, member: Member, forward: list[str], *, root: bool
+    ) -> tuple[str | None, list[str]]:
+        """Return the sync return annotation and the body of a method's twin."""
+        func = member.function
+        names = module_names(member.module)
+        node = function_node(func)
+        returns = ast.unparse(node.returns) if node.returns is not None else None
+        sync_returns = None
+        if returns is not None:
+            sync_returns = self.translator.annotation(names, returns, param=False)
+        target = f"self._async.{member.name}"
+        awaited = ", ".join([target, *forward])
+        direct = f"{target}({', '.join(forward)})"
+        run = f"self._runner.call({awaited})"
+        if member.name == "__aenter__" and (root or returns_self(names, plan, returns)):
+            return plan.sync_name, [run, "return self"]
+        if root and member.name in {"aclose", "__aexit__"}:
+            closer = f"{self.functools()}.partial({awaited})" if forward else target
+            return sync_returns, [f"self._runner.shutdown({closer})"]
+        if is_async_context_function(func):
+            if returns is None:
+                raise GeneratorError(f"{func.__qualname__}: missing return annotation")
+            inner = unwrap_awaitable(returns)
+            if classify_return(names, inner, self.wrapped)[0] != "direct":
+                raise GeneratorError(f"{func.__qualname__}: unsupported {returns!r}")
+            manager = self.translator._named("contextlib", "AbstractContextManager")
+            inner_sync = self.translator.annotation(names, inner, param=False)
+            return f"{manager.id}[{inner_sync}]", self.convert("context", None, direct)
+        kind, sync_class = classify_return(names, returns, self.wrapped)
+        expr = direct
+        if inspect.iscoroutinefunction(func):
+            expr = run
+        elif kind == "await":
+            # A plain def that returns an awaitable: await it on the loop.
+            assert returns is not None
+            inner = unwrap_awaitable(returns)
+            kind, sync_class = classify_return(names, inner, self.wrapped)
+            expr = run
+        return sync_returns, self.convert(kind, sync_class, expr, sync_returns)
 
     def accessor(self, plan: ClassPlan, member: Member) -> list[str]:
         names = module_names(member.module)
@@ -381,6 +376,16 @@ class Emitter:
         return lines
 
 
+def returns_self(names: ModuleNames, plan: ClassPlan, returns: str | None) -> bool:
+    """Whether a return annotation names the class that defines the method."""
+    if returns is None:
+        return False
+    if returns in {"Self", "typing.Self"}:
+        return True
+    node = ast.parse(returns, mode="eval").body
+    return bool(resolve_node(names, node) is plan.async_cls)
+
+
 def referenced_wrapped(
     names: ModuleNames, text: str, wrapped: dict[type, str]
 ) -> Iterator[type]:
@@ -422,7 +427,7 @@ def render_module(root: type) -> str:
 
 
 def class_table(plans: list[ClassPlan]) -> list[str]:
-    """The dict that `convert_nested` uses to find the sync class of a value."""
+    """Return the lines of the dict that `convert_nested` uses to find sync classes."""
     lines = [
         "# Async class (module and qualified name) -> sync class, for results",
         "# that carry async objects inside other values.",

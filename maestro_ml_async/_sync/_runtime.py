@@ -2,10 +2,12 @@
 
 `SyncRunner` owns one asyncio event loop on a daemon thread. A sync method sends
 its coroutine to that loop and blocks until the result arrives, so the async
-client stays the only implementation. The runner uses asyncio directly rather
-than an anyio blocking portal: it copies the caller's context variables into
-each task and lets an interrupted caller cancel the task and wait for it, and
-it costs less CPU per call (``benchmarks/sync_overhead.py`` measures both).
+client stays the only implementation.
+
+The runner uses asyncio directly rather than an anyio blocking portal. That way
+it copies the caller's context variables into each task, and an interrupted
+caller can cancel the task and wait for it to unwind. It also costs less CPU
+per call (``benchmarks/sync_overhead.py`` measures both).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ _CANCEL_GRACE = 2.0
 # How long `close` waits for the loop thread to finish its shutdown.
 _JOIN_TIMEOUT = 10.0
 _THREAD_NAME = "maestro-ml-sync-loop"
-# Upper bound of sync callbacks (such as the function given to `bulk_map`) that
-# run at the same time; each waits on the loop, so the threads are mostly idle.
+# Maximum number of sync callbacks (such as the function given to `bulk_map`)
+# that run at the same time. Each mostly waits on the loop thread.
 _MAX_WORKER_THREADS = 32
 
 # Python 3.12 added eager task start.
@@ -234,7 +236,7 @@ class SyncRunner:
         return self._generation != _fork_generation
 
     def on_loop_thread(self) -> bool:
-        """Whether the current thread is the runner's loop thread."""
+        """Return whether the current thread is the runner's loop thread."""
         return threading.get_ident() == self._thread_id
 
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -297,7 +299,7 @@ class SyncRunner:
     ) -> T:
         """Run ``await fn(*args, **kwargs)`` on the loop thread and return its result.
 
-        The coroutine sees a copy of the caller's context variables. A
+        The coroutine runs in a copy of the caller's context variables. A
         `KeyboardInterrupt` in the waiting caller cancels the task, waits up to
         two seconds for it to unwind, and is re-raised.
 
@@ -426,10 +428,10 @@ class SyncRunner:
 class TaskDriver:
     """Runs successive steps of one async object inside a single task.
 
-    Async context managers and async generators may hold task-bound state
-    across their suspension points (anyio cancel scopes and task groups, for
-    example), so every step of one such object runs in the same task on the
-    loop thread, inside the context copied when the driver was made.
+    Async context managers and async generators may hold task-bound state,
+    such as anyio cancel scopes and task groups, across their suspension
+    points. So every step of one such object runs in the same task on the loop
+    thread, inside the context copied when the driver was made.
     """
 
     def __init__(self, runner: SyncRunner, context: contextvars.Context) -> None:
@@ -451,8 +453,9 @@ class TaskDriver:
     def finish(self, fn: Callable[[], Awaitable[Any]] | None = None) -> None:
         """Run the final step `fn` (if any), then end the driver's task.
 
-        Blocks for the final step when the caller can wait for it; from the
-        loop thread, after `close`, or in a forked child it only schedules it.
+        Blocks for the final step when the caller can wait for it. From the
+        loop thread or after `close` it only schedules the step, and in a
+        forked child it does nothing.
         """
         runner = self._runner
         if runner.forked or self._loop is None:
