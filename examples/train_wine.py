@@ -12,7 +12,7 @@ the per-epoch ``train_loss``, ``train_accuracy`` and ``val_accuracy``. Then it
 saves the fitted pipeline as an MLflow model under the run's ``model`` artifact
 folder, where ``client.models.register(run_id, "model", name)`` finds it.
 The run is tagged ``maestro.job_name`` with ``MAESTRO_JOB_NAME`` so the caller
-can find it, and the script prints ``run_id=<id>`` as its last line.
+can find it, and the script prints a line ``run_id=<id>`` once the model is saved.
 
 Usage::
 

@@ -28,7 +28,7 @@ from rich.text import Text
 
 from maestro_ml_async import AsyncMaestroClient
 
-from ._platform import open_platform
+from ._platform import Platform, mlflow_uri_configured, open_platform
 from ._steps import (
     DEFAULT_IMAGE,
     DemoState,
@@ -39,7 +39,13 @@ from ._steps import (
 )
 from ._view import DemoView, StepRecord
 
-__all__ = ["DEFAULT_SCRIPT", "run_demo"]
+__all__ = [
+    "DEFAULT_SCRIPT",
+    "Platform",
+    "mlflow_uri_configured",
+    "open_platform",
+    "run_demo",
+]
 
 EXPERIMENT_NAME = "maestro-demo-wine"
 DEFAULT_SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_wine.py"
