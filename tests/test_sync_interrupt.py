@@ -72,11 +72,58 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
-def test_ctrl_c_cancels_request_in_flight() -> None:
+# The child iterates an async generator that waits forever for its second
+# item, and raises SIGINT while `next()` blocks.
+STREAM_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, os, signal, threading, time
+    from maestro_ml_async._sync._adapters import iterate
+    from maestro_ml_async._sync._runtime import SyncRunner
+
+    finally_ran = threading.Event()
+
+    async def stalled():
+        try:
+            yield 1
+            await asyncio.sleep(60)
+            yield 2
+        finally:
+            finally_ran.set()
+
+    runner = SyncRunner()
+    items = iterate(runner, stalled())
+    first = next(items)
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    outcome = "returned"
+    try:
+        next(items)
+    except KeyboardInterrupt:
+        outcome = "KeyboardInterrupt"
+    elapsed = time.monotonic() - started
+    try:
+        next(items)
+        after = "item"
+    except StopIteration:
+        after = "StopIteration"
+    except BaseException as exc:
+        after = type(exc).__name__
+    runner.close()
+    print(json.dumps({
+        "first": first,
+        "outcome": outcome,
+        "elapsed": elapsed,
+        "finally_ran": finally_ran.is_set(),
+        "after": after,
+    }))
+    """
+)
+
+
+def run_child(code: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_ML_")}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,7 +131,13 @@ def test_ctrl_c_cancels_request_in_flight() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_cancels_request_in_flight() -> None:
+    result = run_child(CHILD)
     assert result["request_seen"]
     assert result["outcome"] == "KeyboardInterrupt"
     # SIGINT is sent 0.2 s after the request arrived; the caller wakes within
@@ -92,3 +145,16 @@ def test_ctrl_c_cancels_request_in_flight() -> None:
     assert result["elapsed"] < 1.0
     assert result["connection_closed"]
     assert result["threads_left"] == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_during_iteration_closes_stream() -> None:
+    result = run_child(STREAM_CHILD)
+    assert result["first"] == 1
+    assert result["outcome"] == "KeyboardInterrupt"
+    assert isinstance(result["elapsed"], float)
+    assert result["elapsed"] < 1.0
+    assert result["finally_ran"]
+    # The generator is finished after the interrupt, like a sync generator
+    # that raised.
+    assert result["after"] == "StopIteration"

@@ -245,11 +245,12 @@ def convert_nested(
 def sync_repr(wrapped: object, sync_name: str) -> str:
     """Return ``repr(wrapped)`` with the async class name replaced by `sync_name`."""
     text = repr(wrapped)
-    async_name = type(wrapped).__name__
-    if text.startswith(async_name):
-        return sync_name + text[len(async_name) :]
-    if text.startswith("<" + async_name):
-        return "<" + sync_name + text[len(async_name) + 1 :]
+    cls = type(wrapped)
+    if text.startswith(cls.__name__):
+        return sync_name + text[len(cls.__name__) :]
+    for name in (f"{cls.__module__}.{cls.__qualname__}", cls.__name__):
+        if text.startswith("<" + name):
+            return "<" + sync_name + text[len(name) + 1 :]
     return text
 
 
