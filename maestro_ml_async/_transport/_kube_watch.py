@@ -30,7 +30,6 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -38,91 +37,30 @@ import aiohttp
 from .._exceptions import KubernetesException
 from ._aio import wait_with_timeout
 from ._kube_errors import RETRY_STATUSES, error_from_status, retry_after
+from ._kube_events import (
+    ObjectKey,
+    WatchCounters,
+    WatchEvent,
+    WatchSettings,
+    is_newer,
+    object_key,
+    resource_version_of,
+    uid_of,
+)
 
 if TYPE_CHECKING:
     from ._kube import ClusterTransport
 
-__all__ = ["ResumableWatch", "Subscription", "WatchEvent", "WatchHub", "WatchSettings"]
+__all__ = [
+    "ResumableWatch",
+    "Subscription",
+    "WatchEvent",
+    "WatchHub",
+    "WatchSettings",
+    "is_newer",
+]
 
 logger = logging.getLogger(__name__)
-
-ObjectKey = tuple[str, str]
-
-
-@dataclass
-class WatchSettings:
-    """Timing of resumable watches; all durations in seconds."""
-
-    idle_timeout: float = 150.0
-    """Reconnect when no line (event or bookmark) arrived for this long."""
-    server_timeout: float | None = 300.0
-    """``timeoutSeconds`` asked of the server, scaled by a random 1-2 factor;
-    None sends none, so the server's own limit applies."""
-    backoff_base: float = 0.25
-    """First reconnect delay after a connection that delivered nothing."""
-    backoff_max: float = 15.0
-    """Upper bound of one reconnect delay."""
-    connect_timeout: float = 30.0
-    """Timeout to open a watch connection and receive its headers."""
-    max_failures: int = 12
-    """Consecutive failed connections after which the watch raises."""
-    page_size: int = 500
-    """Objects per page when listing."""
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One change of an object.
-
-    Attributes:
-        type: ADDED, MODIFIED or DELETED.
-        object: The object after the change (before it, for DELETED).
-        synthetic: True when the event was derived from a list (the first list,
-            a relist after 410 Expired, or a hub's cache) instead of read from
-            the watch stream.
-    """
-
-    type: str
-    object: dict[str, Any]
-    synthetic: bool = False
-
-    @property
-    def name(self) -> str:
-        """The object's name."""
-        return str((self.object.get("metadata") or {}).get("name", ""))
-
-    @property
-    def resource_version(self) -> str:
-        """The object's resourceVersion."""
-        return str((self.object.get("metadata") or {}).get("resourceVersion", ""))
-
-
-def object_key(obj: dict[str, Any]) -> ObjectKey:
-    """Return (namespace, name) of an object."""
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-def is_newer(candidate: str, current: str) -> bool:
-    """Whether resourceVersion `candidate` comes after `current`.
-
-    Resource versions are opaque strings to clients; the API server uses
-    integers (from etcd), so they are compared as integers when both parse, and
-    otherwise any different value counts as newer.
-    """
-    try:
-        return int(candidate) > int(current)
-    except ValueError:
-        return candidate != current
-
-
-@dataclass
-class _Counters:
-    connections: int = 0
-    relists: int = 0
-    dropped_duplicates: int = 0
-    idle_reconnects: int = 0
-    failures: int = field(default=0)
 
 
 class ResumableWatch:
@@ -166,7 +104,7 @@ class ResumableWatch:
         self._refreshed_auth = False
         self._closed = False
         self.synced = False
-        self.counters = _Counters()
+        self.counters = WatchCounters()
 
     def __aiter__(self) -> ResumableWatch:
         return self
@@ -236,10 +174,10 @@ class ResumableWatch:
             previous = self._known.get(key)
             if previous is None:
                 self._pending.append(WatchEvent("ADDED", item, synthetic=True))
-            elif _uid(previous) != _uid(item):
+            elif uid_of(previous) != uid_of(item):
                 self._pending.append(WatchEvent("DELETED", previous, synthetic=True))
                 self._pending.append(WatchEvent("ADDED", item, synthetic=True))
-            elif is_newer(_rv(item), _rv(previous)):
+            elif is_newer(resource_version_of(item), resource_version_of(previous)):
                 self._pending.append(WatchEvent("MODIFIED", item, synthetic=True))
         for key, previous in self._known.items():
             if key not in fresh:
@@ -392,7 +330,7 @@ class ResumableWatch:
         kind = data.get("type")
         obj = data.get("object") or {}
         if kind == "BOOKMARK":
-            rv = _rv(obj)
+            rv = resource_version_of(obj)
             if rv:
                 self.resource_version = rv
             return None
@@ -412,7 +350,7 @@ class ResumableWatch:
         return self._accept(kind, obj)
 
     def _accept(self, kind: str, obj: dict[str, Any]) -> WatchEvent | None:
-        rv = _rv(obj)
+        rv = resource_version_of(obj)
         key = object_key(obj)
         previous = self._known.get(key)
         # A replayed event must not move the resume point backwards.
@@ -426,21 +364,13 @@ class ResumableWatch:
             return WatchEvent(kind, obj)
         if (
             previous is not None
-            and _uid(previous) == _uid(obj)
-            and not is_newer(rv, _rv(previous))
+            and uid_of(previous) == uid_of(obj)
+            and not is_newer(rv, resource_version_of(previous))
         ):
             self.counters.dropped_duplicates += 1
             return None
         self._known[key] = obj
         return WatchEvent(kind, obj)
-
-
-def _rv(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
-
-
-def _uid(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("uid") or "")
 
 
 class Subscription:

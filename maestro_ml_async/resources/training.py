@@ -25,14 +25,19 @@ from ..types.training import (
 )
 from ._training_kinds import (
     KINDS,
-    LABEL_MANAGED_BY,
-    MANAGED_BY,
     JobKind,
     job_from_object,
     replica_of_pod,
 )
-from ._training_logs import JobLogStreamer, pod_wait_reason, read_current_logs
+from ._training_logs import JobLogStreamer, read_current_logs
 from ._training_submit import build_request, create_job_objects
+from ._training_wait import (
+    CANCELLED_ANNOTATION,
+    is_stale,
+    reached,
+    selector_for,
+    timeout_error,
+)
 
 if TYPE_CHECKING:
     from .._transport._kube import ClusterTransport
@@ -41,7 +46,6 @@ __all__ = ["AsyncTrainingResource"]
 
 logger = logging.getLogger(__name__)
 
-CANCELLED_ANNOTATION = "maestro-ml.io/cancelled"
 _MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -233,7 +237,7 @@ class AsyncTrainingResource:
         ns = self._namespace(namespace)
         transport = await self._transport()
         for kind in _unique_kinds():
-            selector = _selector_for(kind, label_selector)
+            selector = selector_for(kind, label_selector)
             try:
                 async for obj in transport.iter_list(
                     kind.group, kind.version, kind.plural, ns, label_selector=selector
@@ -324,7 +328,7 @@ class AsyncTrainingResource:
         limit = self._config.training_job_timeout if timeout is None else timeout
         kind, current = await self._find(name, ns)
         job = self._bind(job_from_object(current, kind))
-        if _reached(job, target):
+        if reached(job, target):
             return await self._with_pods(job, kind)
         transport = await self._transport()
         loop = asyncio.get_running_loop()
@@ -335,7 +339,7 @@ class AsyncTrainingResource:
                 kind.group, kind.version, kind.plural, ns, name
             )
             job = self._bind(job_from_object(obj, kind))
-            while not _reached(job, target):
+            while not reached(job, target):
                 remaining = deadline - loop.time()
                 try:
                     if remaining <= 0:
@@ -349,7 +353,7 @@ class AsyncTrainingResource:
                         job_name=name,
                         reason="Deleted",
                     )
-                if _is_stale(event.object, job):
+                if is_stale(event.object, job):
                     continue
                 job = self._bind(job_from_object(event.object, kind))
         return await self._with_pods(job, kind)
@@ -382,21 +386,7 @@ class AsyncTrainingResource:
         except Exception as exc:  # the timeout is the error to report
             logger.info("cannot list the pods of %s: %s", job.name, exc)
             pods = []
-        reasons: dict[str, str] = {}
-        for pod in pods:
-            reason = pod_wait_reason(pod)
-            if reason is not None:
-                reasons[str(pod["metadata"]["name"])] = reason
-        detail = "; ".join(f"{p}: {r}" for p, r in sorted(reasons.items()))
-        return TrainingTimeoutException(
-            f"training job {job.name!r} did not reach {target.value} within "
-            f"{limit:g} s; last status {job.status.value}"
-            + (f"; waiting pods: {detail}" if detail else ""),
-            job_name=job.name,
-            last_status=job.status,
-            job=job,
-            pod_reasons=reasons,
-        )
+        return timeout_error(job, pods, limit, target)
 
     # Watching ----------------------------------------------------------------
 
@@ -427,7 +417,7 @@ class AsyncTrainingResource:
                         job_name=name,
                         reason="Deleted",
                     )
-                if _is_stale(event.object, job):
+                if is_stale(event.object, job):
                     continue
                 job = self._bind(job_from_object(event.object, kind))
                 if event.object.get("status") == last_status:
@@ -453,7 +443,7 @@ class AsyncTrainingResource:
                 kind.version,
                 kind.plural,
                 namespace=ns,
-                label_selector=_selector_for(kind, label_selector),
+                label_selector=selector_for(kind, label_selector),
             )
             try:
                 async with watch:
@@ -509,57 +499,3 @@ class AsyncTrainingResource:
         streamer = JobLogStreamer(transport, kind, name, ns, pod_timeout)
         async for line in streamer.stream():
             yield line
-
-
-def _selector_for(kind: JobKind, label_selector: str | None) -> str | None:
-    if kind.kind != "Job":
-        return label_selector
-    managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
-    return f"{label_selector},{managed}" if label_selector else managed
-
-
-def _is_stale(obj: dict[str, Any], job: TrainingJob) -> bool:
-    from .._transport._kube_watch import is_newer
-
-    meta = obj.get("metadata") or {}
-    if meta.get("uid") != job.uid:
-        return False
-    rv = str(meta.get("resourceVersion") or "")
-    return bool(job.resource_version) and not is_newer(rv, str(job.resource_version))
-
-
-def _reached(job: TrainingJob, target: JobStatus) -> bool:
-    """Return True when `job` meets `target`; raise when it never will."""
-    status = job.status
-    if target is JobStatus.CREATED or status is target:
-        return True
-    if target is JobStatus.RUNNING and status in (
-        JobStatus.SUCCEEDED,
-        JobStatus.RESTARTING,
-    ):
-        return True
-    if status is JobStatus.FAILED:
-        failure = job.failure
-        reason = failure.reason if failure else None
-        message = failure.message if failure else None
-        raise TrainingException(
-            f"training job {job.name!r} failed: {reason or 'Failed'}: "
-            f"{message or 'no message'}",
-            job_name=job.name,
-            reason=reason,
-        )
-    if status is JobStatus.SUCCEEDED:
-        raise TrainingException(
-            f"training job {job.name!r} succeeded, so it can no longer become "
-            f"{target.value}",
-            job_name=job.name,
-            reason="Unreachable",
-        )
-    cancelled = (job.raw.get("metadata") or {}).get("annotations") or {}
-    if status is JobStatus.SUSPENDED and cancelled.get(CANCELLED_ANNOTATION) == "true":
-        raise TrainingException(
-            f"training job {job.name!r} was cancelled",
-            job_name=job.name,
-            reason="Cancelled",
-        )
-    return False

@@ -33,7 +33,10 @@ async def statuses_of(job: Any) -> list[JobStatus]:
 async def test_fast_job_without_running(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    cluster.scripts.set("pytorchjobs", "quick", PodScript(run_time=0.0))
+    # The container exits at once after a 0.2 s scheduling delay, so the watch
+    # receives the Created job and then Succeeded, with no Running in between.
+    script = PodScript(run_time=0.0, schedule_delay=0.2)
+    cluster.scripts.set("pytorchjobs", "quick", script)
     job = await client.training.submit_job("quick", "pytorch", "img", workers=0)
     states, reached = await asyncio.gather(
         statuses_of(job), job.wait(until="running", timeout=5)

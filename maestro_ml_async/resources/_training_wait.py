@@ -1,0 +1,100 @@
+"""Decisions of waits and watches: when a job is done, stale, or stuck."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .._exceptions import TrainingException
+from ..types.training import JobStatus, TrainingJob, TrainingTimeoutException
+from ._training_kinds import LABEL_MANAGED_BY, MANAGED_BY, JobKind
+from ._training_logs import pod_wait_reason
+
+__all__ = [
+    "CANCELLED_ANNOTATION",
+    "is_stale",
+    "reached",
+    "selector_for",
+    "timeout_error",
+]
+
+CANCELLED_ANNOTATION = "maestro-ml.io/cancelled"
+"""Annotation that `cancel_job` sets, so a wait can tell cancelled from queued."""
+
+
+def timeout_error(
+    job: TrainingJob,
+    pods: Iterable[dict[str, Any]],
+    limit: float,
+    target: JobStatus,
+) -> TrainingTimeoutException:
+    """Build the timeout error of a wait, with the waiting reasons of the pods."""
+    reasons: dict[str, str] = {}
+    for pod in pods:
+        reason = pod_wait_reason(pod)
+        if reason is not None:
+            reasons[str(pod["metadata"]["name"])] = reason
+    detail = "; ".join(f"{p}: {r}" for p, r in sorted(reasons.items()))
+    return TrainingTimeoutException(
+        f"training job {job.name!r} did not reach {target.value} within "
+        f"{limit:g} s; last status {job.status.value}"
+        + (f"; waiting pods: {detail}" if detail else ""),
+        job_name=job.name,
+        last_status=job.status,
+        job=job,
+        pod_reasons=reasons,
+    )
+
+
+def selector_for(kind: JobKind, label_selector: str | None) -> str | None:
+    if kind.kind != "Job":
+        return label_selector
+    managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    return f"{label_selector},{managed}" if label_selector else managed
+
+
+def is_stale(obj: dict[str, Any], job: TrainingJob) -> bool:
+    from .._transport._kube_watch import is_newer
+
+    meta = obj.get("metadata") or {}
+    if meta.get("uid") != job.uid:
+        return False
+    rv = str(meta.get("resourceVersion") or "")
+    return bool(job.resource_version) and not is_newer(rv, str(job.resource_version))
+
+
+def reached(job: TrainingJob, target: JobStatus) -> bool:
+    """Return True when `job` meets `target`; raise when it never will."""
+    status = job.status
+    if target is JobStatus.CREATED or status is target:
+        return True
+    if target is JobStatus.RUNNING and status in (
+        JobStatus.SUCCEEDED,
+        JobStatus.RESTARTING,
+    ):
+        return True
+    if status is JobStatus.FAILED:
+        failure = job.failure
+        reason = failure.reason if failure else None
+        message = failure.message if failure else None
+        raise TrainingException(
+            f"training job {job.name!r} failed: {reason or 'Failed'}: "
+            f"{message or 'no message'}",
+            job_name=job.name,
+            reason=reason,
+        )
+    if status is JobStatus.SUCCEEDED:
+        raise TrainingException(
+            f"training job {job.name!r} succeeded, so it can no longer become "
+            f"{target.value}",
+            job_name=job.name,
+            reason="Unreachable",
+        )
+    cancelled = (job.raw.get("metadata") or {}).get("annotations") or {}
+    if status is JobStatus.SUSPENDED and cancelled.get(CANCELLED_ANNOTATION) == "true":
+        raise TrainingException(
+            f"training job {job.name!r} was cancelled",
+            job_name=job.name,
+            reason="Cancelled",
+        )
+    return False
