@@ -47,6 +47,7 @@ def timeout_error(
 
 
 def selector_for(kind: JobKind, label_selector: str | None) -> str | None:
+    """Return the label selector to list `kind` with: batch Jobs only if ours."""
     if kind.kind != "Job":
         return label_selector
     managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
@@ -54,6 +55,7 @@ def selector_for(kind: JobKind, label_selector: str | None) -> str | None:
 
 
 def is_stale(obj: dict[str, Any], job: TrainingJob) -> bool:
+    """Whether `obj` is the same object as `job` and not newer than it."""
     from .._transport._kube_watch import is_newer
 
     meta = obj.get("metadata") or {}
