@@ -32,7 +32,7 @@ class Recorder:
         await self.until(lambda: resource_version in self.versions())
 
     async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait until `condition()` holds after some event."""
+        """Wait until `condition()` is true after some event."""
         async with asyncio.timeout(WAIT):
             while not condition():
                 self._changed.clear()
@@ -54,7 +54,7 @@ class Recorder:
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
-    """Poll `condition` every 20 ms until it holds, for at most `WAIT` seconds."""
+    """Poll `condition` every 20 ms until it is true, for at most `WAIT` seconds."""
     for _ in range(int(WAIT / 0.02)):
         if condition():
             return
