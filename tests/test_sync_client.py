@@ -108,6 +108,7 @@ def test_bulk_map_with_sync_function(example_models: None) -> None:
     assert [model.name for model in results.values] == list(EXAMPLE_MODELS)
     assert len(results.errors) == 1
     assert isinstance(results.errors[0], ModelNotFoundException)
+    assert loop_threads() == []  # the worker threads stopped too
 
 
 def test_repr_names_sync_class(mlflow_server_url: str) -> None:
