@@ -116,6 +116,26 @@ def _demo_command(
         float,
         typer.Option("--timeout", help="Time limit of each step, in seconds.", min=1),
     ] = 300.0,
+    script: Annotated[
+        str | None,
+        typer.Option(
+            "--script",
+            help="Training script to run. Default: examples/train_wine.py of "
+            "the source checkout.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Training epochs.", min=1)
+    ] = 20,
+    epoch_delay: Annotated[
+        float,
+        typer.Option(
+            "--epoch-delay",
+            help="Seconds the training script pauses after each epoch, so the "
+            "metrics can be watched arriving.",
+            min=0,
+        ),
+    ] = 0.15,
 ) -> None:
     """Run the end-to-end demo: train, register, deploy and query a model.
 
@@ -124,7 +144,13 @@ def _demo_command(
     """
     from maestro_ml_async.demo import run_demo
 
-    code = run_demo(root=root, step_timeout=timeout)
+    code = run_demo(
+        root=root,
+        step_timeout=timeout,
+        script=script,
+        epochs=epochs,
+        epoch_delay=epoch_delay,
+    )
     raise typer.Exit(code)
 
 
@@ -132,5 +158,19 @@ _register()
 
 
 def run() -> None:
-    """Run the application with the process arguments."""
-    app()
+    """Run the application with the process arguments.
+
+    A failure outside a command's client call (for example while printing its
+    result) still ends with a one-line message and exit code 1.
+    """
+    import sys
+
+    try:
+        app()
+    except Exception as exc:
+        from ._common import describe_error, error_console
+
+        if "--debug" in sys.argv:
+            error_console.print_exception()
+        error_console.print(f"error: {describe_error(exc)}", markup=False)
+        sys.exit(1)

@@ -48,7 +48,7 @@ def _traffic(deployment: Any) -> str:
 
 
 def _fields(deployment: Any) -> list[tuple[str, Any]]:
-    unmet = [condition.describe() for condition in deployment.unmet_conditions]
+    unmet = [condition.describe() for condition in deployment.unmet_conditions()]
     return [
         ("name", deployment.name),
         ("namespace", deployment.namespace),

@@ -1,0 +1,241 @@
+"""The ``maestro-ml jobs`` and ``deployments`` commands against the fake cluster.
+
+Each command runs its own event loop, so the tests invoke the CLI on a worker
+thread while the fake cluster serves from the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from typer.testing import CliRunner
+
+from maestro_ml_async.cli._app import app
+from maestro_ml_async.testing import FakeCluster
+
+API = "/api/2.0/mlflow"
+
+
+@pytest_asyncio.fixture
+async def cluster() -> AsyncIterator[FakeCluster]:
+    async with FakeCluster(tick=0.01, bookmark_interval=0.2) as fake:
+        yield fake
+
+
+async def cli(cluster: FakeCluster, mlflow_url: str, *args: str) -> Any:
+    """Run one command on a worker thread and return the click result."""
+    argv = [
+        "--mlflow-uri",
+        mlflow_url,
+        "--kubeconfig",
+        cluster.kubeconfig_path,
+        "--context",
+        cluster.context,
+        "--namespace",
+        "ml-platform",
+        *args,
+    ]
+    return await asyncio.to_thread(CliRunner().invoke, app, argv)
+
+
+def parsed(result: Any) -> Any:
+    assert result.exit_code == 0, result.stderr or result.stdout
+    return json.loads(result.stdout)
+
+
+async def test_jobs_submit_wait_get_list(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    name = f"cli-job-{unique}"
+    submitted = parsed(
+        await cli(
+            cluster,
+            mlflow_server_url,
+            "jobs",
+            "submit",
+            name,
+            "--framework",
+            "sklearn",
+            "--image",
+            "python:3.11-slim",
+            "--command",
+            "python",
+            "--param",
+            "epochs=3",
+            "--label",
+            "team=risk",
+            "--wait",
+            "--timeout",
+            "60",
+            "-o",
+            "json",
+        )
+    )
+    assert submitted["status"] == "succeeded"
+    assert submitted["labels"]["team"] == "risk"
+    got = parsed(
+        await cli(cluster, mlflow_server_url, "jobs", "get", name, "-o", "json")
+    )
+    assert got["kind"] == "Job"
+    listed = parsed(
+        await cli(
+            cluster, mlflow_server_url, "jobs", "list", "-l", "team=risk", "-o", "json"
+        )
+    )
+    assert [job["name"] for job in listed] == [name]
+    table = await cli(cluster, mlflow_server_url, "jobs", "list")
+    assert table.exit_code == 0, table.stderr
+    assert "training jobs" in table.stdout
+
+
+async def test_jobs_watch_and_logs(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    name = f"cli-watch-{unique}"
+    submitted = await cli(
+        cluster,
+        mlflow_server_url,
+        "jobs",
+        "submit",
+        name,
+        "-f",
+        "pytorch",
+        "--image",
+        "pytorch:2",
+        "--command",
+        "python",
+    )
+    assert submitted.exit_code == 0, submitted.stderr
+    watched = await cli(cluster, mlflow_server_url, "jobs", "watch", name, "-o", "json")
+    assert watched.exit_code == 0, watched.stderr
+    states = [json.loads(line)["status"] for line in watched.stdout.splitlines()]
+    assert states[-1] == "succeeded"
+    logs = await cli(cluster, mlflow_server_url, "jobs", "logs", name, "--no-follow")
+    assert logs.exit_code == 0, logs.stderr
+
+
+async def test_jobs_get_missing(cluster: FakeCluster, mlflow_server_url: str):
+    result = await cli(cluster, mlflow_server_url, "jobs", "get", "no-such-job")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_jobs_cancel(cluster: FakeCluster, mlflow_server_url: str, unique: str):
+    from maestro_ml_async.testing import hang
+
+    name = f"cli-cancel-{unique}"
+    cluster.scripts.set("jobs", name, hang())
+    submitted = await cli(
+        cluster,
+        mlflow_server_url,
+        "jobs",
+        "submit",
+        name,
+        "-f",
+        "custom",
+        "--image",
+        "busybox",
+        "--command",
+        "sleep",
+    )
+    assert submitted.exit_code == 0, submitted.stderr
+    cancelled = await cli(cluster, mlflow_server_url, "jobs", "cancel", name)
+    assert cancelled.exit_code == 0, cancelled.stderr
+    got = parsed(
+        await cli(cluster, mlflow_server_url, "jobs", "get", name, "-o", "json")
+    )
+    assert got["status"] == "suspended"
+
+
+async def test_deployments_lifecycle(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    model = f"cli-served-{unique}"
+    async with httpx.AsyncClient(base_url=mlflow_server_url + API) as rest:
+        await rest.post("registered-models/create", json={"name": model})
+        for number in (1, 2):
+            await rest.post(
+                "model-versions/create",
+                json={"name": model, "source": f"s3://bucket/{unique}/{number}"},
+            )
+    name = f"served-{unique}"
+    created = parsed(
+        await cli(
+            cluster,
+            mlflow_server_url,
+            "deployments",
+            "create",
+            name,
+            "-m",
+            model,
+            "-v",
+            "1",
+            "--strategy",
+            "canary",
+            "--canary-percent",
+            "25",
+            "--timeout",
+            "60",
+            "-o",
+            "json",
+        )
+    )
+    assert created["model_version"] == "1"
+    got = parsed(
+        await cli(cluster, mlflow_server_url, "deployments", "get", name, "-o", "json")
+    )
+    assert got["url"]
+    listed = parsed(
+        await cli(
+            cluster, mlflow_server_url, "deployments", "list", "-m", model, "-o", "json"
+        )
+    )
+    assert [item["name"] for item in listed] == [name]
+    scaled = parsed(
+        await cli(
+            cluster,
+            mlflow_server_url,
+            "deployments",
+            "scale",
+            name,
+            "2",
+            "--max-replicas",
+            "3",
+            "-o",
+            "json",
+        )
+    )
+    assert scaled["min_replicas"] == 2
+    assert scaled["max_replicas"] == 3
+    promoted = await cli(cluster, mlflow_server_url, "deployments", "promote", name)
+    assert promoted.exit_code == 0, promoted.stderr
+    deleted = await cli(cluster, mlflow_server_url, "deployments", "delete", name)
+    assert deleted.exit_code == 0, deleted.stderr
+    gone = await cli(cluster, mlflow_server_url, "deployments", "get", name)
+    assert gone.exit_code == 1
+    assert len(gone.stderr.strip().splitlines()) == 1
+
+
+async def test_deployments_missing_version(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    result = await cli(
+        cluster,
+        mlflow_server_url,
+        "deployments",
+        "create",
+        f"d-{unique}",
+        "-m",
+        f"no-model-{unique}",
+        "-v",
+        "1",
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
