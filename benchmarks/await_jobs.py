@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -281,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.spacing = args.window / args.jobs
     outcomes = asyncio.run(main_async(args))
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"load average before the run (1, 5, 15 min): {load}")
     report(outcomes)
     return 0 if all(outcome.errors == 0 for outcome in outcomes) else 1
 
