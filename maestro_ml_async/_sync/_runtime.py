@@ -187,7 +187,7 @@ def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
 def _stop_loop(
     loop: asyncio.AbstractEventLoop, thread: threading.Thread, generation: int
 ) -> None:
-    """Stop the loop and join its thread; called by `close` and the finalizer."""
+    """Stop the loop and join its thread (for `close` and the finalizer)."""
     if generation != _fork_generation or loop.is_closed():
         return
     try:
@@ -209,9 +209,9 @@ class SyncRunner:
     The thread starts on the first call. Any number of threads may call the
     runner at once. In a process forked after the runner was created, every
     call raises `ClientClosedError`, because the loop thread exists only in the
-    parent. `close` stops the loop and joins its thread; a runner that is
-    garbage-collected or still open at interpreter exit is stopped by a
-    finalizer.
+    parent. `close` stops the loop and joins its thread. A finalizer stops
+    the loop of a runner that is garbage-collected or still open at
+    interpreter exit.
     """
 
     def __init__(self) -> None:
