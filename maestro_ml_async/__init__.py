@@ -59,6 +59,9 @@ if TYPE_CHECKING:
         AsyncPager,
         Page,
     )
+    from ._sync._adapters import (
+        Pager,
+    )
     from ._sync._client import (
         MaestroClient,
     )
@@ -169,6 +172,7 @@ _EXPORTS: dict[str, str] = {
     "NotFoundException": "._exceptions",
     "NotSupportedByServerException": "._exceptions",
     "Page": "._pagination",
+    "Pager": "._sync._adapters",
     "Param": ".types.tracking",
     "RateLimitedException": "._exceptions",
     "RegistrationFailedException": "._exceptions",
@@ -253,6 +257,7 @@ __all__ = [
     "NotFoundException",
     "NotSupportedByServerException",
     "Page",
+    "Pager",
     "Param",
     "RateLimitedException",
     "RegistrationFailedException",
