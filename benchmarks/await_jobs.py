@@ -19,10 +19,10 @@ Contestants:
 - ``sdk``: ``client.training.wait_for_job(name)`` for every job, which shares
   one watch connection per resource type and namespace.
 - ``polling``: what the Kubeflow training SDK's
-  ``TrainingClient.wait_for_job_conditions`` does (its ``polling_interval``
-  defaults to 15 s): a GET of the job at a fixed interval until it has the
-  Succeeded condition, here with kubernetes-asyncio and the interval scaled
-  down to ``--poll-interval`` (1.5 s by default, 10x faster than the default)
+  ``TrainingClient.wait_for_job_conditions`` does, whose ``polling_interval``
+  defaults to 15 s. It GETs the job at a fixed interval until the job has the
+  Succeeded condition. Here it uses kubernetes-asyncio, and the interval is
+  scaled down to ``--poll-interval`` (1.5 s by default, 10x the default rate)
   so the run ends in seconds. Polling at the real 15 s makes the wake-up delay
   about 10x larger and the request rate about 10x smaller.
 

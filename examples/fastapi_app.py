@@ -3,7 +3,7 @@
 One `AsyncMaestroClient` is created in the app's lifespan and shared by every
 request, so all handlers use one connection pool. Handlers ``await`` the client
 and never block the event loop, so a slow fan-out request (``/models/batch``)
-does not hold up ``/health``.
+does not hold up ``/health`` (``tests/test_examples.py`` checks this).
 
 Run it with ``uvicorn examples.fastapi_app:app`` (``MAESTRO_ML_MLFLOW_URI``
 selects the MLflow server).
@@ -53,7 +53,7 @@ def maestro(request: Request) -> AsyncMaestroClient:
 
 @app.get("/health")
 async def health() -> dict[str, str]:
-    """Answer at once, whatever else is in flight."""
+    """Return at once, whatever else is in flight."""
     return {"status": "ok"}
 
 

@@ -1,7 +1,7 @@
 """Quick start with the async client: registry and tracking in a few calls.
 
 Run it as ``python examples/quickstart_async.py``. With ``MAESTRO_ML_MLFLOW_URI``
-set it uses that server; otherwise it starts a local MLflow server and the fake
+set it uses that server. Otherwise it starts a local MLflow server and the fake
 cluster (data under ``.maestro-local/``) and stops them at the end.
 """
 

@@ -2,7 +2,7 @@
 
 The same calls as ``quickstart_async.py`` without ``await``: `MaestroClient` runs
 the async client on an event loop of its own. With ``MAESTRO_ML_MLFLOW_URI``
-set it uses that server; otherwise it starts a local MLflow server (data under
+set it uses that server. Otherwise it starts a local MLflow server (data under
 ``.maestro-local/mlflow``) and stops it at the end.
 """
 

@@ -100,7 +100,8 @@ async def test_canary_rollout(platform_env: FakeCluster):
     states = await load("canary_rollout").main()
     assert len(states) == 4
     assert states[0].startswith("deployed: v1")
-    assert "10%" in states[1] and "90%" in states[1]
+    assert "10%" in states[1]
+    assert "90%" in states[1]
     assert states[2].startswith("promoted: v2")
     assert "100%" in states[2]
     assert states[3].startswith("rolled back: v1")

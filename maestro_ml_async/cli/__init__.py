@@ -1,9 +1,9 @@
 """The ``maestro-ml`` command line, built on typer and rich.
 
 Install it with ``pip install 'maestro-ml-async[cli]'``. Every command goes
-through the public `AsyncMaestroClient`; connection settings come from the
-global options and then from the same ``MAESTRO_ML_*`` and ``MLFLOW_*``
-variables the SDK reads.
+through the public `AsyncMaestroClient`. Connection settings come from the
+global options, then from the same ``MAESTRO_ML_*`` and ``MLFLOW_*``
+variables that the SDK reads.
 """
 
 from __future__ import annotations
