@@ -7,12 +7,15 @@ then the default. So an existing MLflow setup works unchanged.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import (
     Field,
     SecretStr,
@@ -25,6 +28,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from ._exceptions import ConfigurationException
@@ -48,6 +52,15 @@ MLFLOW_FALLBACKS: dict[str, str] = {
 }
 
 _SECRET_FIELDS = frozenset({"api_key", "password"})
+_URL_FIELDS = ("mlflow_uri", "mlflow_registry_uri", "api_url")
+_FLOAT_FIELDS = (
+    "request_timeout",
+    "training_job_timeout",
+    "retry_backoff_base",
+    "retry_backoff_max",
+    "retry_max_elapsed",
+)
+_SETTINGS_ERROR_FIELD = re.compile(r'field "(\w+)"')
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
@@ -59,10 +72,12 @@ class _MlflowFallbackSource(PydanticBaseSettingsSource):
         self, settings_cls: type[BaseSettings], env_file: str | Path | None
     ) -> None:
         super().__init__(settings_cls)
+        # MLflow treats an empty variable as unset, so an empty value in the
+        # environment does not hide the `.env` file's value either.
         self._values: dict[str, str] = {}
         if env_file is not None and Path(env_file).is_file():
-            self._values.update(_read_dotenv(Path(env_file)))
-        self._values.update(os.environ)
+            self._values.update(_non_empty(_read_dotenv(Path(env_file))))
+        self._values.update(_non_empty(os.environ))
 
     def get_field_value(
         self, field: FieldInfo, field_name: str
@@ -75,9 +90,9 @@ class _MlflowFallbackSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for field_name, variable in MLFLOW_FALLBACKS.items():
-            if variable not in self._values:
+            raw = self._values.get(variable)
+            if raw is None:
                 continue
-            raw = self._values[variable]
             if field_name == "verify_ssl":
                 data[field_name] = _invert_flag(variable, raw)
             else:
@@ -109,15 +124,18 @@ class _FieldsOnlySource(PydanticBaseSettingsSource):
         return {key: value for key, value in self._inner().items() if key in fields}
 
 
+def _non_empty(values: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value}
+
+
 def _read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    # python-dotenv is the parser pydantic-settings uses for the MAESTRO_ML_*
+    # keys of the same file, so both kinds of keys follow the same syntax.
+    return {
+        key: value
+        for key, value in dotenv_values(path, encoding="utf-8").items()
+        if value is not None
+    }
 
 
 def _invert_flag(variable: str, raw: str) -> bool:
@@ -146,6 +164,7 @@ class Config(BaseSettings):
         validate_default=True,
         frozen=True,
         case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     mlflow_uri: str = Field(
@@ -214,6 +233,14 @@ class Config(BaseSettings):
         description="Prefix rewrites from artifact URIs to URIs KServe can read.",
     )
 
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _configuration_error(exc, values, values.get("_env_file")) from None
+        except SettingsError as exc:
+            raise _settings_error(exc, values, values.get("_env_file")) from None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -232,6 +259,37 @@ class Config(BaseSettings):
             _FieldsOnlySource(settings_cls, dotenv_settings),
             _MlflowFallbackSource(settings_cls, env_file),
         )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_url_credentials(cls, data: Any) -> Any:
+        """Move ``user:password@`` out of the URLs into username and password.
+
+        A URL with credentials works with MLflow's client, but kept in the URL
+        the password would show in reprs and in httpx's request log. Explicit
+        username and password settings win over the URL's.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for field_name in _URL_FIELDS:
+            value = data.get(field_name)
+            if not isinstance(value, str):
+                continue
+            url, username, password = _split_userinfo(value.strip())
+            data[field_name] = url
+            if username and not data.get("username"):
+                data["username"] = username
+            if password is not None and data.get("password") is None:
+                data["password"] = password
+        return data
+
+    @field_validator(*_FLOAT_FIELDS)
+    @classmethod
+    def _check_finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds")
+        return value
 
     @field_validator("mlflow_uri", "mlflow_registry_uri", "api_url")
     @classmethod
@@ -294,11 +352,41 @@ class Config(BaseSettings):
 def build_config(
     overrides: Mapping[str, Any], *, env_file: str | Path | None = None
 ) -> Config:
-    """Validate a configuration and turn pydantic's errors into ours."""
+    """Validate a configuration; errors raise `ConfigurationException`."""
+    return Config(_env_file=env_file, **overrides)
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """Return a URL without its ``user:password@`` part, and that part decoded."""
     try:
-        return Config(_env_file=env_file, **overrides)
-    except ValidationError as exc:
-        raise _configuration_error(exc, overrides, env_file) from None
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return url, None, None
+    if username is None and password is None:
+        return url, None, None
+    host = parts.netloc.rpartition("@")[2]
+    stripped = urlunsplit(parts._replace(netloc=host))
+    return (
+        stripped,
+        unquote(username) if username else None,
+        unquote(password) if password is not None else None,
+    )
+
+
+def _settings_error(
+    exc: SettingsError, overrides: Mapping[str, Any], env_file: str | Path | None
+) -> ConfigurationException:
+    # pydantic-settings raises this when a complex field (a dict) is not JSON;
+    # its message names the field but never the value.
+    match = _SETTINGS_ERROR_FIELD.search(str(exc))
+    if match is None:
+        return ConfigurationException(f"invalid configuration: {exc}")
+    source = _source_of(match.group(1), overrides, env_file)
+    return ConfigurationException(
+        f"invalid configuration: {source}: the value must be a JSON object, "
+        'for example {"mlflow-artifacts:/": "s3://bucket/"}'
+    )
 
 
 def _configuration_error(

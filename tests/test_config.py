@@ -286,3 +286,86 @@ def test_import_does_not_load_kubernetes() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_url_credentials_move_to_basic_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{SECRET}@127.0.0.1:5000/")
+    config = Config.from_env()
+
+    assert config.mlflow_uri == "http://127.0.0.1:5000"
+    assert config.username == "alice"
+    assert config.password is not None
+    assert config.password.get_secret_value() == SECRET
+    assert SECRET not in repr(config)
+
+
+def test_explicit_credentials_beat_url_ones() -> None:
+    config = Config.from_env(
+        mlflow_uri="http://url-user:url-pw@127.0.0.1:5000",
+        username="bob",
+        password="bob-pw",
+    )
+
+    assert config.mlflow_uri == "http://127.0.0.1:5000"
+    assert config.username == "bob"
+    assert config.password is not None
+    assert config.password.get_secret_value() == "bob-pw"
+
+
+def test_empty_variables_count_as_unset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("MLFLOW_TRACKING_TOKEN=from-file\n")
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", "MAESTRO_ML_API_KEY"):
+        monkeypatch.setenv(name, "")
+
+    assert Config.from_env().mlflow_uri == "http://localhost:5000"
+    assert Config.from_env().api_key is None
+    from_file = Config.from_env(env_file=env_file).api_key
+    assert from_file is not None
+    assert from_file.get_secret_value() == "from-file"
+
+
+def test_env_file_mlflow_keys_follow_dotenv_syntax(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:7 # the local server\n"
+        'MLFLOW_TRACKING_TOKEN="tok#en"\n'
+    )
+    config = Config.from_env(env_file=env_file)
+
+    assert config.mlflow_uri == "http://127.0.0.1:7"
+    assert config.api_key is not None
+    assert config.api_key.get_secret_value() == "tok#en"
+
+
+def test_bad_json_setting_is_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAESTRO_ML_STORAGE_URI_MAP", "s3-not-json")
+
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env()
+
+    assert "MAESTRO_ML_STORAGE_URI_MAP" in str(caught.value)
+    assert "s3-not-json" not in str(caught.value)
+
+
+def test_direct_config_raises_configuration_error() -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config(api_key=12345, request_timeout="soon")  # type: ignore[arg-type]
+
+    assert "api_key" in str(caught.value)
+    assert "request_timeout" in str(caught.value)
+    assert "12345" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_durations_rejected(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MAESTRO_ML_REQUEST_TIMEOUT", value)
+
+    with pytest.raises(ConfigurationException, match="MAESTRO_ML_REQUEST_TIMEOUT"):
+        Config.from_env()
