@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -65,6 +66,20 @@ def _text_message(response: httpx.Response) -> str:
     return text or response.reason_phrase
 
 
+def _redirect_message(response: httpx.Response) -> str:
+    # The query string of a login redirect can carry state tokens, so only the
+    # scheme, host and path of the target are shown.
+    location = urlsplit(response.headers.get("location", ""))
+    host = location.netloc.rpartition("@")[2]
+    target = urlunsplit((location.scheme, host, location.path, "", ""))
+    shown = f" to {target}" if target else ""
+    return (
+        f"the server redirected the request{shown}; redirects are not followed, "
+        "so set mlflow_uri to the URL that serves the MLflow API (an auth proxy "
+        "that redirects to a login page needs a token or credentials instead)"
+    )
+
+
 def error_from_response(
     response: httpx.Response,
     *,
@@ -95,6 +110,8 @@ def error_from_response(
         "path": response.request.url.path,
     }
 
+    if 300 <= status < 400:
+        return MLflowException(_redirect_message(response), **fields)
     if status == 401 or error_code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"):
         return AuthenticationException(message, **fields)
     if status == 403 or error_code == "PERMISSION_DENIED":

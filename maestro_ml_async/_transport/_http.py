@@ -34,6 +34,8 @@ from ._retry import (
     BackoffWait,
     RetryableStatus,
     RetryMode,
+    StopOnLongRetryAfter,
+    is_unsent_error,
     log_retry,
     should_retry,
 )
@@ -47,6 +49,32 @@ API_PREFIX = "/api/2.0/mlflow"
 # uvicorn, which serves MLflow 3, closes idle connections after 5 s; expiring ours
 # sooner avoids reusing a connection just as the server closes it.
 _KEEPALIVE_EXPIRY = 4.0
+
+
+class ResponseBody(dict[str, Any]):
+    """A JSON response object whose missing top-level keys raise `MLflowException`.
+
+    Resources read fields with ``body["run"]``. A proxy that answers 200 with an
+    empty body, or a server that leaves a field out, then fails with a clear
+    INVALID_RESPONSE error instead of a bare `KeyError`.
+    """
+
+    def __init__(
+        self, values: Mapping[str, Any], *, method: str, path: str, status: int
+    ) -> None:
+        super().__init__(values)
+        self._where = (method, path, status)
+
+    def __missing__(self, key: str) -> Any:
+        method, path, status = self._where
+        raise MLflowException(
+            f"the server's response has no {key!r} field; check that mlflow_uri "
+            "points at an MLflow server and not at a proxy or another service",
+            status_code=status,
+            error_code="INVALID_RESPONSE",
+            method=method,
+            path=path,
+        )
 
 
 class _BearerAuth(httpx.Auth):
@@ -88,7 +116,8 @@ def build_auth(config: Config) -> httpx.Auth | None:
     (MLflow's own client checks them first), else bearer, else none."""
     if config.username and config.password is not None:
         return _BasicAuth(config.username, config.password.get_secret_value())
-    if config.api_key is not None:
+    # An empty token means none: sending "Bearer " would fail on every server.
+    if config.api_key is not None and config.api_key.get_secret_value():
         return _BearerAuth(config.api_key.get_secret_value())
     return None
 
@@ -200,7 +229,9 @@ class MlflowTransport:
                     method=method,
                     path=path,
                 )
-            return body or {}
+            return ResponseBody(
+                body or {}, method=method, path=path, status=response.status_code
+            )
         raise error_from_response(response, not_found=not_found, feature=feature)
 
     async def request(
@@ -232,6 +263,7 @@ class MlflowTransport:
             stop=(
                 stop_after_attempt(self.config.max_retries + 1)
                 | stop_after_delay(self.config.retry_max_elapsed)
+                | StopOnLongRetryAfter(self.config.retry_max_elapsed)
             ),
             before_sleep=log_retry,
             reraise=True,
@@ -258,9 +290,7 @@ class MlflowTransport:
             ) from None
         except httpx.TransportError as exc:
             raise TransportException(
-                f"could not reach the MLflow server: {type(exc).__name__}: {exc}",
-                method=method,
-                path=path,
+                _transport_failure(exc), method=method, path=path
             ) from None
         # A caller that settles a retried create (RESOURCE_ALREADY_EXISTS after
         # a retry) reads the number of attempts sent from here.
@@ -350,6 +380,17 @@ class MlflowTransport:
                 raise error_from_response(response)
             finally:
                 await response.aclose()
+
+
+def _transport_failure(exc: httpx.TransportError) -> str:
+    """Describe a failed request, saying whether the server may have acted on it."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if is_unsent_error(exc):
+        return f"could not reach the MLflow server: {detail}"
+    return (
+        "the connection to the MLflow server failed before a complete response "
+        f"arrived, so the request may have been applied: {detail}"
+    )
 
 
 def _query_params(

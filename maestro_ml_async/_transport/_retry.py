@@ -17,11 +17,13 @@ from datetime import datetime, timezone
 
 import httpx
 from tenacity import RetryCallState
+from tenacity.stop import stop_base
 
 __all__ = [
     "RETRY_STATUSES",
     "RetryMode",
     "RetryableStatus",
+    "StopOnLongRetryAfter",
     "is_unsent_error",
     "parse_retry_after",
 ]
@@ -114,6 +116,25 @@ class BackoffWait:
             delay = max(delay, exc.retry_after)
         elapsed = time.monotonic() - state.start_time
         return max(0.0, min(delay, self._budget - elapsed))
+
+
+class StopOnLongRetryAfter(stop_base):
+    """Tenacity stop condition: the server's ``Retry-After`` exceeds the budget.
+
+    Waiting out the rest of the budget and then sending again, earlier than the
+    server asked, would only delay the same failure.
+    """
+
+    def __init__(self, budget: float) -> None:
+        self._budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if not isinstance(exc, RetryableStatus) or exc.retry_after is None:
+            return False
+        elapsed = time.monotonic() - retry_state.start_time
+        return exc.retry_after > self._budget - elapsed
 
 
 def log_retry(state: RetryCallState) -> None:

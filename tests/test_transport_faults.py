@@ -1,0 +1,215 @@
+"""Transport faults from a scripted HTTP server on 127.0.0.1.
+
+A real MLflow server cannot lose a response half-way, redirect to a login page or
+return 200 with an empty body, so a small asyncio server plays those parts over
+real sockets. Each script step handles one request, and the last step repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    MLflowException,
+    RateLimitedException,
+    TransportException,
+)
+
+Step = Callable[[asyncio.StreamWriter], Awaitable[bool]]
+MODEL = {"registered_model": {"name": "m", "creation_timestamp": 1}}
+
+
+def answer(
+    status: int,
+    body: bytes | dict[str, Any] = b"",
+    headers: dict[str, str] | None = None,
+) -> Step:
+    """A step that sends a complete response and keeps the connection."""
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    extra = "".join(f"{key}: {value}\r\n" for key, value in (headers or {}).items())
+
+    async def step(writer: asyncio.StreamWriter) -> bool:
+        head = (
+            f"HTTP/1.1 {status} Status\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n{extra}\r\n"
+        )
+        writer.write(head.encode() + payload)
+        return True
+
+    return step
+
+
+async def reset_mid_body(writer: asyncio.StreamWriter) -> bool:
+    """A step that sends the headers and part of the body, then resets."""
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 500\r\n\r\n{"experiment_id": "1'
+    )
+    await writer.drain()
+    writer.transport.abort()
+    return False
+
+
+class ScriptedServer:
+    """HTTP server that replies to each request with the next script step."""
+
+    def __init__(self, script: list[Step]) -> None:
+        self.script = script
+        self.requests: list[str] = []
+        self.authorization: list[str | None] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while line := await reader.readline():
+                headers: dict[str, str] = {}
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    key, _, value = header.decode().partition(":")
+                    headers[key.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0"))
+                if length:
+                    await reader.readexactly(length)
+                self.requests.append(line.decode().split(" ")[1])
+                self.authorization.append(headers.get("authorization"))
+                step = self.script[min(len(self.requests), len(self.script)) - 1]
+                keep_open = await step(writer)
+                await writer.drain()
+                if not keep_open:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+def client_for() -> Callable[..., AsyncIterator[AsyncMaestroClient]]:
+    def build(server: ScriptedServer, **settings: Any) -> AsyncMaestroClient:
+        settings.setdefault("max_retries", 3)
+        return AsyncMaestroClient(mlflow_uri=server.url, **settings)
+
+    return build  # type: ignore[return-value]
+
+
+async def test_long_retry_after_fails_at_once(client_for: Any) -> None:
+    limited = answer(429, b"", {"Retry-After": "3600"})
+    async with ScriptedServer([limited]) as server:
+        async with client_for(server) as client:
+            started = time.monotonic()
+            with pytest.raises(RateLimitedException) as caught:
+                await client.models.get("m")
+            elapsed = time.monotonic() - started
+
+    assert elapsed < 5
+    assert len(server.requests) == 1
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 3500
+
+
+async def test_short_retry_after_still_retried(client_for: Any) -> None:
+    script = [answer(503, b"", {"Retry-After": "0"}), answer(200, MODEL)]
+    async with ScriptedServer(script) as server:
+        async with client_for(server) as client:
+            model = await client.models.get("m")
+
+    assert model.name == "m"
+    assert len(server.requests) == 2
+
+
+async def test_lost_create_response_not_retried(client_for: Any) -> None:
+    async with ScriptedServer([reset_mid_body]) as server:
+        async with client_for(server) as client:
+            with pytest.raises(TransportException) as caught:
+                await client.experiments.create("e")
+
+    assert len(server.requests) == 1
+    assert "may have been applied" in str(caught.value)
+    assert "could not reach" not in str(caught.value)
+
+
+async def test_unreachable_server_says_so(client_for: Any) -> None:
+    async with ScriptedServer([answer(200)]) as server:
+        url = server.url
+    async with AsyncMaestroClient(mlflow_uri=url, max_retries=0) as client:
+        with pytest.raises(TransportException, match="could not reach"):
+            await client.models.get("m")
+
+
+async def test_redirect_names_target_without_secrets(client_for: Any) -> None:
+    location = "https://user:pw-hidden@login.example/auth?state=tok-hidden#frag"
+    async with ScriptedServer([answer(302, b"", {"Location": location})]) as server:
+        async with client_for(server) as client:
+            with pytest.raises(MLflowException) as caught:
+                await client.models.get("m")
+
+    message = str(caught.value)
+    assert caught.value.status_code == 302
+    assert "https://login.example/auth" in message
+    assert "mlflow_uri" in message
+    assert "hidden" not in message
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"other": 1}'])
+async def test_success_without_field_is_invalid_response(
+    client_for: Any, body: bytes
+) -> None:
+    async with ScriptedServer([answer(200, body)]) as server:
+        async with client_for(server) as client:
+            with pytest.raises(MLflowException) as model_error:
+                await client.models.get("m")
+            with pytest.raises(MLflowException) as run_error:
+                await client.runs.get("r")
+
+    for error in (model_error.value, run_error.value):
+        assert error.error_code == "INVALID_RESPONSE"
+        assert error.status_code == 200
+    assert "'registered_model'" in str(model_error.value)
+    assert "'run'" in str(run_error.value)
+
+
+async def test_empty_token_sends_no_header(client_for: Any) -> None:
+    async with ScriptedServer([answer(200, MODEL)]) as server:
+        async with client_for(server, api_key="") as client:
+            await client.models.get("m")
+
+    assert server.authorization == [None]
+
+
+async def test_url_credentials_used_but_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with ScriptedServer([answer(200, MODEL)]) as server:
+        url = server.url.replace("http://", "http://alice:pw-hidden-42@")
+        with caplog.at_level(logging.DEBUG):
+            async with AsyncMaestroClient(mlflow_uri=url) as client:
+                await client.models.get("m")
+                rendered = repr(client) + repr(client.config) + str(client.config)
+
+    assert server.authorization[0] is not None
+    assert server.authorization[0].startswith("Basic ")
+    assert "pw-hidden-42" not in rendered
+    assert "pw-hidden-42" not in caplog.text
+    assert "alice" in rendered
