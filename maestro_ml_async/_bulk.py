@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ._exceptions import BulkOperationError, ValidationException
 
@@ -51,7 +53,8 @@ async def bulk_map(
     A fixed set of workers pulls items in order, so a million items cost no more
     tasks than `max_concurrency`. An `Exception` raised by one item is stored as
     that item's result and the others go on. Cancelling the call cancels every
-    worker and returns only after they have all ended.
+    worker and returns only after they have all ended. An exception raised by
+    `on_progress` cancels the remaining work and is raised as it is.
 
     Args:
         func: The coroutine function applied to each item.
@@ -73,25 +76,46 @@ async def bulk_map(
     results: list[Any] = [None] * total
     next_index = 0
     done = 0
+    callback_errors: list[Exception] = []
+    cancelled = anyio.get_cancelled_exc_class()
 
-    async def worker() -> None:
+    async def worker(group: TaskGroup) -> None:
         nonlocal next_index, done
         while next_index < total:
             index = next_index
             next_index += 1
             try:
                 results[index] = await func(inputs[index])
+            except cancelled as exc:
+                # Only a cancellation of this call, or of a scope around it,
+                # ends the worker: the effective deadline is then minus
+                # infinity. A CancelledError that `func` raised by itself (say,
+                # from a future that something else cancelled) is that item's
+                # result, so no slot stays empty and the other items still run.
+                if anyio.current_effective_deadline() == -math.inf:
+                    raise
+                results[index] = exc
             except Exception as exc:
                 results[index] = exc
             done += 1
-            if on_progress is not None:
+            if on_progress is None:
+                continue
+            try:
                 outcome = on_progress(done, total)
                 if inspect.isawaitable(outcome):
                     await outcome
+            except Exception as exc:
+                # A broken callback stops the call, and its error is raised
+                # once rather than once per worker.
+                callback_errors.append(exc)
+                group.cancel_scope.cancel()
+                return
 
     async with anyio.create_task_group() as group:
         for _ in range(min(max_concurrency, total)):
-            group.start_soon(worker)
+            group.start_soon(worker, group)
+    if callback_errors:
+        raise callback_errors[0]
 
     bulk: BulkResults[R] = BulkResults(results)
     if raise_on_error and not bulk.ok:

@@ -29,6 +29,12 @@ class Page(Generic[T]):
 
 FetchPage = Callable[[str | None], Awaitable[Page[T]]]
 
+MAX_EMPTY_PAGES = 100
+"""Consecutive empty pages with a next token after which iteration stops.
+
+A server may return a few empty pages while it scans past filtered rows, but a
+long run of them with ever-new tokens would otherwise never end."""
+
 
 class AsyncPager(Generic[T]):
     """All results of a search or list, fetched page by page on demand.
@@ -38,7 +44,8 @@ class AsyncPager(Generic[T]):
     `max_results` items are produced in all (None means no limit).
 
     A missing or empty ``next_page_token`` ends the iteration. A token that the
-    server returns twice raises `MLflowException` instead of looping forever.
+    server returns twice, or `MAX_EMPTY_PAGES` empty pages in a row that each
+    name a next page, raise `MLflowException` instead of looping forever.
     """
 
     def __init__(
@@ -62,10 +69,12 @@ class AsyncPager(Generic[T]):
 
     async def _iterate(self) -> AsyncIterator[T]:
         produced = 0
-        token = self._start_token
-        seen: set[str] = set()
+        empty_pages = 0
+        token = self._start_token or None
+        seen: set[str] = {token} if token is not None else set()
         while True:
             page = await self.page(token)
+            empty_pages = 0 if page.items else empty_pages + 1
             for item in page.items:
                 if self._max_results is not None and produced >= self._max_results:
                     return
@@ -81,6 +90,12 @@ class AsyncPager(Generic[T]):
                     "the server returned the same page token twice; "
                     "stopping to avoid an endless loop",
                     error_code="REPEATED_PAGE_TOKEN",
+                )
+            if empty_pages >= MAX_EMPTY_PAGES:
+                raise MLflowException(
+                    f"the server returned {empty_pages} empty pages in a row, each "
+                    "with a next page token; stopping to avoid an endless loop",
+                    error_code="ENDLESS_PAGINATION",
                 )
             seen.add(token)
 

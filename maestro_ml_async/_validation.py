@@ -7,8 +7,10 @@ instead of as a 400 from the server, or half-way through a batch.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
+from typing import TypeVar
 
 from ._exceptions import ValidationException
 
@@ -16,6 +18,7 @@ __all__ = [
     "MAX_ENTITY_KEY_LENGTH",
     "MAX_REGISTRY_TAG_VALUE_LENGTH",
     "check_alias",
+    "check_choice",
     "check_kubernetes_name",
     "check_max_results",
     "check_name",
@@ -33,6 +36,8 @@ _ALIAS_PATTERN = re.compile(r"^[\w\-]*$")
 _VERSION_ALIAS_PATTERN = re.compile(r"^[vV]\d+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+E = TypeVar("E", bound=enum.Enum)
 
 STAGES: dict[str, str] = {
     "none": "None",
@@ -101,6 +106,11 @@ def check_alias(alias: object) -> str:
 
 def check_stage(stage: object) -> str:
     """Return the canonical spelling of a stage name, accepting any case."""
+    if stage is None:
+        raise ValidationException(
+            "stage must be a string; pass 'None' (in quotes) for the stage "
+            "of a version outside Staging and Production"
+        )
     if not isinstance(stage, str) or stage.strip().lower() not in STAGES:
         allowed = ", ".join(STAGES.values())
         raise ValidationException(f"stage must be one of {allowed}, got {stage!r}")
@@ -112,6 +122,18 @@ def canonical_stage(stage: str | None) -> str:
     if stage is None:
         return "None"
     return STAGES.get(stage.lower(), stage)
+
+
+def check_choice(choices: type[E], value: object, *, what: str) -> E:
+    """Return the member of a string enum that `value` names, in any case."""
+    if isinstance(value, choices):
+        return value
+    if isinstance(value, str):
+        for member in choices:
+            if str(member.value).lower() == value.strip().lower():
+                return member
+    allowed = ", ".join(str(member.value) for member in choices)
+    raise ValidationException(f"{what} must be one of {allowed}, got {value!r}")
 
 
 def check_tag_key(key: object, *, what: str = "tag key") -> str:
@@ -127,20 +149,24 @@ def check_tag_key(key: object, *, what: str = "tag key") -> str:
 
 
 def check_tag_value(
-    key: str, value: object, *, max_length: int = MAX_REGISTRY_TAG_VALUE_LENGTH
+    key: str,
+    value: object,
+    *,
+    max_length: int = MAX_REGISTRY_TAG_VALUE_LENGTH,
+    what: str = "tag",
 ) -> str:
-    """Check a tag value and return it as a string."""
+    """Check a tag (or param) value and return it as a string."""
     if value is None:
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValidationException(
-            f"value of tag {key!r} must be a string or a number, "
+            f"value of {what} {key!r} must be a string or a number, "
             f"got {type(value).__name__}"
         )
     text = str(value)
     if len(text) > max_length:
         raise ValidationException(
-            f"value of tag {key!r} is {len(text)} characters; the maximum is "
+            f"value of {what} {key!r} is {len(text)} characters; the maximum is "
             f"{max_length}"
         )
     return text

@@ -129,3 +129,55 @@ async def test_bulk_map_rejects_zero_concurrency() -> None:
 
     with pytest.raises(ValidationException):
         await bulk_map(identity, [1], max_concurrency=0)
+
+
+async def test_bulk_map_item_cancelled_error_is_a_result() -> None:
+    async def cancelled_inside(value: int) -> int:
+        if value % 2:
+            # A future that something else cancelled raises CancelledError
+            # here, although nobody cancelled bulk_map.
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            future.cancel()
+            return await future
+        return value
+
+    results = await bulk_map(cancelled_inside, range(40), max_concurrency=4)
+
+    assert len(results) == 40
+    assert results.values == list(range(0, 40, 2))
+    assert len(results.errors) == 20
+    assert all(isinstance(error, asyncio.CancelledError) for error in results.errors)
+    assert not results.ok
+
+
+async def test_bulk_map_outer_scope_cancel_stops_workers() -> None:
+    import anyio
+
+    started: list[int] = []
+
+    async def slow(value: int) -> None:
+        started.append(value)
+        await asyncio.sleep(10)
+
+    with anyio.move_on_after(0.05):
+        await bulk_map(slow, range(100), max_concurrency=5)
+
+    assert started == [0, 1, 2, 3, 4]
+
+
+async def test_bulk_map_progress_error_raised_once() -> None:
+    calls: list[int] = []
+
+    def broken(done: int, total: int) -> None:
+        calls.append(done)
+        raise RuntimeError("progress display failed")
+
+    async def echo(value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    with pytest.raises(RuntimeError, match="progress display failed"):
+        await bulk_map(echo, range(50), max_concurrency=8, on_progress=broken)
+    # Workers that finished in the same loop step may report too, but the
+    # remaining items never start.
+    assert 1 <= len(calls) <= 8

@@ -107,3 +107,38 @@ async def test_pager_break_stops_fetching() -> None:
             break
 
     assert calls == [None]
+
+
+async def test_pager_endless_empty_pages_raise() -> None:
+    from maestro_ml_async._pagination import MAX_EMPTY_PAGES
+
+    calls: list[str | None] = []
+
+    async def fetch(token: str | None) -> Page[int]:
+        calls.append(token)
+        return Page([], f"t{len(calls)}")
+
+    with pytest.raises(MLflowException, match="empty pages in a row"):
+        await AsyncPager(fetch).to_list()
+    assert len(calls) == MAX_EMPTY_PAGES
+
+
+async def test_pager_few_empty_pages_continue() -> None:
+    pager, calls = pages_from(
+        {None: Page([], "a"), "a": Page([], "b"), "b": Page([7], None)}
+    )
+
+    assert await pager == [7]
+    assert calls == [None, "a", "b"]
+
+
+async def test_pager_start_token_echoed_raises() -> None:
+    calls: list[str | None] = []
+
+    async def fetch(token: str | None) -> Page[int]:
+        calls.append(token)
+        return Page([1], "start")
+
+    with pytest.raises(MLflowException, match="same page token"):
+        await AsyncPager(fetch, page_token="start").to_list()
+    assert calls == ["start"]

@@ -1,0 +1,32 @@
+"""Tests of the input checks that run before any request."""
+
+from __future__ import annotations
+
+import pytest
+
+from maestro_ml_async import ValidationException
+from maestro_ml_async._validation import check_choice, check_stage
+from maestro_ml_async.types.tracking import RunStatus
+
+
+def test_stage_python_none_explained() -> None:
+    with pytest.raises(ValidationException, match=r"pass 'None' \(in quotes\)"):
+        check_stage(None)
+
+    assert check_stage("none") == "None"
+    assert check_stage(" PRODUCTION ") == "Production"
+
+
+def test_choice_accepts_members_and_any_case() -> None:
+    assert check_choice(RunStatus, RunStatus.FAILED, what="status") is RunStatus.FAILED
+    assert check_choice(RunStatus, " finished ", what="status") is RunStatus.FINISHED
+
+
+@pytest.mark.parametrize("value", ["DONE", "", None, 3])
+def test_choice_lists_allowed_values(value: object) -> None:
+    with pytest.raises(ValidationException) as caught:
+        check_choice(RunStatus, value, what="status")
+
+    message = str(caught.value)
+    assert message.startswith("status must be one of RUNNING, SCHEDULED")
+    assert repr(value) in message
