@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .._exceptions import NotSupportedByServerException, ValidationException
 
 __all__ = [
     "PROXY_PREFIX",
+    "check_upload_path",
     "collect_upload_files",
     "join_artifact_path",
     "proxy_path",
@@ -47,6 +48,30 @@ def safe_artifact_path(path: str | None, *, what: str = "artifact path") -> str:
             f"{what} {path!r} contains '..', which would leave the run's artifacts"
         )
     return "/".join(parts)
+
+
+def check_upload_path(relative: str) -> str:
+    """Check the artifact path of a file to upload and return it.
+
+    MLflow's artifact proxy (3.17) URL-decodes a path again before storing it,
+    so ``a%20b`` is stored as ``a b`` and ``x%23`` as ``x``, and it rejects a
+    path with ``#`` with 400 "Invalid path". Such names would not round-trip,
+    and checking them first keeps a directory upload from failing after some
+    of its files were sent.
+    """
+    if "#" in relative:
+        raise ValidationException(
+            f"artifact path {relative!r} contains '#', which MLflow's artifact "
+            "proxy rejects; rename the file"
+        )
+    decoded = unquote(relative)
+    if decoded != relative:
+        raise ValidationException(
+            f"artifact path {relative!r} contains a percent-escape, which MLflow's "
+            f"artifact proxy decodes, so it would be stored as {decoded!r}; "
+            "rename the file"
+        )
+    return relative
 
 
 def join_artifact_path(*parts: str) -> str:

@@ -45,6 +45,11 @@ MAX_BATCH_BYTES = 1_000_000
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_RUN_TAG_VALUE_LENGTH = 8000
 
+# MLflow's protobuf and SQL columns hold steps and timestamps as int64; a
+# larger value reaches the server as an unparseable request.
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
 # Bytes kept free under MAX_BATCH_BYTES for the run id and the JSON punctuation.
 _BODY_OVERHEAD = 200
 
@@ -78,12 +83,22 @@ def metric_to_wire(
         raise ValidationException(
             f"step of metric {checked_key!r} must be an integer, got {step!r}"
         )
+    if not _INT64_MIN <= step <= _INT64_MAX:
+        raise ValidationException(
+            f"step of metric {checked_key!r} is {step}, outside the 64-bit "
+            "integer range that MLflow stores"
+        )
     try:
         timestamp_ms = _now_ms() if timestamp is None else datetime_to_ms(timestamp)
     except ValueError as exc:
         raise ValidationException(
             f"timestamp of metric {checked_key!r} is invalid: {exc}"
         ) from None
+    if timestamp_ms > _INT64_MAX:
+        raise ValidationException(
+            f"timestamp of metric {checked_key!r} is {timestamp_ms} ms, outside "
+            "the 64-bit integer range that MLflow stores"
+        )
     return {
         "key": checked_key,
         "value": float_to_wire(float(value)),
@@ -157,7 +172,9 @@ def normalize_params(params: ParamsInput) -> list[dict[str, str]]:
     seen: dict[str, str] = {}
     for key, value in _key_value_pairs(params, "params"):
         checked = check_tag_key(key, what="param key")
-        text = check_tag_value(checked, value, max_length=MAX_PARAM_VALUE_LENGTH)
+        text = check_tag_value(
+            checked, value, max_length=MAX_PARAM_VALUE_LENGTH, what="param"
+        )
         if checked in seen and seen[checked] != text:
             raise ValidationException(
                 f"param {checked!r} is given twice with different values"

@@ -36,6 +36,7 @@ TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300.0
+_MAX_TIMESTAMP_DIGITS = 20
 
 
 class WebhookVerificationError(ValidationException):
@@ -84,7 +85,9 @@ def verify_webhook_signature(
     if not secret or not signature or not delivery_id:
         return False
     text = str(timestamp).strip()
-    if not text.isdigit():
+    # isdigit alone accepts "¹" and other Unicode digits that int() rejects,
+    # and a huge digit string exceeds int()'s limit, so both would raise here.
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_TIMESTAMP_DIGITS:
         return False
     if tolerance is not None:
         current = time.time() if now is None else now

@@ -32,6 +32,7 @@ from .._transport._errors import error_from_response, parse_json_body
 from .._transport._retry import RETRY_STATUSES
 from ..types.tracking import ArtifactInfo
 from ._artifact_paths import (
+    check_upload_path,
     collect_upload_files,
     join_artifact_path,
     proxy_path,
@@ -245,7 +246,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         if not await anyio.Path(source).is_file():
             raise ValidationException(f"{str(source)!r} is not a file")
         relative = join_artifact_path(safe_artifact_path(artifact_path), source.name)
-        await self._put(run_id, source, relative)
+        await self._put(run_id, source, check_upload_path(relative))
         return relative
 
     async def _put(self, run_id: str, source: Path, relative: str) -> None:
@@ -281,7 +282,10 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         prefix = safe_artifact_path(artifact_path)
         files = await anyio.to_thread.run_sync(collect_upload_files, Path(local_dir))
         await self._root(run_id)
-        targets = [(src, join_artifact_path(prefix, rel)) for src, rel in files]
+        targets = [
+            (src, check_upload_path(join_artifact_path(prefix, rel)))
+            for src, rel in files
+        ]
 
         def job(source: Path, relative: str) -> Callable[[], Awaitable[None]]:
             return lambda: self._put(run_id, source, relative)

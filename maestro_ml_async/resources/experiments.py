@@ -12,7 +12,7 @@ from .._exceptions import (
 )
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_name, check_tag_key, check_tag_value
+from .._validation import check_choice, check_name, check_tag_key, check_tag_value
 from ..types.tracking import Experiment, ViewType
 from ._base import AsyncMlflowResource
 
@@ -175,7 +175,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
                 f"page_size must be between 1 and {MAX_SEARCH_PAGE_SIZE}, "
                 f"got {page_size}"
             )
-        view = ViewType(view_type)
+        view = check_choice(ViewType, view_type, what="view_type")
 
         async def fetch(token: str | None) -> Page[Experiment]:
             body: dict[str, object] = {

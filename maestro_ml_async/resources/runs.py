@@ -9,7 +9,7 @@ from datetime import datetime
 from .._exceptions import RunNotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_tag_key, check_tag_value
+from .._validation import check_choice, check_tag_key, check_tag_value
 from ..types._wire import datetime_to_ms
 from ..types.tracking import Metric, Run, RunInfo, RunStatus, RunStatusChange, ViewType
 from ._base import AsyncMlflowResource
@@ -106,7 +106,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         """Change a run's status, end time or name and return its new info."""
         body: dict[str, object] = {"run_id": _check_run_id(run_id)}
         if status is not None:
-            body["status"] = RunStatus(status).value
+            body["status"] = check_choice(RunStatus, status, what="status").value
         if end_time is not None:
             body["end_time"] = _to_ms(end_time, "end_time")
         if run_name is not None:
@@ -124,7 +124,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         end_time: datetime | int | None = None,
     ) -> RunInfo:
         """End a run with a terminal status (FINISHED, FAILED or KILLED)."""
-        final = RunStatus(status)
+        final = check_choice(RunStatus, status, what="status")
         if not final.is_terminal:
             raise ValidationException(
                 f"terminate needs FINISHED, FAILED or KILLED, got {final.value}"
@@ -178,7 +178,7 @@ class AsyncRunsResource(AsyncMlflowResource):
             raise ValidationException(
                 f"page_size must be between 1 and {MAX_RUNS_PAGE_SIZE}, got {page_size}"
             )
-        view = ViewType(view_type)
+        view = check_choice(ViewType, view_type, what="view_type")
 
         async def fetch(token: str | None) -> Page[Run]:
             body: dict[str, object] = {
@@ -225,7 +225,9 @@ class AsyncRunsResource(AsyncMlflowResource):
     async def log_param(self, run_id: str, key: str, value: object) -> None:
         """Log a param; logging the same value again is a no-op, a new value fails."""
         checked = check_tag_key(key, what="param key")
-        text = check_tag_value(checked, value, max_length=MAX_PARAM_VALUE_LENGTH)
+        text = check_tag_value(
+            checked, value, max_length=MAX_PARAM_VALUE_LENGTH, what="param"
+        )
         await self._transport.call(
             "POST",
             "runs/log-parameter",

@@ -148,3 +148,38 @@ async def test_download_missing_file(
     with pytest.raises(NotFoundException):
         await client.artifacts.download(run_id, "nope.txt", tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+async def test_upload_dir_rejects_hash_before_sending(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a-first.txt").write_text("sent first without the check")
+    (folder / "b #1.txt").write_text("the proxy rejects this name")
+
+    with pytest.raises(ValidationException, match="'#'"):
+        await client.artifacts.upload_dir(run_id, folder)
+    with pytest.raises(ValidationException, match="'#'"):
+        await client.artifacts.upload_file(run_id, folder / "b #1.txt")
+    (folder / "b #1.txt").rename(folder / "b%201.txt")
+    with pytest.raises(ValidationException, match=r"stored as 'b 1\.txt'"):
+        await client.artifacts.upload_dir(run_id, folder)
+
+    assert await client.artifacts.list(run_id) == []
+
+
+async def test_odd_names_round_trip(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    (folder / "sub dir").mkdir(parents=True)
+    (folder / "sp ace ?&+=%.txt").write_text("odd")
+    (folder / "sub dir" / "ünï ☃.txt").write_text("unicode")
+    (folder / "empty.bin").write_bytes(b"")
+
+    await client.artifacts.upload_dir(run_id, folder, "odd")
+    target = await client.artifacts.download(run_id, "odd", tmp_path / "out")
+
+    assert files_under(target) == files_under(folder)
+    assert (target / "empty.bin").stat().st_size == 0

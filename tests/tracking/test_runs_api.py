@@ -184,3 +184,37 @@ async def test_search_filter_and_order(
     )
     names = [run.info.run_name async for run in pager]
     assert names == ["r4", "r3", "r2"]
+
+
+async def test_status_any_case_and_clear_errors(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+
+    info = await client.runs.terminate(run.run_id, "killed")
+    assert info.status is RunStatus.KILLED
+    with pytest.raises(ValidationException, match="FINISHED, FAILED, KILLED"):
+        await client.runs.terminate(run.run_id, "DONE")
+    with pytest.raises(ValidationException, match="must be one of"):
+        await client.runs.update(run.run_id, status="stopped")
+    with pytest.raises(ValidationException, match="view_type"):
+        client.runs.search([experiment_id], view_type="everything")
+    with pytest.raises(ValidationException, match="view_type"):
+        client.experiments.search(view_type="everything")
+
+
+async def test_int64_bounds_checked_before_sending(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+
+    with pytest.raises(ValidationException, match="64-bit"):
+        await client.runs.log_metric(run.run_id, "m", 1.0, step=2**63)
+    with pytest.raises(ValidationException, match="64-bit"):
+        await client.runs.log_batch(run.run_id, metrics=[("m", 1.0, 2**63, 0)])
+    with pytest.raises(ValidationException, match="value of param 'p'"):
+        await client.runs.log_param(run.run_id, "p", "x" * 6001)
+    await client.runs.log_metric(run.run_id, "m", 1.0, step=2**63 - 1)
+
+    fetched = await client.runs.get(run.run_id)
+    assert [metric.step for metric in fetched.data.metrics] == [2**63 - 1]

@@ -337,3 +337,22 @@ def test_parse_alias_events() -> None:
         assert event.type is kind
         assert event.key == "champion"
         assert event.new_value == new_value
+
+
+@pytest.mark.parametrize("timestamp", ["¹", "١٧٠٠٠٠٠٠٠٠", "9" * 5000, "-1", "1e9"])
+def test_hostile_timestamp_rejected(timestamp: str) -> None:
+    headers, body = delivery(SECRET, TAG_SET)
+    signature = sign_webhook_payload(
+        SECRET, headers["X-MLflow-Delivery-Id"], timestamp, body
+    )
+    hostile = {
+        **headers,
+        "X-MLflow-Timestamp": timestamp,
+        "X-MLflow-Signature": signature,
+    }
+
+    assert not verify_webhook_signature(
+        SECRET, headers["X-MLflow-Delivery-Id"], timestamp, body, signature
+    )
+    with pytest.raises(WebhookVerificationError):
+        parse_webhook_delivery(hostile, body, SECRET, tolerance=None)
