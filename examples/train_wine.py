@@ -10,7 +10,8 @@ It trains an `SGDClassifier` on scikit-learn's bundled wine data set (no
 download) one epoch at a time with ``partial_fit``. It logs the parameters and
 the per-epoch ``train_loss``, ``train_accuracy`` and ``val_accuracy``. Then it
 saves the fitted pipeline as an MLflow model under the run's ``model`` artifact
-folder, where ``client.models.register(run_id, "model", name)`` finds it.
+folder, where ``client.models.register(run_id, "model", name)`` finds it, and
+a majority-class baseline under ``baseline`` (the demo's stable version).
 The run is tagged ``maestro.job_name`` with ``MAESTRO_JOB_NAME`` so the caller
 can find it, and the script prints a line ``run_id=<id>`` once the model is saved.
 
@@ -29,6 +30,7 @@ import time
 
 import numpy as np
 from sklearn.datasets import load_wine
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
@@ -113,18 +115,29 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.epoch_delay)
 
         pipeline = Pipeline([("scale", scaler), ("classify", classifier)])
-        with tempfile.TemporaryDirectory() as folder:
-            model_dir = os.path.join(folder, "model")
-            mlflow.sklearn.save_model(
-                pipeline,
-                model_dir,
-                input_example=x_val[:2],
-                serialization_format="cloudpickle",
-            )
-            mlflow.log_artifacts(model_dir, artifact_path="model")
-        print("model saved to the run's 'model' artifact folder", flush=True)
+        save_model(pipeline, "model", x_val[:2])
+        baseline = DummyClassifier(strategy="most_frequent").fit(x_train, y_train)
+        baseline_accuracy = accuracy_score(y_val, baseline.predict(x_val))
+        mlflow.log_metric("baseline_val_accuracy", float(baseline_accuracy))
+        save_model(baseline, "baseline", x_val[:2])
+        print("models saved to the run's 'model' and 'baseline' folders", flush=True)
         print(f"run_id={run.info.run_id}", flush=True)
     return 0
+
+
+def save_model(model: object, artifact_path: str, example: object) -> None:
+    """Save `model` in MLflow's format and log it under `artifact_path`."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        model_dir = os.path.join(folder, artifact_path)
+        mlflow.sklearn.save_model(
+            model,
+            model_dir,
+            input_example=example,
+            serialization_format="cloudpickle",
+        )
+        mlflow.log_artifacts(model_dir, artifact_path=artifact_path)
 
 
 if __name__ == "__main__":

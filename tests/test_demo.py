@@ -27,13 +27,16 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     text = output.getvalue()
     assert code == 0, text[-3000:]
     assert "summary" in text
-    assert "wine-classifier v1 (alias champion)" in text
+    assert "wine-classifier v2 (alias champion)" in text
+    assert "baseline version" in text
+    assert "20% wine-classifier-predictor-00002" in text
+    assert "80%" in text
     assert "prediction for one sample" in text
     assert "[0]" in text
     assert "val_accuracy=" in text
     assert (tmp_path / "local" / "mlflow" / "mlflow.db").is_file()
     artifacts = list((tmp_path / "local" / "mlflow" / "artifacts").rglob("MLmodel"))
-    assert len(artifacts) == 1
+    assert len(artifacts) == 2
 
 
 def test_demo_missing_script(tmp_path: Path):

@@ -175,6 +175,7 @@ def summary_table(state: DemoState, steps: list[StepRecord]) -> Table:
         ("run", state.run_id),
         ("final metrics", metrics),
         ("model version", f"wine-classifier v{state.version} (alias champion)"),
+        ("baseline version", f"wine-classifier v{state.baseline_version}"),
         ("versions tagged", str(state.versions_tagged)),
         ("deployment URL", state.deployment_url),
         ("canary split", state.canary_split),

@@ -58,6 +58,7 @@ class DemoState:
     run_id: str = ""
     final_metrics: dict[str, float] = field(default_factory=dict)
     version: str = ""
+    baseline_version: str = ""
     versions_tagged: int = 0
     deployment_url: str = ""
     traffic: str = ""
@@ -133,8 +134,20 @@ async def _follow_metrics(state: DemoState) -> None:
 
 
 async def register_and_promote(state: DemoState) -> str:
-    """Step 3: register the version, promote it, and tag all versions in bulk."""
+    """Step 3: register the version, promote it, and tag all versions in bulk.
+
+    The run's majority-class baseline is registered first, so the trained
+    version always has an older version to roll out next to.
+    """
     models = state.client.models
+    baseline = await models.register(
+        state.run_id,
+        "baseline",
+        MODEL_NAME,
+        tags={"job": state.job_name, "role": "baseline"},
+        wait_timeout=state.timeout,
+    )
+    state.baseline_version = baseline.version
     version = await models.register(
         state.run_id,
         "model",
@@ -165,45 +178,30 @@ async def register_and_promote(state: DemoState) -> str:
     )
     state.versions_tagged = len(results)
     return (
-        f"{MODEL_NAME} v{version.version}: Staging -> Production, alias "
-        f"{ALIAS!r}; tagged {len(results)} versions"
+        f"baseline v{baseline.version}, trained v{version.version}: Staging -> "
+        f"Production, alias {ALIAS!r}; tagged {len(results)} versions"
     )
 
 
 async def deploy_and_predict(state: DemoState) -> str:
-    """Step 4: roll the version out as a canary, promote it, and query it."""
+    """Step 4: serve the baseline, add the trained version as a canary, promote.
+
+    Then send one sample to the served model.
+    """
     deployments = state.client.deployment
-    everything = await state.client.models.search_versions(f"name = '{MODEL_NAME}'")
-    older = sorted(
-        (int(v.version) for v in everything if int(v.version) < int(state.version)),
-        reverse=True,
+    stable = await deployments.deploy(
+        DEPLOYMENT_NAME,
+        MODEL_NAME,
+        model_version=state.baseline_version,
+        strategy="canary",
+        canary_traffic_percent=CANARY_PERCENT,
     )
-    if older:
-        stable = await deployments.deploy(
-            DEPLOYMENT_NAME,
-            MODEL_NAME,
-            model_version=older[0],
-            strategy="canary",
-            canary_traffic_percent=CANARY_PERCENT,
-        )
-        await stable.wait_ready(timeout=state.timeout)
-        canary = await deployments.update(DEPLOYMENT_NAME, alias=ALIAS)
-        canary = await deployments.wait_ready(
-            DEPLOYMENT_NAME, timeout=state.timeout, min_generation=canary.generation
-        )
-        state.canary_split = _traffic(canary)
-        note = f"canary v{state.version} beside v{older[0]} ({state.canary_split})"
-    else:
-        first = await deployments.deploy(
-            DEPLOYMENT_NAME,
-            MODEL_NAME,
-            alias=ALIAS,
-            strategy="canary",
-            canary_traffic_percent=CANARY_PERCENT,
-        )
-        await first.wait_ready(timeout=state.timeout)
-        state.canary_split = "none: the first version has no older one to split with"
-        note = f"first version v{state.version}"
+    await stable.wait_ready(timeout=state.timeout)
+    canary = await deployments.update(DEPLOYMENT_NAME, alias=ALIAS)
+    canary = await deployments.wait_ready(
+        DEPLOYMENT_NAME, timeout=state.timeout, min_generation=canary.generation
+    )
+    state.canary_split = _traffic(canary)
     promoted = await deployments.promote(DEPLOYMENT_NAME)
     promoted = await deployments.wait_ready(
         DEPLOYMENT_NAME, timeout=state.timeout, min_generation=promoted.generation
@@ -211,7 +209,10 @@ async def deploy_and_predict(state: DemoState) -> str:
     state.traffic = _traffic(promoted)
     state.deployment_url = promoted.url or ""
     state.prediction = await _predict(state.deployment_url, MODEL_NAME)
-    return f"{note}; promoted; prediction {state.prediction}"
+    return (
+        f"canary v{state.version} next to baseline v{state.baseline_version} "
+        f"({state.canary_split}); promoted; prediction {state.prediction}"
+    )
 
 
 def _traffic(deployment: Any) -> str:
