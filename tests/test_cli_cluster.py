@@ -213,6 +213,19 @@ async def test_deployments_lifecycle(
     )
     assert scaled["min_replicas"] == 2
     assert scaled["max_replicas"] == 3
+    watched = await cli(
+        cluster,
+        mlflow_server_url,
+        "deployments",
+        "watch",
+        name,
+        "--until-ready",
+        "-o",
+        "json",
+    )
+    assert watched.exit_code == 0, watched.stderr
+    events = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert events[-1]["deployment"]["name"] == name
     promoted = await cli(cluster, mlflow_server_url, "deployments", "promote", name)
     assert promoted.exit_code == 0, promoted.stderr
     deleted = await cli(cluster, mlflow_server_url, "deployments", "delete", name)

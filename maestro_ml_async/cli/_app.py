@@ -124,6 +124,14 @@ def _demo_command(
             "the source checkout.",
         ),
     ] = None,
+    image: Annotated[
+        str,
+        typer.Option(
+            "--image",
+            help="Container image of the training job; the local runner ignores "
+            "it, a real cluster needs Python with mlflow and scikit-learn.",
+        ),
+    ] = "python:3.11-slim",
     epochs: Annotated[
         int, typer.Option("--epochs", help="Training epochs.", min=1)
     ] = 20,
@@ -148,6 +156,7 @@ def _demo_command(
         root=root,
         step_timeout=timeout,
         script=script,
+        image=image,
         epochs=epochs,
         epoch_delay=epoch_delay,
     )
