@@ -5,7 +5,7 @@ request, so all handlers use one connection pool. Handlers ``await`` the client
 and never block the event loop, so a slow fan-out request (``/models/batch``)
 does not hold up ``/health`` (``tests/test_examples.py`` checks this).
 
-Run it with ``uvicorn examples.fastapi_app:app`` (``MAESTRO_ML_MLFLOW_URI``
+Run it with ``uvicorn --app-dir examples fastapi_app:app`` (``MAESTRO_ML_MLFLOW_URI``
 selects the MLflow server).
 """
 
