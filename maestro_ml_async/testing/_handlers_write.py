@@ -22,8 +22,17 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
-def _dry_run(request: web.Request) -> bool:
-    values = request.query.getall("dryRun", [])
+def _dry_run(request: web.Request, options: Obj | None = None) -> bool:
+    """Return whether the request asks for a dry run.
+
+    kubectl's ``delete --dry-run=server`` sends ``dryRun`` in the DeleteOptions
+    body rather than in the query, so both places count.
+    """
+    values = list(request.query.getall("dryRun", []))
+    body_values = (options or {}).get("dryRun") or []
+    if not isinstance(body_values, list):
+        raise StoreError(_status.bad_request("DeleteOptions.dryRun must be a list"))
+    values.extend(str(value) for value in body_values)
     unknown = [value for value in values if value != "All"]
     if unknown:
         message = f"Invalid dry run value: {unknown[0]!r}; the only valid value is All"
@@ -242,7 +251,11 @@ async def _delete_options(request: web.Request) -> Obj:
     if propagation not in (None, "Orphan", "Background", "Foreground"):
         message = f"propagationPolicy: Unsupported value: {propagation!r}"
         raise StoreError(_status.bad_request(message))
-    return {"propagation": propagation, "preconditions": options.get("preconditions")}
+    return {
+        "propagation": propagation,
+        "preconditions": options.get("preconditions"),
+        "dry_run": _dry_run(request, options),
+    }
 
 
 async def handle_delete(
@@ -257,7 +270,7 @@ async def handle_delete(
     assert target.name is not None
     rtype = target.rtype
     options = await _delete_options(request)
-    if _dry_run(request):
+    if options["dry_run"]:
         current = ctx.store.get(rtype, target.namespace, target.name)
         if current is None:
             raise StoreError(_status.not_found(rtype, target.name))
@@ -288,6 +301,9 @@ async def handle_delete_collection(
     deleted = []
     for obj in list(ctx.store.peek(rtype, target.namespace)):
         if selector is not None and not selector(obj):
+            continue
+        if options["dry_run"]:
+            deleted.append(obj if rtype.custom else without_type(obj))
             continue
         meta = obj["metadata"]
         last = ctx.store.delete(

@@ -34,6 +34,11 @@ _log = logging.getLogger(__name__)
 
 _HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 _FAULT_MESSAGES = {
+    400: ("BadRequest", "the request is invalid: injected by the fake cluster"),
+    401: ("Unauthorized", "Unauthorized"),
+    403: ("Forbidden", "forbidden: injected by the fake cluster"),
+    404: ("NotFound", "the server could not find the requested resource"),
+    409: ("Conflict", "Operation cannot be fulfilled: injected by the fake cluster"),
     429: ("TooManyRequests", "Too many requests, please try again later."),
     500: ("InternalError", "Internal error occurred: injected by the fake cluster"),
     503: ("ServiceUnavailable", "the server is currently unable to handle the request"),

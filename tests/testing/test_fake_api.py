@@ -467,6 +467,27 @@ async def test_delete_returns_success_status(http: aiohttp.ClientSession) -> Non
     assert status == 404
 
 
+async def test_delete_dry_run_in_body_keeps_object(
+    http: aiohttp.ClientSession,
+) -> None:
+    await create(http, PJ, job("a", run="1"))
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]}
+
+    status, body = await call(http, "DELETE", f"{PJ}/a", json=options)
+    assert status == 200
+    assert body["metadata"]["name"] == "a"
+    status, body = await call(
+        http, "DELETE", PJ, json=options, params={"labelSelector": "run=1"}
+    )
+    assert status == 200
+    assert [item["metadata"]["name"] for item in body["items"]] == ["a"]
+    status, _ = await call(http, "GET", f"{PJ}/a")
+    assert status == 200
+    bad = {"kind": "DeleteOptions", "dryRun": ["Some"]}
+    status, _ = await call(http, "DELETE", f"{PJ}/a", json=bad)
+    assert status == 400
+
+
 async def test_delete_respects_finalizers(http: aiohttp.ClientSession) -> None:
     body = job("j")
     body["metadata"]["finalizers"] = ["example.com/cleanup"]

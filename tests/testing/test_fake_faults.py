@@ -63,6 +63,22 @@ async def test_status_fault_counts_down(
     assert bare_cluster.faults.armed == []
 
 
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(401, "Unauthorized"), (403, "Forbidden"), (404, "NotFound"), (409, "Conflict")],
+)
+async def test_status_fault_reason_fits_code(
+    custom: client.CustomObjectsApi, bare_cluster: FakeCluster, code: int, reason: str
+) -> None:
+    bare_cluster.faults.fail(code, verb="list", plural=PLURAL)
+
+    with pytest.raises(ApiException) as caught:
+        await custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
+
+    assert caught.value.status == code
+    assert json.loads(caught.value.body)["reason"] == reason
+
+
 async def test_fault_scope_by_verb_and_name(
     custom: client.CustomObjectsApi, bare_cluster: FakeCluster
 ) -> None:
