@@ -213,3 +213,29 @@ async def test_url_credentials_used_but_never_logged(
     assert "pw-hidden-42" not in rendered
     assert "pw-hidden-42" not in caplog.text
     assert "alice" in rendered
+
+
+@pytest.mark.parametrize(
+    ("setting", "variable"),
+    [
+        ("ca_cert_path", "MLFLOW_TRACKING_SERVER_CERT_PATH"),
+        ("client_cert_path", "MLFLOW_TRACKING_CLIENT_CERT_PATH"),
+    ],
+)
+@pytest.mark.parametrize("content", [None, "not a certificate\n"])
+def test_bad_certificate_is_configuration_error(
+    tmp_path: Any, setting: str, variable: str, content: str | None
+) -> None:
+    from maestro_ml_async import Config, ConfigurationException
+    from maestro_ml_async._transport._http import build_ssl_context
+
+    path = tmp_path / "cert.pem"
+    if content is not None:
+        path.write_text(content)
+    config = Config(mlflow_uri="https://127.0.0.1:1", **{setting: str(path)})
+
+    with pytest.raises(ConfigurationException) as caught:
+        build_ssl_context(config)
+
+    assert str(path) in str(caught.value)
+    assert variable in str(caught.value)

@@ -19,9 +19,10 @@ from tenacity import (
     stop_after_delay,
 )
 
-from .._config import Config
+from .._config import MLFLOW_FALLBACKS, Config
 from .._exceptions import (
     ClientClosedError,
+    ConfigurationException,
     MLflowException,
     NotFoundException,
     RequestTimeoutException,
@@ -126,10 +127,29 @@ def build_ssl_context(config: Config) -> ssl.SSLContext | bool:
     """Return the TLS settings: verification is on unless switched off."""
     if not config.verify_ssl:
         return False
-    context = ssl.create_default_context(cafile=config.ca_cert_path)
+    try:
+        context = ssl.create_default_context(cafile=config.ca_cert_path)
+    except OSError as exc:
+        raise _certificate_error("ca_cert_path", config.ca_cert_path, exc) from None
     if config.client_cert_path:
-        context.load_cert_chain(config.client_cert_path)
+        try:
+            context.load_cert_chain(config.client_cert_path)
+        except OSError as exc:
+            path = config.client_cert_path
+            raise _certificate_error("client_cert_path", path, exc) from None
     return context
+
+
+def _certificate_error(
+    field: str, path: str | None, exc: OSError
+) -> ConfigurationException:
+    # ssl.SSLError is an OSError, so a missing file and a file that is not PEM
+    # both end here.
+    variables = f"MAESTRO_ML_{field.upper()} or {MLFLOW_FALLBACKS[field]}"
+    return ConfigurationException(
+        f"could not load {field} {path!r} (set by the argument, {variables}): "
+        f"{exc.strerror or exc}; point it at a readable PEM file"
+    )
 
 
 def build_http_client(
