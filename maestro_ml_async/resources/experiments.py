@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from .._exceptions import (
     AlreadyExistsException,
     ExperimentNotFoundException,
+    MLflowException,
     ValidationException,
 )
 from .._pagination import AsyncPager, Page
@@ -62,6 +63,19 @@ def _experiment_tags(tags: Mapping[str, object] | None) -> list[dict[str, str]]:
         )
         result.append({"key": checked, "value": text})
     return result
+
+
+def _check_active(experiment: Experiment) -> Experiment:
+    # A deleted experiment keeps its name taken, and MLflow rejects new runs in
+    # it, so returning it from get_or_create would only move the failure.
+    if experiment.lifecycle_stage != "deleted":
+        return experiment
+    raise MLflowException(
+        f"experiment {experiment.name!r} (id {experiment.experiment_id}) is "
+        "deleted, and MLflow keeps its name taken; restore it with "
+        f"experiments.restore({experiment.experiment_id!r}) or use another name",
+        error_code="INVALID_STATE",
+    )
 
 
 class AsyncExperimentsResource(AsyncMlflowResource):
@@ -140,7 +154,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         """
         existing = await self.get_by_name(name)
         if existing is not None:
-            return existing
+            return _check_active(existing)
         try:
             return await self.create(
                 name, artifact_location=artifact_location, tags=tags
@@ -150,7 +164,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             created = await self.get_by_name(name)
             if created is None:
                 raise
-            return created
+            return _check_active(created)
 
     def search(
         self,

@@ -113,3 +113,22 @@ async def test_get_or_create_concurrent_returns_one(
         f"name = '{name}'", view_type=ViewType.ALL
     )
     assert len(matching) == 1
+
+
+async def test_get_or_create_deleted_name_explains(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    from maestro_ml_async import MLflowException
+
+    name = f"deleted-{unique}"
+    experiment = await client.experiments.create(name)
+    await client.experiments.delete(experiment.experiment_id)
+
+    with pytest.raises(MLflowException) as caught:
+        await client.experiments.get_or_create(name)
+    assert caught.value.error_code == "INVALID_STATE"
+    assert f"experiments.restore({experiment.experiment_id!r})" in str(caught.value)
+
+    await client.experiments.restore(experiment.experiment_id)
+    restored = await client.experiments.get_or_create(name)
+    assert restored.experiment_id == experiment.experiment_id
