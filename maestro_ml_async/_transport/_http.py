@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -272,7 +273,49 @@ class MlflowTransport:
         raised, so the caller maps it like any other failed response.
         """
         self.check_open()
-        url = self.url(path, registry=registry)
+        send = functools.partial(
+            self._send_once,
+            method=method,
+            path=path,
+            url=self.url(path, registry=registry),
+            params=params,
+            json=json,
+            content=content,
+            headers=headers,
+        )
+        attempts = 1
+        try:
+            # Most requests succeed at once, so the first attempt skips tenacity's
+            # per-request set-up, which costs about 15% of a mocked call.
+            response = await send()
+        except (RetryableStatus, httpx.TransportError) as exc:
+            if self.config.max_retries > 0 and should_retry(retry, exc):
+                response, attempts = await self._retry(send, exc, retry, method, path)
+            else:
+                response = self._final_response(exc, method, path)
+        # A caller that settles a retried create (RESOURCE_ALREADY_EXISTS after
+        # a retry) reads the number of attempts sent from here.
+        response.extensions["maestro_attempts"] = attempts
+        return response
+
+    async def _retry(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        first_failure: Exception,
+        retry: RetryMode,
+        method: str,
+        path: str,
+    ) -> tuple[httpx.Response, int]:
+        """Retry a request whose first attempt failed with `first_failure`."""
+        pending = [first_failure]
+
+        async def attempt(*, method: str, path: str) -> httpx.Response:
+            # The first "attempt" replays the failure already seen, so the
+            # backoff, Retry-After and attempt count all include it.
+            if pending:
+                raise pending.pop()
+            return await send()
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: should_retry(retry, exc)),
             wait=BackoffWait(
@@ -289,35 +332,27 @@ class MlflowTransport:
             reraise=True,
         )
         try:
-            response: httpx.Response = await retrying(
-                self._send_once,
-                method=method,
-                path=path,
-                url=url,
-                params=params,
-                json=json,
-                content=content,
-                headers=headers,
-            )
-        except RetryableStatus as exc:
-            response = exc.response
-        except httpx.TimeoutException as exc:
+            response: httpx.Response = await retrying(attempt, method=method, path=path)
+        except (RetryableStatus, httpx.TransportError) as exc:
+            response = self._final_response(exc, method, path)
+        return response, int(retrying.statistics.get("attempt_number", 1))
+
+    def _final_response(
+        self, exc: RetryableStatus | httpx.TransportError, method: str, path: str
+    ) -> httpx.Response:
+        """Return the response of a final retryable status, or raise ours."""
+        if isinstance(exc, RetryableStatus):
+            return exc.response
+        if isinstance(exc, httpx.TimeoutException):
             raise RequestTimeoutException(
                 f"request timed out after {self.config.request_timeout} s "
                 f"({type(exc).__name__})",
                 method=method,
                 path=path,
             ) from None
-        except httpx.TransportError as exc:
-            raise TransportException(
-                _transport_failure(exc), method=method, path=path
-            ) from None
-        # A caller that settles a retried create (RESOURCE_ALREADY_EXISTS after
-        # a retry) reads the number of attempts sent from here.
-        response.extensions["maestro_attempts"] = retrying.statistics.get(
-            "attempt_number", 1
-        )
-        return response
+        raise TransportException(
+            _transport_failure(exc), method=method, path=path
+        ) from None
 
     async def _send_once(
         self,
