@@ -3,8 +3,9 @@
 Condition rules follow the Training Operator v1 (``pkg/util/status.go``): after a
 true Failed nothing changes, Running and Restarting replace each other, and
 Succeeded or Failed set Running to False; Running may never appear for a job
-that finishes between two status updates. A ``batch/v1`` Job reports Complete
-or Failed, and a Trainer v2 TrainJob reports Complete, Failed and Suspended.
+that finishes between two status updates. A ``batch/v1`` Job reports
+SuccessCriteriaMet or FailureTarget (Kubernetes 1.31+) and then Complete or
+Failed, and a Trainer v2 TrainJob reports Complete, Failed and Suspended.
 """
 
 from __future__ import annotations
@@ -145,14 +146,31 @@ def _conditions(status: dict[str, Any]) -> list[JobCondition]:
     return result
 
 
-def derive_status(kind: JobKind, obj: dict[str, Any]) -> JobStatus:
-    """Return the `JobStatus` of a job object."""
-    status = obj.get("status") or {}
-    true = {
+def _true_conditions(status: dict[str, Any]) -> set[str]:
+    return {
         str(c.get("type"))
         for c in status.get("conditions") or []
         if isinstance(c, dict) and c.get("status") == "True"
     }
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def derive_status(kind: JobKind, obj: dict[str, Any]) -> JobStatus:
+    """Return the `JobStatus` of a job object.
+
+    Once a job has run, its status stays RUNNING or RESTARTING until a terminal
+    or Suspended condition appears. So it does not fall back to CREATED while
+    its pods have ended and the controller has yet to record the result. The
+    mapping reads only the object, not earlier snapshots.
+    """
+    status = obj.get("status") or {}
+    true = _true_conditions(status)
     if "Failed" in true:
         return JobStatus.FAILED
     if "Succeeded" in true or "Complete" in true:
@@ -160,18 +178,67 @@ def derive_status(kind: JobKind, obj: dict[str, Any]) -> JobStatus:
     if "Suspended" in true:
         return JobStatus.SUSPENDED
     if kind.operator:
-        if "Restarting" in true:
-            return JobStatus.RESTARTING
-        if "Running" in true:
-            return JobStatus.RUNNING
-        return JobStatus.CREATED
+        return _operator_status(status, true)
     if kind.kind == "Job":
-        # ``active`` counts pending pods too; ``ready`` (Kubernetes 1.24+) counts
-        # running ones, so it is preferred when the API server reports it.
-        running = status.get("ready", status.get("active"))
-        return JobStatus.RUNNING if int(running or 0) > 0 else JobStatus.CREATED
-    active = sum(int(j.get("active") or 0) for j in status.get("jobsStatus") or [])
-    return JobStatus.RUNNING if active > 0 else JobStatus.CREATED
+        return _batch_status(status, true)
+    return _trainjob_status(status)
+
+
+def _operator_status(status: dict[str, Any], true: set[str]) -> JobStatus:
+    if "Restarting" in true:
+        return JobStatus.RESTARTING
+    if "Running" in true:
+        return JobStatus.RUNNING
+    # The operator counts only pods in phase Running as active, so an active or
+    # succeeded replica means the job has run even while no Running condition
+    # is true (a worker finished first, or a status update is still pending).
+    for counts in (status.get("replicaStatuses") or {}).values():
+        if not isinstance(counts, dict):
+            continue
+        if _count(counts.get("active")) or _count(counts.get("succeeded")):
+            return JobStatus.RUNNING
+    return JobStatus.CREATED
+
+
+def _batch_status(status: dict[str, Any], true: set[str]) -> JobStatus:
+    # Kubernetes 1.31+ sets SuccessCriteriaMet or FailureTarget first and adds
+    # Complete or Failed only once every pod has terminated.
+    if "SuccessCriteriaMet" in true or "FailureTarget" in true:
+        return JobStatus.RUNNING
+    # ``active`` counts pending pods too; ``ready`` (Kubernetes 1.24+) counts
+    # running ones, so it is preferred when the API server reports it.
+    running = status.get("ready", status.get("active"))
+    if _count(running) > 0:
+        return JobStatus.RUNNING
+    # NOTE: a Job with restartPolicy OnFailure whose only container is in
+    # CrashLoopBackOff has active 1 and ready 0 and still maps to CREATED,
+    # because its Job status does not show the restarts. The SDK submits Never.
+    # A pod that ended, counted or not yet counted, or one still terminating
+    # means the job has run and now waits for a replacement pod or its result.
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    ended = (
+        _count(status.get("succeeded"))
+        + _count(status.get("failed"))
+        + _count(status.get("terminating"))
+    )
+    if isinstance(uncounted, dict):
+        ended += len(uncounted.get("succeeded") or []) + len(
+            uncounted.get("failed") or []
+        )
+    return JobStatus.RUNNING if ended > 0 else JobStatus.CREATED
+
+
+def _trainjob_status(status: dict[str, Any]) -> JobStatus:
+    # Each jobsStatus entry counts the child Jobs of one replicated job. A
+    # succeeded or failed child means the TrainJob has run while the JobSet
+    # has yet to report Complete or Failed.
+    for entry in status.get("jobsStatus") or []:
+        if not isinstance(entry, dict):
+            continue
+        for field in ("active", "ready", "succeeded", "failed"):
+            if _count(entry.get(field)) > 0:
+                return JobStatus.RUNNING
+    return JobStatus.CREATED
 
 
 def _replica_statuses(

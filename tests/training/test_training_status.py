@@ -1,0 +1,227 @@
+"""Status mapping of job objects: a job that has run never reads as CREATED again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from maestro_ml_async import AsyncMaestroClient
+from maestro_ml_async.resources._training_kinds import (
+    BATCH_JOB,
+    FRAMEWORKS,
+    TRAIN_JOB,
+    JobKind,
+    derive_status,
+)
+from maestro_ml_async.testing import FakeCluster
+from maestro_ml_async.testing._scripts import succeed
+from maestro_ml_async.types.training import JobEvent, JobStatus
+
+PYTORCH = FRAMEWORKS["pytorch"]
+
+
+def condition(kind: str, value: str = "True") -> dict[str, str]:
+    return {"type": kind, "status": value}
+
+
+def job(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "j", "namespace": "ns"}, "status": status}
+
+
+CASES: list[tuple[str, JobKind, dict[str, Any], JobStatus]] = [
+    ("batch new", BATCH_JOB, job(), JobStatus.CREATED),
+    (
+        "batch pending pod",
+        BATCH_JOB,
+        job(startTime="t", active=1, ready=0),
+        JobStatus.CREATED,
+    ),
+    ("batch ready pod", BATCH_JOB, job(active=1, ready=1), JobStatus.RUNNING),
+    ("batch without ready field", BATCH_JOB, job(active=1), JobStatus.RUNNING),
+    (
+        "batch success criteria met",
+        BATCH_JOB,
+        job(
+            startTime="t",
+            succeeded=1,
+            ready=0,
+            conditions=[condition("SuccessCriteriaMet")],
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "batch failure target",
+        BATCH_JOB,
+        job(startTime="t", failed=4, conditions=[condition("FailureTarget")]),
+        JobStatus.RUNNING,
+    ),
+    (
+        "batch succeeded pod before any condition",
+        BATCH_JOB,
+        job(startTime="t", succeeded=1, ready=0),
+        JobStatus.RUNNING,
+    ),
+    (
+        "batch pod ended but not yet counted",
+        BATCH_JOB,
+        job(
+            startTime="t",
+            ready=0,
+            uncountedTerminatedPods={"succeeded": ["uid-1"]},
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "batch replacement pending after failure",
+        BATCH_JOB,
+        job(startTime="t", active=1, ready=0, failed=1),
+        JobStatus.RUNNING,
+    ),
+    (
+        "batch pod terminating",
+        BATCH_JOB,
+        job(startTime="t", ready=0, terminating=1),
+        JobStatus.RUNNING,
+    ),
+    (
+        "batch complete",
+        BATCH_JOB,
+        job(
+            succeeded=1,
+            conditions=[condition("SuccessCriteriaMet"), condition("Complete")],
+        ),
+        JobStatus.SUCCEEDED,
+    ),
+    (
+        "batch failed",
+        BATCH_JOB,
+        job(conditions=[condition("FailureTarget"), condition("Failed")]),
+        JobStatus.FAILED,
+    ),
+    (
+        "batch suspended",
+        BATCH_JOB,
+        job(succeeded=1, conditions=[condition("Suspended")]),
+        JobStatus.SUSPENDED,
+    ),
+    (
+        "operator created",
+        PYTORCH,
+        job(conditions=[condition("Created")], replicaStatuses={"Master": {}}),
+        JobStatus.CREATED,
+    ),
+    (
+        "operator running false with active master",
+        PYTORCH,
+        job(
+            conditions=[condition("Created"), condition("Running", "False")],
+            replicaStatuses={"Master": {"active": 1}},
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "operator workers done before master",
+        PYTORCH,
+        job(
+            conditions=[condition("Created")],
+            replicaStatuses={"Master": {}, "Worker": {"succeeded": 2}},
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "operator resumed without pods",
+        PYTORCH,
+        job(
+            conditions=[
+                condition("Created"),
+                condition("Running", "False"),
+                condition("Suspended", "False"),
+            ],
+            replicaStatuses={"Master": {}},
+        ),
+        JobStatus.CREATED,
+    ),
+    (
+        "operator restarting",
+        PYTORCH,
+        job(conditions=[condition("Created"), condition("Restarting")]),
+        JobStatus.RESTARTING,
+    ),
+    ("trainjob new", TRAIN_JOB, job(), JobStatus.CREATED),
+    (
+        "trainjob active child",
+        TRAIN_JOB,
+        job(jobsStatus=[{"name": "node", "active": 1}]),
+        JobStatus.RUNNING,
+    ),
+    (
+        "trainjob child done before complete",
+        TRAIN_JOB,
+        job(jobsStatus=[{"name": "node", "active": 0, "succeeded": 1}]),
+        JobStatus.RUNNING,
+    ),
+    (
+        "trainjob complete",
+        TRAIN_JOB,
+        job(
+            jobsStatus=[{"name": "node", "succeeded": 1}],
+            conditions=[condition("Complete")],
+        ),
+        JobStatus.SUCCEEDED,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "obj", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_status_of_object(
+    kind: JobKind, obj: dict[str, Any], expected: JobStatus
+) -> None:
+    assert derive_status(kind, obj) is expected
+
+
+def assert_no_fallback(states: list[JobStatus]) -> None:
+    assert JobStatus.RUNNING in states, states
+    first_running = states.index(JobStatus.RUNNING)
+    assert JobStatus.CREATED not in states[first_running:], states
+    assert states[-1] is JobStatus.SUCCEEDED, states
+
+
+async def test_batch_watch_never_returns_to_created(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    # The fake Job controller writes SuccessCriteriaMet (with active 0 and
+    # ready 0) in one update and Complete in the next, as Kubernetes 1.31+ does.
+    cluster.scripts.set("jobs", "flap", succeed(logs=[(0.05, "working")]))
+    job = await client.training.submit_job("flap", "custom", "img")
+    states = [snapshot.status async for snapshot in job.watch()]
+    assert_no_fallback(states)
+
+
+async def test_batch_watch_jobs_never_returns_to_created(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("jobs", "flap-all", succeed(logs=[(0.05, "working")]))
+    states: list[JobStatus] = []
+    seen_start = asyncio.Event()
+
+    async def follow() -> None:
+        stream = client.training.watch_jobs()
+        async for event in stream:
+            assert isinstance(event, JobEvent)
+            seen_start.set()
+            if event.job.name != "flap-all":
+                continue
+            states.append(event.job.status)
+            if event.job.finished:
+                break
+
+    follower = asyncio.ensure_future(follow())
+    await client.training.submit_job("flap-all", "sklearn", "img")
+    await asyncio.wait_for(follower, timeout=10)
+    assert_no_fallback(states)
