@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import _discovery, _faults, _status
+from . import _discovery, _faults, _openapi, _status
 from ._context import ServerContext
 from ._handlers_read import handle_get, handle_list, is_watch
 from ._handlers_write import (
@@ -137,6 +137,10 @@ class ApiServer:
             document = _discovery.api_group(segments[1])
         elif len(segments) == 3 and segments[0] == "apis":
             document = _discovery.resource_list(f"{segments[1]}/{segments[2]}")
+        elif segments == ["openapi", "v3"]:
+            document = _openapi.root_document()
+        elif segments[:2] == ["openapi", "v3"]:
+            document = _openapi.group_version_document("/".join(segments[2:]))
         else:
             return None
         if document is None:

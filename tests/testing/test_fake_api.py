@@ -63,6 +63,29 @@ async def test_discovery_documents(http: aiohttp.ClientSession) -> None:
     assert status == 404
 
 
+async def test_openapi_v3_documents(http: aiohttp.ClientSession) -> None:
+    status, root = await call(http, "GET", "/openapi/v3")
+    assert status == 200
+    url = root["paths"]["apis/kubeflow.org/v1"]["serverRelativeURL"]
+    assert root["paths"]["api/v1"]["serverRelativeURL"] == "/openapi/v3/api/v1"
+
+    status, document = await call(http, "GET", url)
+    assert status == 200
+    path = "/apis/kubeflow.org/v1/namespaces/{namespace}/pytorchjobs/{name}"
+    patch = document["paths"][path]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {
+        "group": "kubeflow.org",
+        "version": "v1",
+        "kind": "PyTorchJob",
+    }
+    names = [parameter["name"] for parameter in patch["parameters"]]
+    assert "fieldValidation" in names
+    content = patch["requestBody"]["content"]
+    assert "application/strategic-merge-patch+json" not in content
+    status, _ = await call(http, "GET", "/openapi/v3/apis/unknown.io/v1")
+    assert status == 404
+
+
 async def test_missing_or_wrong_token_gets_401(bare_cluster: FakeCluster) -> None:
     expected = {
         "kind": "Status",

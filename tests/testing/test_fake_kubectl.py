@@ -211,3 +211,25 @@ async def test_pod_logs(tls_cluster: FakeCluster) -> None:
     stamp, _, text = out.strip().partition(" ")
     assert stamp.endswith("Z")
     assert text == "extra line"
+
+
+async def test_apply_validates_without_flag(tls_cluster: FakeCluster) -> None:
+    code, out, err = await kubectl(
+        tls_cluster, "apply", "-f", "-", "-v=6", stdin=PYTORCH_JOB
+    )
+    assert code == 0, err
+    assert "pytorchjob.kubeflow.org/demo created" in out
+    # kubectl asked the server to validate, which it does only after reading
+    # the group version's OpenAPI v3 document.
+    assert "fieldValidation=Strict" in err
+    assert "/openapi/v3/apis/kubeflow.org/v1" in err
+
+    code, out, err = await kubectl(tls_cluster, "apply", "-f", "-", stdin=PYTORCH_JOB)
+    assert code == 0, err
+    assert "unchanged" in out
+    changed = INFERENCE_SERVICE.replace("s3://bucket/iris", "s3://bucket/iris-2")
+    for manifest in (INFERENCE_SERVICE, changed):
+        code, out, err = await kubectl(tls_cluster, "apply", "-f", "-", stdin=manifest)
+        assert code == 0, err
+    served = await kubectl_json(tls_cluster, "get", "isvc", "iris", "-n", "default")
+    assert served["spec"]["predictor"]["model"]["storageUri"] == "s3://bucket/iris-2"
