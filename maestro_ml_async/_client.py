@@ -95,9 +95,17 @@ class AsyncMaestroClient:
             merged.update(overrides)
             config = build_config(merged)
         self.config = config
-        self._http = build_http_client(config, http_transport)
-        self._mlflow = MlflowTransport(config, self._http)
+        self._mlflow = MlflowTransport(
+            config,
+            build_http_client(config, http_transport),
+            http_factory=functools.partial(build_http_client, config, http_transport),
+        )
         self._cluster = ClusterHandle(config)
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client that the sub-clients currently share."""
+        return self._mlflow.http
 
     def __repr__(self) -> str:
         return (
@@ -184,7 +192,7 @@ class AsyncMaestroClient:
         try:
             await self._cluster.aclose()
         finally:
-            await self._http.aclose()
+            await self._mlflow.aclose_pool()
 
     async def __aenter__(self) -> AsyncMaestroClient:
         self._mlflow.check_open()

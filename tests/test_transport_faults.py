@@ -239,3 +239,17 @@ def test_bad_certificate_is_configuration_error(
 
     assert str(path) in str(caught.value)
     assert variable in str(caught.value)
+
+
+def test_client_survives_second_asyncio_run(mlflow_server_url: str) -> None:
+    client = AsyncMaestroClient(mlflow_uri=mlflow_server_url, max_retries=0)
+
+    async def list_models() -> int:
+        return len(await client.models.list(max_results=1))
+
+    # The first run leaves a kept-alive connection that belongs to its loop;
+    # reusing it from the next loop used to fail with "Event loop is closed".
+    for _ in range(3):
+        assert asyncio.run(list_models()) <= 1
+    asyncio.run(client.aclose())
+    assert client.closed

@@ -179,11 +179,23 @@ class MlflowTransport:
     Args:
         config: The client configuration.
         http_client: The shared HTTP client; its lifetime belongs to the caller.
+        http_factory: Builds a replacement for `http_client` when the client is
+            used on a new event loop after the loop of its connections ended
+            (a second ``asyncio.run``). Without it, that use raises
+            `ClientClosedError`.
     """
 
-    def __init__(self, config: Config, http_client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        config: Config,
+        http_client: httpx.AsyncClient,
+        *,
+        http_factory: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
         self.config = config
         self.http = http_client
+        self._http_factory = http_factory
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._log_level = logging.INFO if config.verbose else logging.DEBUG
         self._limiter = asyncio.Semaphore(config.max_concurrency)
@@ -198,12 +210,50 @@ class MlflowTransport:
         return self._closed
 
     def check_open(self) -> None:
-        """Raise `ClientClosedError` when the client was closed."""
+        """Raise `ClientClosedError` when the client was closed.
+
+        It also moves the transport to the running event loop: pooled
+        connections belong to the loop that opened them, and reusing one from
+        another loop fails with "Event loop is closed".
+        """
         if self._closed or self.http.is_closed:
             raise ClientClosedError(
                 "the client is closed; create a new AsyncMaestroClient "
                 "(or use it inside 'async with')"
             )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop is not self._loop:
+            self._move_to_loop(loop)
+
+    async def aclose_pool(self) -> None:
+        """Close the connection pool, or drop it if its event loop has ended."""
+        previous = self._loop
+        ended = previous is not None and not previous.is_running()
+        if ended and previous is not asyncio.get_running_loop():
+            # Closing a connection of an ended loop raises "Event loop is
+            # closed", so those connections are only dropped.
+            return
+        await self.http.aclose()
+
+    def _move_to_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        previous = self._loop
+        self._loop = loop
+        if previous is None:
+            return
+        if previous.is_running() or self._http_factory is None:
+            self._loop = previous
+            raise ClientClosedError(
+                "this AsyncMaestroClient is bound to another event loop; create "
+                "one client per event loop (or use MaestroClient from threads)"
+            )
+        # The old loop has ended, so its connections cannot even be closed;
+        # they are dropped with the old pool.
+        logger.debug("event loop changed; opening a new connection pool")
+        self.http = self._http_factory()
+        self._limiter = asyncio.Semaphore(self.config.max_concurrency)
 
     def url(self, path: str, *, registry: bool = False) -> str:
         """Return the absolute URL of a server path such as ``/get-artifact``."""
