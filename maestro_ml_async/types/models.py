@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._validation import canonical_stage
+from ._wire import key_values_to_dict, ms_to_utc
 
 __all__ = [
     "Model",
@@ -28,34 +29,9 @@ __all__ = [
 PROMPT_TAG_KEY = "mlflow.prompt.is_prompt"
 
 
-def ms_to_datetime(value: object) -> datetime | None:
-    """Convert MLflow's epoch milliseconds to a timezone-aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected epoch milliseconds, got {value!r}")
-    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
-
-
-def tags_to_dict(value: object) -> dict[str, str]:
-    """Turn MLflow's ``[{key, value}]`` tag list (or a mapping) into a dict."""
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return {
-            str(key): "" if item is None else str(item) for key, item in value.items()
-        }
-    if not isinstance(value, list):
-        raise ValueError(f"expected a list of {{key, value}} tags, got {value!r}")
-    tags: dict[str, str] = {}
-    for entry in value:
-        if not isinstance(entry, Mapping) or "key" not in entry:
-            raise ValueError(f"expected a {{key, value}} tag, got {entry!r}")
-        item = entry.get("value")
-        tags[str(entry["key"])] = "" if item is None else str(item)
-    return tags
+# The registry parses the wire format with the same helpers as tracking.
+ms_to_datetime = ms_to_utc
+tags_to_dict = key_values_to_dict
 
 
 def is_prompt_tags(tags: Mapping[str, str]) -> bool:
