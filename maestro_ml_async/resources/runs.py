@@ -171,8 +171,14 @@ class AsyncRunsResource(AsyncMlflowResource):
             max_results: Stop after this many runs (None: all).
             page_size: Runs per request (1 to 50,000).
         """
-        if isinstance(experiment_ids, str):
-            experiment_ids = [experiment_ids]
+        # One id alone, as MLflow's experiment ids are often passed as ints.
+        if isinstance(experiment_ids, (str, int)):
+            experiment_ids = [str(experiment_ids)]
+        if not isinstance(experiment_ids, Iterable):
+            raise ValidationException(
+                "experiment_ids must be a list of experiment ids, "
+                f"got {type(experiment_ids).__name__}"
+            )
         ids = [str(item) for item in experiment_ids]
         if not 1 <= page_size <= MAX_RUNS_PAGE_SIZE:
             raise ValidationException(

@@ -218,3 +218,14 @@ async def test_int64_bounds_checked_before_sending(
 
     fetched = await client.runs.get(run.run_id)
     assert [metric.step for metric in fetched.data.metrics] == [2**63 - 1]
+
+
+async def test_search_accepts_single_int_id(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+
+    found = await client.runs.search(int(experiment_id)).to_list()
+    assert [item.run_id for item in found] == [run.run_id]
+    with pytest.raises(ValidationException, match="experiment_ids"):
+        client.runs.search(1.5)  # type: ignore[arg-type]
