@@ -26,6 +26,7 @@ class Stats:
         requests_by_resource: Requests per ``"<verb> <plural>"``.
         watch_connections_open: Watch streams open now.
         watch_connections_total: Watch streams opened since the start.
+        log_streams_open: Followed ``pods/<name>/log`` responses open now.
         unauthorized_total: Requests rejected with 401.
     """
 
@@ -34,6 +35,7 @@ class Stats:
     requests_by_resource: Counter[str] = field(default_factory=Counter)
     watch_connections_open: int = 0
     watch_connections_total: int = 0
+    log_streams_open: int = 0
     unauthorized_total: int = 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +13,8 @@ from ._context import ServerContext
 from ._http import Target, flag, int_param
 from ._podlogs import LogLine
 from ._status import StoreError
+
+_log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
@@ -146,15 +149,38 @@ async def handle_log(
     response = web.StreamResponse(status=200)
     response.content_type = "text/plain"
     response.enable_chunked_encoding()
-    await response.prepare(request)
     writer = _Writer(response, flag(request, "timestamps"), limit)
+    follow = flag(request, "follow") and running and not previous
+    if follow:
+        ctx.stats.log_streams_open += 1
+    try:
+        await response.prepare(request)
+        await _write_log(ctx, writer, key, selected, len(all_lines), follow)
+    except ConnectionResetError as exc:
+        # A client that stops reading a log is normal. The transport closes
+        # before aiohttp cancels this handler, so a write in between fails.
+        _log.debug("log of %s/%s/%s ended: client disconnected (%s)", *key, exc)
+    finally:
+        if follow:
+            ctx.stats.log_streams_open -= 1
+    return response
+
+
+async def _write_log(
+    ctx: ServerContext,
+    writer: _Writer,
+    key: tuple[str, str, str],
+    selected: list[LogLine],
+    start_index: int,
+    follow: bool,
+) -> None:
+    """Write the selected lines, then the new ones while following."""
     for line in selected:
         if not await writer.write(line):
-            await response.write_eof()
-            return response
-    if flag(request, "follow") and running and not previous:
-        async for line in logs.follow(*key, start_index=len(all_lines)):
+            await writer.response.write_eof()
+            return
+    if follow:
+        async for line in ctx.pod_logs.follow(*key, start_index=start_index):
             if not await writer.write(line):
                 break
-    await response.write_eof()
-    return response
+    await writer.response.write_eof()

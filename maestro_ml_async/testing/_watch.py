@@ -157,10 +157,9 @@ def _start_version(request: web.Request) -> int | None:
         raise StoreError(_status.bad_request(message)) from None
 
 
-async def _open(request: web.Request) -> web.StreamResponse:
+def _new_response() -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON_TYPE})
     response.enable_chunked_encoding()
-    await response.prepare(request)
     return response
 
 
@@ -188,29 +187,49 @@ async def serve_watch(
             history: list[WatchEvent] | None = backlog
         else:
             history = ctx.store.history_since(rtype, start)
-        response = await _open(request)
+        response = _new_response()
         stream = _Stream(ctx, request, response, rtype, fault)
-        if not await _apply_opening_fault(ctx, stream, fault):
-            return response
-        if not await stream.check_expire(start or ctx.store.resource_version):
-            await response.write_eof()
-            return response
-        if history is None:
-            await stream.send_expired(start or 0)
-            await response.write_eof()
-            return response
-        live = await _replay(stream, history, view, start is None or send_initial)
-        if live and send_initial and flag(request, "allowWatchBookmarks"):
-            await stream.send_bookmark(initial_end=True)
-        if live:
-            await _follow(ctx, request, stream, queue, view, timeout)
-        if not stream.aborted:
-            await response.write_eof()
+        try:
+            await _stream_events(stream, queue, view, history, start, timeout)
+        except ConnectionResetError as exc:
+            # A client that closes its watch is normal. The transport closes
+            # before aiohttp cancels this handler, so a write in between fails.
+            _log.debug("watch of %s ended: client disconnected (%s)", rtype.key, exc)
         return response
     finally:
         ctx.store.unsubscribe(queue)
         ctx.watch_queues.discard(queue)
         ctx.stats.watch_connections_open -= 1
+
+
+async def _stream_events(
+    stream: _Stream,
+    queue: asyncio.Queue[WatchEvent],
+    view: _Filter,
+    history: list[WatchEvent] | None,
+    start: int | None,
+    timeout: int | None,
+) -> None:
+    """Send the headers, then the replayed and the live events of one watch."""
+    ctx, request, response = stream.ctx, stream.request, stream.response
+    send_initial = flag(request, "sendInitialEvents")
+    await response.prepare(request)
+    if not await _apply_opening_fault(ctx, stream, stream.fault):
+        return
+    if not await stream.check_expire(start or ctx.store.resource_version):
+        await response.write_eof()
+        return
+    if history is None:
+        await stream.send_expired(start or 0)
+        await response.write_eof()
+        return
+    live = await _replay(stream, history, view, start is None or send_initial)
+    if live and send_initial and flag(request, "allowWatchBookmarks"):
+        await stream.send_bookmark(initial_end=True)
+    if live:
+        await _follow(ctx, request, stream, queue, view, timeout)
+    if not stream.aborted:
+        await response.write_eof()
 
 
 async def _apply_opening_fault(
