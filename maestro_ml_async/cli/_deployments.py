@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -64,17 +65,29 @@ def _fields(deployment: Any) -> list[tuple[str, Any]]:
     ]
 
 
-async def _finish(
-    client: AsyncMaestroClient, deployment: Any, wait: bool, timeout: float
-) -> Any:
-    if not wait:
-        return deployment
-    return await client.deployment.wait_ready(
-        deployment.name,
-        timeout=timeout,
-        namespace=deployment.namespace,
-        min_generation=deployment.generation,
-    )
+def _change_and_show(
+    ctx: typer.Context,
+    change: Callable[[AsyncMaestroClient], Awaitable[Any]],
+    *,
+    wait: bool,
+    timeout: float,
+    output: OutputFormat,
+) -> None:
+    """Run `change`, wait for readiness if asked, and print the deployment."""
+
+    async def body(client: AsyncMaestroClient) -> Any:
+        deployment = await change(client)
+        if not wait:
+            return deployment
+        return await client.deployment.wait_ready(
+            deployment.name,
+            timeout=timeout,
+            namespace=deployment.namespace,
+            min_generation=deployment.generation,
+        )
+
+    deployment = run_command(ctx, body)
+    emit_fields(output, deployment, _fields(deployment))
 
 
 @deployments_app.command("create")
@@ -123,8 +136,8 @@ def create(
 ) -> None:
     """Deploy a model version (pick it with --version, --alias or --stage)."""
 
-    async def body(client: AsyncMaestroClient) -> Any:
-        deployment = await client.deployment.deploy(
+    def deploy(client: AsyncMaestroClient) -> Awaitable[Any]:
+        return client.deployment.deploy(
             name,
             model,
             model_version=version,
@@ -136,10 +149,8 @@ def create(
             canary_traffic_percent=canary_percent,
             model_format=model_format,
         )
-        return await _finish(client, deployment, wait, timeout)
 
-    deployment = run_command(ctx, body)
-    emit_fields(output, deployment, _fields(deployment))
+    _change_and_show(ctx, deploy, wait=wait, timeout=timeout, output=output)
 
 
 @deployments_app.command("get")
@@ -202,14 +213,15 @@ def scale(
 ) -> None:
     """Change the replica count of a deployment."""
 
-    async def body(client: AsyncMaestroClient) -> Any:
-        deployment = await client.deployment.update(
+    _change_and_show(
+        ctx,
+        lambda client: client.deployment.update(
             name, replicas=replicas, max_replicas=max_replicas
-        )
-        return await _finish(client, deployment, wait, timeout)
-
-    deployment = run_command(ctx, body)
-    emit_fields(output, deployment, _fields(deployment))
+        ),
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
 
 
 @deployments_app.command("promote")
@@ -222,12 +234,13 @@ def promote(
 ) -> None:
     """Send all traffic to the canary revision."""
 
-    async def body(client: AsyncMaestroClient) -> Any:
-        deployment = await client.deployment.promote(name)
-        return await _finish(client, deployment, wait, timeout)
-
-    deployment = run_command(ctx, body)
-    emit_fields(output, deployment, _fields(deployment))
+    _change_and_show(
+        ctx,
+        lambda client: client.deployment.promote(name),
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
 
 
 @deployments_app.command("rollback")
@@ -240,12 +253,13 @@ def rollback(
 ) -> None:
     """Send all traffic back to the previous revision."""
 
-    async def body(client: AsyncMaestroClient) -> Any:
-        deployment = await client.deployment.rollback(name)
-        return await _finish(client, deployment, wait, timeout)
-
-    deployment = run_command(ctx, body)
-    emit_fields(output, deployment, _fields(deployment))
+    _change_and_show(
+        ctx,
+        lambda client: client.deployment.rollback(name),
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
 
 
 @deployments_app.command("delete")
