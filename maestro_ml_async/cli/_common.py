@@ -19,6 +19,7 @@ from rich.text import Text
 from maestro_ml_async import AsyncMaestroClient, Config, MaestroMLException
 
 __all__ = [
+    "MaxResultsOption",
     "OutputFormat",
     "OutputOption",
     "State",
@@ -49,6 +50,11 @@ OutputOption = Annotated[
         help="Output format: 'table' for people, 'json' for scripts.",
         case_sensitive=False,
     ),
+]
+
+MaxResultsOption = Annotated[
+    int | None,
+    typer.Option("--max-results", help="Stop after this many items.", min=1),
 ]
 
 

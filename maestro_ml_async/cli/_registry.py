@@ -10,7 +10,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from maestro_ml_async import AsyncMaestroClient
 
-from ._common import OutputFormat, OutputOption, emit, emit_fields, fail, run_command
+from ._common import (
+    MaxResultsOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    emit_fields,
+    fail,
+    run_command,
+)
 
 models_app = typer.Typer(
     help="Registered models and their versions, stages, aliases and tags.",
@@ -19,10 +27,6 @@ models_app = typer.Typer(
 
 NameArgument = Annotated[str, typer.Argument(help="Registered model name.")]
 VersionArgument = Annotated[str, typer.Argument(help="Version number, e.g. 3.")]
-MaxResultsOption = Annotated[
-    int | None,
-    typer.Option("--max-results", help="Stop after this many items.", min=1),
-]
 
 
 def name_filter(name: str) -> str:

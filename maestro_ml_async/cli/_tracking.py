@@ -8,7 +8,14 @@ import typer
 
 from maestro_ml_async import AsyncMaestroClient, ExperimentNotFoundException
 
-from ._common import OutputFormat, OutputOption, emit, emit_fields, run_command
+from ._common import (
+    MaxResultsOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    emit_fields,
+    run_command,
+)
 
 experiments_app = typer.Typer(
     help="Experiments of the tracking server.", no_args_is_help=True
@@ -22,10 +29,6 @@ VIEW_TYPES = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
 FilterOption = Annotated[
     str | None,
     typer.Option("--filter", help="MLflow search filter, e.g. \"name LIKE 'wine-%'\"."),
-]
-MaxResultsOption = Annotated[
-    int | None,
-    typer.Option("--max-results", help="Stop after this many items.", min=1),
 ]
 ViewOption = Annotated[
     str,
