@@ -20,6 +20,7 @@ DROP_WATCH = "drop_watch"  # write half an event line, then abort the connection
 HANG_WATCH = "hang_watch"  # send the headers, then nothing until the client leaves
 EMPTY_WATCH = "empty_watch"  # answer 200 with an empty body
 EXPIRE_WATCH = "expire_watch"  # send a 410 Expired ERROR event, then close
+DROP_LOG = "drop_log"  # cut a followed log in the middle of a line
 
 _WATCH_KINDS = (DROP_WATCH, HANG_WATCH, EMPTY_WATCH, EXPIRE_WATCH)
 _WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
@@ -38,6 +39,8 @@ class RequestInfo:
         name: Object name from the URL, or ``None``.
         subresource: ``status``, ``log`` or ``None``.
         path: The URL path.
+        container: The ``container`` query parameter of a log request.
+        follow: Whether a log request asks to follow the log.
     """
 
     verb: str
@@ -46,6 +49,8 @@ class RequestInfo:
     name: str | None
     subresource: str | None
     path: str
+    container: str | None = None
+    follow: bool = False
 
     @property
     def is_watch(self) -> bool:
@@ -65,6 +70,7 @@ class Fault:
         message: Status message for ``status`` faults; a default fits the code.
         after_events: Watch events sent normally before a ``drop_watch`` or
             ``expire_watch`` fault acts.
+        after_lines: Log lines sent normally before a ``drop_log`` fault acts.
         verb: Only requests with this verb (``"create"``, ``"watch"``, ...), or
             ``"write"`` for every write verb.
         plural: Only this resource plural (``"pytorchjobs"``).
@@ -72,6 +78,7 @@ class Fault:
         namespace: Only this namespace.
         watch: ``True`` for watch requests only, ``False`` for non-watch only.
         path: Only URL paths that contain this text.
+        container: Only log requests for this container.
         hits: Requests the fault has affected so far.
     """
 
@@ -81,12 +88,14 @@ class Fault:
     retry_after: int | None = None
     message: str | None = None
     after_events: int = 0
+    after_lines: int = 0
     verb: str | None = None
     plural: str | None = None
     name: str | None = None
     namespace: str | None = None
     watch: bool | None = None
     path: str | None = None
+    container: str | None = None
     hits: int = 0
 
     def matches(self, info: RequestInfo) -> bool:
@@ -94,6 +103,8 @@ class Fault:
         if self.kind in _WATCH_KINDS and not info.is_watch:
             return False
         if self.kind == CONFLICT and info.verb not in _WRITE_VERBS:
+            return False
+        if self.kind == DROP_LOG and not (info.subresource == "log" and info.follow):
             return False
         if self.verb == "write":
             if info.verb not in _WRITE_VERBS:
@@ -106,6 +117,7 @@ class Fault:
             (self.plural, info.plural),
             (self.name, info.name),
             (self.namespace, info.namespace),
+            (self.container, info.container),
         )
         if any(wanted is not None and wanted != actual for wanted, actual in checks):
             return False
@@ -187,6 +199,33 @@ class Faults:
     ) -> Fault:
         """Send a 410 Expired ERROR event on matching watches, then close them."""
         return self.arm(Fault(EXPIRE_WATCH, times, after_events=after_events, **scope))
+
+    def drop_log(
+        self,
+        *,
+        after_lines: int = 0,
+        pod: str | None = None,
+        container: str | None = None,
+        times: int | None = 1,
+        **scope: Any,
+    ) -> Fault:
+        """Cut matching followed logs (``follow=true``) in the middle of a line.
+
+        The response sends ``after_lines`` lines normally, counting the stored
+        lines it starts with, then writes the first half of the next line and
+        aborts the TCP connection. ``pod`` and ``container`` narrow the fault to
+        one pod and to requests whose ``container`` parameter names that
+        container.
+        """
+        fault = Fault(
+            DROP_LOG,
+            times,
+            after_lines=after_lines,
+            name=pod,
+            container=container,
+            **scope,
+        )
+        return self.arm(fault)
 
     def clear(self) -> None:
         """Disarm every fault."""

@@ -177,4 +177,6 @@ def request_info(
         name=target.name if target else None,
         subresource=target.subresource if target else None,
         path=request.path,
+        container=request.query.get("container"),
+        follow=flag(request, "follow"),
     )

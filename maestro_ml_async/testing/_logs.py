@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import _status
+from . import _faults, _status
 from ._context import ServerContext
 from ._http import Target, flag, int_param
 from ._podlogs import LogLine
@@ -98,21 +98,38 @@ def _select_lines(request: web.Request, lines: list[LogLine]) -> list[LogLine]:
 
 
 class _Writer:
-    """Formats log lines and enforces ``limitBytes`` over the whole response."""
+    """Formats log lines, enforces ``limitBytes`` and applies a ``drop_log`` fault.
+
+    Attributes:
+        dropped: Whether a ``drop_log`` fault has aborted the connection.
+    """
 
     def __init__(
-        self, response: web.StreamResponse, timestamps: bool, limit: int | None
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        timestamps: bool,
+        limit: int | None,
+        drop_after: int | None = None,
     ):
+        self.request = request
         self.response = response
         self.timestamps = timestamps
         self.remaining = limit
+        self.drop_after = drop_after
+        self.sent = 0
+        self.dropped = False
 
     async def write(self, line: LogLine) -> bool:
-        """Write one line; return ``False`` once ``limitBytes`` is reached."""
+        """Write one line; return ``False`` once ``limitBytes`` or a fault ends it."""
         moment, text = line
         data = (text + "\n").encode()
         if self.timestamps:
             data = format_log_timestamp(moment).encode() + b" " + data
+        if self.drop_after is not None and self.sent >= self.drop_after:
+            await self._drop(data)
+            return False
+        self.sent += 1
         if self.remaining is not None:
             data = data[: self.remaining]
             self.remaining -= len(data)
@@ -120,11 +137,29 @@ class _Writer:
             await self.response.write(data)
         return self.remaining is None or self.remaining > 0
 
+    async def _drop(self, data: bytes) -> None:
+        await self.response.write(data[: max(1, len(data) // 2)])
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+        self.dropped = True
+        _log.info(
+            "fault: dropped log of %s after %d lines mid-line",
+            self.request.path,
+            self.sent,
+        )
+
 
 async def handle_log(
-    ctx: ServerContext, request: web.Request, target: Target
+    ctx: ServerContext,
+    request: web.Request,
+    target: Target,
+    fault: _faults.Fault | None = None,
 ) -> web.StreamResponse:
-    """Serve a container's log as ``text/plain``, following it if asked."""
+    """Serve a container's log as ``text/plain``, following it if asked.
+
+    A ``drop_log`` fault cuts the response after its ``after_lines`` lines.
+    """
     assert target.name is not None and target.namespace is not None
     pod = ctx.store.get(target.rtype, target.namespace, target.name)
     if pod is None:
@@ -149,7 +184,11 @@ async def handle_log(
     response = web.StreamResponse(status=200)
     response.content_type = "text/plain"
     response.enable_chunked_encoding()
-    writer = _Writer(response, flag(request, "timestamps"), limit)
+    drop_after = None
+    if fault is not None and fault.kind == _faults.DROP_LOG:
+        drop_after = fault.after_lines
+    timestamps = flag(request, "timestamps")
+    writer = _Writer(request, response, timestamps, limit, drop_after)
     follow = flag(request, "follow") and running and not previous
     if follow:
         ctx.stats.log_streams_open += 1
@@ -177,10 +216,11 @@ async def _write_log(
     """Write the selected lines, then the new ones while following."""
     for line in selected:
         if not await writer.write(line):
-            await writer.response.write_eof()
-            return
-    if follow:
-        async for line in ctx.pod_logs.follow(*key, start_index=start_index):
-            if not await writer.write(line):
-                break
-    await writer.response.write_eof()
+            break
+    else:
+        if follow:
+            async for line in ctx.pod_logs.follow(*key, start_index=start_index):
+                if not await writer.write(line):
+                    break
+    if not writer.dropped:
+        await writer.response.write_eof()

@@ -178,7 +178,7 @@ class ApiServer:
         if target.subresource == "log":
             if verb != "get":
                 return _method_not_allowed()
-            return await handle_log(ctx, request, target)
+            return await handle_log(ctx, request, target, fault)
         if watch:
             return await serve_watch(ctx, request, target, fault)
         collection = target.name is None

@@ -259,3 +259,77 @@ async def test_watch_faults_skip_plain_requests(
     async with http.get(PJ) as response:
         assert response.status == 200
     assert fault.hits == 0
+
+
+POD_TYPE = RESOURCE_TYPES["pods"]
+
+
+def running_pod(cluster: FakeCluster, name: str, containers: list[str]) -> None:
+    spec = {"containers": [{"name": c, "image": "busybox"} for c in containers]}
+    cluster.store.create(POD_TYPE, {"metadata": {"name": name}, "spec": spec})
+    statuses = [
+        {"name": c, "state": {"running": {}}, "ready": True} for c in containers
+    ]
+    status = {"phase": "Running", "containerStatuses": statuses}
+    cluster.store.update_status(POD_TYPE, "default", name, status)
+
+
+def log_path(pod: str) -> str:
+    return f"/api/v1/namespaces/default/pods/{pod}/log"
+
+
+async def test_drop_log_cuts_followed_log(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    running_pod(bare_cluster, "p", ["main"])
+    logs = bare_cluster.pod_logs
+    logs.append("default", "p", "main", "stored-0")
+    logs.append("default", "p", "main", "stored-1")
+    fault = bare_cluster.faults.drop_log(after_lines=3, pod="p", container="main")
+    params = {"follow": "true", "container": "main"}
+    async with http.get(log_path("p"), params=params) as response:
+        assert response.status == 200
+        assert await response.content.readline() == b"stored-0\n"
+        assert await response.content.readline() == b"stored-1\n"
+        logs.append("default", "p", "main", "live-2")
+        assert await response.content.readline() == b"live-2\n"
+        logs.append("default", "p", "main", "live-3 is cut in half")
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(response.content.read(), 2)
+    assert fault.hits == 1
+    # The fault is one-shot, so the next follow reads every line.
+    logs.finish("default", "p", "main")
+    async with http.get(log_path("p"), params=params) as response:
+        text = await response.text()
+    assert text.splitlines() == [
+        "stored-0",
+        "stored-1",
+        "live-2",
+        "live-3 is cut in half",
+    ]
+
+
+async def test_drop_log_scope(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    running_pod(bare_cluster, "p", ["main", "side"])
+    running_pod(bare_cluster, "q", ["main"])
+    for pod, container in (("p", "main"), ("p", "side"), ("q", "main")):
+        bare_cluster.pod_logs.append("default", pod, container, "line")
+        bare_cluster.pod_logs.finish("default", pod, container)
+    fault = bare_cluster.faults.drop_log(pod="p", container="main")
+    # Reads without follow, other containers and other pods are not cut.
+    requests = [
+        ("p", {"container": "main"}),
+        ("p", {"container": "side", "follow": "true"}),
+        ("q", {"container": "main", "follow": "true"}),
+    ]
+    for pod, params in requests:
+        async with http.get(log_path(pod), params=params) as response:
+            assert await response.text() == "line\n", (pod, params)
+    assert fault.hits == 0
+    params = {"container": "main", "follow": "true"}
+    async with http.get(log_path("p"), params=params) as response:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(response.content.read(), 2)
+    assert fault.hits == 1

@@ -265,46 +265,13 @@ async def test_log_errors_are_retried_without_repeats(
 async def test_log_follow_resumes_after_drop(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    import aiohttp
-
+    # The server cuts the first followed log of the training container in the
+    # middle of its fourth line. The stream reconnects with sinceTime and
+    # neither repeats nor loses a line.
     lines_out = [(0.02, f"m{i}") for i in range(8)]
     cluster.scripts.set("jobs", "drop", succeed(logs=lines_out))
-    transport = await client._cluster.get()
-    real_open = transport.open
-    dropped: list[str] = []
-
-    class DroppingContent:
-        """Stream content that fails after three lines, as a cut connection."""
-
-        def __init__(self, content: Any) -> None:
-            self._content = content
-            self._delivered = 0
-
-        async def readline(self) -> bytes:
-            if self._delivered == 3:
-                raise aiohttp.ClientPayloadError("connection dropped mid-chunk")
-            self._delivered += 1
-            line: bytes = await self._content.readline()
-            return line
-
-    class DroppingResponse:
-        def __init__(self, response: Any) -> None:
-            self._response = response
-            self.content = DroppingContent(response.content)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._response, name)
-
-    async def open_and_drop_once(method: str, path: str, **options: Any) -> Any:
-        response = await real_open(method, path, **options)
-        query = dict(options.get("query") or [])
-        if path.endswith("/log") and query.get("follow") and not dropped:
-            dropped.append(path)
-            return DroppingResponse(response)
-        return response
-
-    transport.open = open_and_drop_once  # type: ignore[method-assign]
+    fault = cluster.faults.drop_log(after_lines=3, container="trainer")
     job = await client.training.submit_job("drop", "custom", "img")
     lines, _ = await asyncio.gather(collect_logs(job), job.wait(timeout=10))
-    assert dropped
+    assert fault.hits == 1
     assert [line.line for line in lines] == [f"m{i}" for i in range(8)]
