@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from .._exceptions import (
     InvalidParameterException,
@@ -40,6 +41,8 @@ from ._registry_support import (
 )
 
 __all__ = ["AsyncModelVersionsMixin"]
+
+RegistryItem = TypeVar("RegistryItem", Model, ModelVersion)
 
 
 class AsyncModelVersionsMixin(AsyncMlflowResource):
@@ -87,6 +90,47 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         if isinstance(error, NotFoundException) and attempts > 1:
             return
         raise error
+
+    def _search_registry(
+        self,
+        item_type: type[RegistryItem],
+        endpoint: str,
+        items_key: str,
+        *,
+        filter_string: str | None,
+        order_by: Sequence[str] | str | None,
+        max_results: int | None,
+        page_size: int,
+        page_token: str | None,
+        maximum_page_size: int,
+    ) -> AsyncPager[RegistryItem]:
+        """Page through a registry search endpoint, leaving out prompts.
+
+        The arguments are checked here, before the first request. The filter
+        gets the prompt exclusion, and items that still carry the prompt tag
+        are dropped from each page.
+        """
+        query = exclude_prompts(check_filter(filter_string))
+        clauses = check_order_by(order_by)
+        per_page = _page_size(page_size, max_results, maximum_page_size)
+
+        async def fetch(token: str | None) -> Page[RegistryItem]:
+            body = await self._transport.call(
+                "GET",
+                endpoint,
+                params={
+                    "filter": query,
+                    "max_results": per_page,
+                    "order_by": clauses,
+                    "page_token": token,
+                },
+                registry=True,
+            )
+            items = [item_type.model_validate(item) for item in body.get(items_key, [])]
+            kept = [item for item in items if not item.is_prompt]
+            return Page(kept, body.get("next_page_token") or None, body)
+
+        return AsyncPager(fetch, max_results=max_results, page_token=page_token)
 
     async def get_version(self, name: str, version: str | int) -> ModelVersion:
         """Fetch one model version.
@@ -315,30 +359,17 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         Returns:
             A pager: ``await`` it for a list, or iterate it with ``async for``.
         """
-        query = exclude_prompts(check_filter(filter_string))
-        clauses = check_order_by(order_by)
-        per_page = _page_size(page_size, max_results, MAX_VERSION_PAGE)
-
-        async def fetch(token: str | None) -> Page[ModelVersion]:
-            body = await self._transport.call(
-                "GET",
-                "model-versions/search",
-                params={
-                    "filter": query,
-                    "max_results": per_page,
-                    "order_by": clauses,
-                    "page_token": token,
-                },
-                registry=True,
-            )
-            items = [
-                ModelVersion.model_validate(item)
-                for item in body.get("model_versions", [])
-            ]
-            kept = [item for item in items if not item.is_prompt]
-            return Page(kept, body.get("next_page_token") or None, body)
-
-        return AsyncPager(fetch, max_results=max_results, page_token=page_token)
+        return self._search_registry(
+            ModelVersion,
+            "model-versions/search",
+            "model_versions",
+            filter_string=filter_string,
+            order_by=order_by,
+            max_results=max_results,
+            page_size=page_size,
+            page_token=page_token,
+            maximum_page_size=MAX_VERSION_PAGE,
+        )
 
     async def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """Fetch the version that an alias points at.

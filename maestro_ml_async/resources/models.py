@@ -11,7 +11,7 @@ from .._exceptions import (
     ModelNotFoundException,
     ModelVersionNotFoundException,
 )
-from .._pagination import AsyncPager, Page
+from .._pagination import AsyncPager
 from .._transport import API_PREFIX, RetryMode
 from .._transport._errors import error_from_response, parse_json_body
 from .._validation import (
@@ -24,15 +24,12 @@ from .._validation import (
 )
 from ..types.models import Model, ModelVersion
 from ._model_runs import AsyncModelRunsMixin
-from ._model_versions import _check_description, _page_size
+from ._model_versions import _check_description
 from ._registry_support import (
     MAX_MODEL_PAGE,
-    check_filter,
     check_new_model_name,
-    check_order_by,
     check_pairs,
     check_writable_tag_key,
-    exclude_prompts,
     reject_prompt_model,
     warn_stages_deprecated,
 )
@@ -109,29 +106,17 @@ class AsyncModelsResource(AsyncModelRunsMixin):
             A pager: ``await`` it for a list, iterate it with ``async for``, or
             call ``.page(token)`` for a single page.
         """
-        query = exclude_prompts(check_filter(filter_string))
-        clauses = check_order_by(order_by)
-        per_page = _page_size(page_size, max_results, MAX_MODEL_PAGE)
-
-        async def fetch(token: str | None) -> Page[Model]:
-            body = await self._transport.call(
-                "GET",
-                "registered-models/search",
-                params={
-                    "filter": query,
-                    "max_results": per_page,
-                    "order_by": clauses,
-                    "page_token": token,
-                },
-                registry=True,
-            )
-            items = [
-                Model.model_validate(item) for item in body.get("registered_models", [])
-            ]
-            kept = [item for item in items if not item.is_prompt]
-            return Page(kept, body.get("next_page_token") or None, body)
-
-        return AsyncPager(fetch, max_results=max_results, page_token=page_token)
+        return self._search_registry(
+            Model,
+            "registered-models/search",
+            "registered_models",
+            filter_string=filter_string,
+            order_by=order_by,
+            max_results=max_results,
+            page_size=page_size,
+            page_token=page_token,
+            maximum_page_size=MAX_MODEL_PAGE,
+        )
 
     async def get(self, name: str) -> Model:
         """Fetch a registered model.
