@@ -34,6 +34,7 @@ from .._exceptions import (
 )
 from .._transport import MlflowTransport
 from ..types.events import RegistryEvent, RegistryEventType
+from ._poll_backoff import PollBackoff
 
 __all__ = ["watch_registry"]
 
@@ -305,9 +306,10 @@ async def watch_registry(
             otherwise the first poll is only the baseline.
 
     A poll that still fails with a connection error, a 5xx or a 429 after the
-    transport's retries is logged and skipped. The next poll compares with the
-    last good snapshot, so no change is lost or repeated. The iterator runs
-    until the caller stops it.
+    transport's retries is logged and skipped, and the wait before the next
+    one doubles with each failure in a row (see `PollBackoff`). The next good
+    poll compares with the last good snapshot, so no change is lost or
+    repeated. The iterator runs until the caller stops it.
     """
     if not poll_interval > 0:
         raise ValidationException(
@@ -315,13 +317,14 @@ async def watch_registry(
         )
     models_filter, versions_filter = _filters(name, filter_string)
     previous: _Snapshot | None = _Snapshot() if include_existing else None
+    backoff = PollBackoff(poll_interval, "registry poll", logger)
     while True:
         try:
             current = await _take_snapshot(transport, models_filter, versions_filter)
         except _TRANSIENT as exc:
-            logger.warning("registry poll failed, retrying next poll: %s", exc)
-            await asyncio.sleep(poll_interval)
+            await asyncio.sleep(backoff.failed(exc))
             continue
+        backoff.succeeded()
         if previous is not None:
             for event in diff_snapshots(previous, current, datetime.now(timezone.utc)):
                 yield event

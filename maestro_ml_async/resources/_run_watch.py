@@ -46,6 +46,7 @@ from ..types.tracking import (
     RunStatusChange,
     ViewType,
 )
+from ._poll_backoff import PollBackoff
 
 __all__ = ["RunWatchEvent", "metric_history", "watch_runs"]
 
@@ -293,9 +294,11 @@ async def watch_runs(
     deleted. With `include_existing` False, points logged before the first
     poll count as already seen and are not yielded. A poll that still fails
     with a connection error, a 5xx or a 429 after the transport's retries is
-    logged and repeated after `poll_interval`.
+    logged and repeated, after a delay that doubles with each failure in a
+    row (see `PollBackoff`).
     """
     ids = _check_watch_args(run_ids, poll_interval)
+    backoff = PollBackoff(poll_interval, f"run watch poll of {ids}", logger)
     key_set = None if keys is None else frozenset(keys)
     states = {run_id: _RunState(run_id, key_set) for run_id in ids}
     snapshotter = _Snapshotter(transport, ids)
@@ -308,9 +311,9 @@ async def watch_runs(
                 report = include_existing or not first
                 points = await _metric_events(transport, states, runs, report=report)
         except _TRANSIENT as exc:
-            logger.warning("run watch poll of %s failed, retrying: %s", ids, exc)
-            await asyncio.sleep(poll_interval)
+            await asyncio.sleep(backoff.failed(exc))
             continue
+        backoff.succeeded()
         for event in points:
             yield event
         for run_id, state in states.items():

@@ -412,3 +412,51 @@ async def test_upload_dir_bounds_concurrency(
     assert len(uploaded) == 12
     assert route.call_count == 12
     assert peak == 3
+
+
+@respx.mock
+async def test_watch_outage_backs_off_and_logs_once(
+    fake: AsyncMaestroClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    unavailable = httpx.Response(
+        503, json={"error_code": "TEMPORARILY_UNAVAILABLE", "message": "down"}
+    )
+    polls = respx.get(f"{API}/model-versions/search").mock(return_value=unavailable)
+    respx.get(f"{API}/registered-models/search").mock(
+        return_value=httpx.Response(200, json={})
+    )
+    stream = watch_registry(fake._mlflow, "m", poll_interval=0.01)
+
+    with caplog.at_level("WARNING"):
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(stream.__anext__(), 1.0)
+    await stream.aclose()
+
+    # Each poll is one request plus the transport's two retries. A fixed
+    # 0.01 s interval would have polled about 80 times in that second.
+    assert polls.call_count // 3 <= 12
+    warnings = [r for r in caplog.records if "registry poll failed" in r.message]
+    assert len(warnings) == 1
+    assert "1 in a row" in warnings[0].message
+
+
+def test_poll_backoff_doubles_up_to_ceiling() -> None:
+    import logging
+
+    from maestro_ml_async.resources._poll_backoff import (
+        MAX_FAILURE_DELAY,
+        PollBackoff,
+    )
+
+    backoff = PollBackoff(1.0, "test poll", logging.getLogger("test"))
+    delays = [backoff.failed(RuntimeError("down")) for _ in range(10)]
+
+    assert delays[0] == 1.0
+    assert 1.0 <= delays[1] <= 2.0
+    assert 4.0 <= delays[4] <= 16.0
+    assert max(delays) <= MAX_FAILURE_DELAY
+    backoff.succeeded()
+    assert backoff.failures == 0
+    slow = PollBackoff(60.0, "slow poll", logging.getLogger("test"))
+    assert slow.failed(RuntimeError("down")) == 60.0
+    assert slow.failed(RuntimeError("down")) == 60.0
