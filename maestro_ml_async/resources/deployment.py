@@ -35,6 +35,7 @@ from ._deployment_checks import (
     check_update,
 )
 from ._deployment_patch import (
+    PatchBuilder,
     ScaleChange,
     merge_patches,
     patch_with_retry,
@@ -408,13 +409,9 @@ class AsyncDeploymentResource:
         Raises:
             KubernetesNotFoundException: The deployment does not exist.
         """
-        name = check_deployment_name(name)
-        ns = self._namespace(namespace)
-        kube = await self._kube()
-        result, sent = await patch_with_retry(kube, ns, name, promote_patch)
-        if sent:
-            logger.info("promoted the latest revision of %s/%s", ns, name)
-        return self._bind(result)
+        return await self._patch_traffic(
+            name, namespace, promote_patch, "promoted the latest revision of %s/%s"
+        )
 
     async def rollback(self, name: str, *, namespace: str | None = None) -> Deployment:
         """Send all traffic back to the version that served before the rollout.
@@ -428,12 +425,19 @@ class AsyncDeploymentResource:
             DeploymentException: No previous version is recorded.
             KubernetesNotFoundException: The deployment does not exist.
         """
+        return await self._patch_traffic(
+            name, namespace, rollback_patch, "rolled back %s/%s"
+        )
+
+    async def _patch_traffic(
+        self, name: str, namespace: str | None, build: PatchBuilder, log_format: str
+    ) -> Deployment:
         name = check_deployment_name(name)
         ns = self._namespace(namespace)
         kube = await self._kube()
-        result, sent = await patch_with_retry(kube, ns, name, rollback_patch)
+        result, sent = await patch_with_retry(kube, ns, name, build)
         if sent:
-            logger.info("rolled back %s/%s", ns, name)
+            logger.info(log_format, ns, name)
         return self._bind(result)
 
     async def delete(
