@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._exceptions import MLflowException
 
-__all__ = ["AsyncPager", "Page"]
+__all__ = ["AsyncPager", "Page", "next_page_token"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,32 @@ class Page(Generic[T]):
 
 
 FetchPage = Callable[[str | None], Awaitable[Page[T]]]
+
+
+def next_page_token(response: Mapping[str, Any], seen: set[str]) -> str | None:
+    """Return the next page token of a response, or None on the last page.
+
+    For loops that page by hand: `seen` collects the tokens so far, and a
+    token that the server sends twice raises `MLflowException` instead of
+    looping forever.
+    """
+    token = response.get("next_page_token") or None
+    if token is None:
+        return None
+    token = str(token)
+    if token in seen:
+        raise _repeated_token_error()
+    seen.add(token)
+    return token
+
+
+def _repeated_token_error() -> MLflowException:
+    return MLflowException(
+        "the server returned the same page token twice; "
+        "stopping to avoid an endless loop",
+        error_code="REPEATED_PAGE_TOKEN",
+    )
+
 
 MAX_EMPTY_PAGES = 100
 """Consecutive empty pages with a next token after which iteration stops.
@@ -86,11 +112,7 @@ class AsyncPager(Generic[T]):
             if self._max_results is not None and produced >= self._max_results:
                 return
             if token in seen:
-                raise MLflowException(
-                    "the server returned the same page token twice; "
-                    "stopping to avoid an endless loop",
-                    error_code="REPEATED_PAGE_TOKEN",
-                )
+                raise _repeated_token_error()
             if empty_pages >= MAX_EMPTY_PAGES:
                 raise MLflowException(
                     f"the server returned {empty_pages} empty pages in a row, each "

@@ -36,7 +36,7 @@ from .._exceptions import (
     TransportException,
     ValidationException,
 )
-from .._pagination import AsyncPager, Page
+from .._pagination import AsyncPager, Page, next_page_token
 from .._transport import MlflowTransport
 from ..types.tracking import (
     Metric,
@@ -193,6 +193,7 @@ class _Snapshotter:
         }
         runs: dict[str, Run] = {}
         token: str | None = None
+        seen_tokens: set[str] = set()
         while True:
             if token:
                 body["page_token"] = token
@@ -200,7 +201,7 @@ class _Snapshotter:
             for item in response.get("runs", []):
                 run = Run.model_validate(item)
                 runs[run.run_id] = run
-            token = response.get("next_page_token") or None
+            token = next_page_token(response, seen_tokens)
             if token is None:
                 break
         missing = [run_id for run_id in self._run_ids if run_id not in runs]

@@ -28,6 +28,7 @@ from .._exceptions import (
     TransportException,
     ValidationException,
 )
+from .._pagination import next_page_token
 from .._transport._errors import error_from_response, parse_json_body
 from .._transport._retry import RETRY_STATUSES
 from ..types.tracking import ArtifactInfo
@@ -214,6 +215,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
     ) -> builtins.list[ArtifactInfo]:
         entries: builtins.list[ArtifactInfo] = []
         token: str | None = None
+        seen_tokens: set[str] = set()
         while True:
             params: dict[str, object] = {"run_id": run_id}
             if relative:
@@ -227,7 +229,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
                 entry = ArtifactInfo.model_validate(item)
                 _check_listed(entry.path, relative)
                 entries.append(entry)
-            token = response.get("next_page_token") or None
+            token = next_page_token(response, seen_tokens)
             if token is None:
                 return entries
 

@@ -460,3 +460,19 @@ def test_poll_backoff_doubles_up_to_ceiling() -> None:
     slow = PollBackoff(60.0, "slow poll", logging.getLogger("test"))
     assert slow.failed(RuntimeError("down")) == 60.0
     assert slow.failed(RuntimeError("down")) == 60.0
+
+
+@respx.mock
+async def test_artifact_list_repeated_token_raises(fake: AsyncMaestroClient) -> None:
+    from maestro_ml_async import MLflowException
+
+    page = {"files": [{"path": "a.txt", "is_dir": False}], "next_page_token": "t"}
+    listing = respx.get(f"{API}/artifacts/list").mock(
+        return_value=httpx.Response(200, json=page)
+    )
+
+    with pytest.raises(MLflowException) as caught:
+        await asyncio.wait_for(fake.artifacts.list(RUN_ID), 5)
+
+    assert caught.value.error_code == "REPEATED_PAGE_TOKEN"
+    assert listing.call_count == 2
