@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._exceptions import ValidationException
-from .._validation import check_kubernetes_name
+from .._validation import check_kubernetes_name, check_max_results
 from ._deployment_patch import ScaleChange
 from ._kserve import (
     STRATEGIES,
@@ -79,13 +79,7 @@ def check_runtime(runtime: object) -> str | None:
 
 def check_page_size(page_size: object) -> int:
     """Check a list page size (the ``limit`` of one request)."""
-    if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise ValidationException(f"page_size must be an integer, got {page_size!r}")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise ValidationException(
-            f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
-        )
-    return page_size
+    return check_max_results(page_size, maximum=MAX_PAGE_SIZE, name="page_size")
 
 
 def check_update(
