@@ -19,10 +19,10 @@ __all__ = [
     "MAX_REGISTRY_TAG_VALUE_LENGTH",
     "check_alias",
     "check_choice",
+    "check_key_values",
     "check_kubernetes_name",
     "check_max_results",
     "check_name",
-    "check_registry_tags",
     "check_stage",
     "check_version",
 ]
@@ -172,20 +172,30 @@ def check_tag_value(
     return text
 
 
-def check_registry_tags(
-    tags: Mapping[str, object] | None,
+def check_key_values(
+    items: Mapping[str, object] | None,
+    *,
+    max_length: int = MAX_REGISTRY_TAG_VALUE_LENGTH,
+    what: str = "tags",
 ) -> list[dict[str, str]]:
-    """Check registry tags and return them in MLflow's ``[{key, value}]`` form."""
-    if tags is None:
+    """Check tags or params and return them in MLflow's ``[{key, value}]`` form.
+
+    Args:
+        items: The mapping of key to value, or None for none.
+        max_length: The maximum length of a value.
+        what: The plural noun in messages, such as ``"tags"`` or ``"params"``.
+    """
+    if items is None:
         return []
-    if not isinstance(tags, Mapping):
+    if not isinstance(items, Mapping):
         raise ValidationException(
-            f"tags must be a mapping of key to value, got {type(tags).__name__}"
+            f"{what} must be a mapping of key to value, got {type(items).__name__}"
         )
     result = []
-    for key, value in tags.items():
-        checked = check_tag_key(key)
-        result.append({"key": checked, "value": check_tag_value(checked, value)})
+    for key, value in items.items():
+        checked = check_tag_key(key, what=f"{what[:-1]} key")
+        text = check_tag_value(checked, value, max_length=max_length)
+        result.append({"key": checked, "value": text})
     return result
 
 

@@ -18,9 +18,9 @@ from .._transport import API_PREFIX, RetryMode
 from .._transport._errors import error_from_response
 from .._validation import (
     check_alias,
+    check_key_values,
     check_max_results,
     check_name,
-    check_registry_tags,
     check_stage,
     check_tag_value,
     check_version,
@@ -447,7 +447,7 @@ def _version_body(
         if not isinstance(run_link, str):
             raise ValidationException("run_link must be a string or None")
         body["run_link"] = run_link
-    checked_tags = check_registry_tags(tags)
+    checked_tags = check_key_values(tags)
     for tag in checked_tags:
         check_writable_tag_key(tag["key"])
     if checked_tags:

@@ -13,7 +13,13 @@ from .._exceptions import (
 )
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_choice, check_name, check_tag_key, check_tag_value
+from .._validation import (
+    check_choice,
+    check_key_values,
+    check_name,
+    check_tag_key,
+    check_tag_value,
+)
 from ..types.tracking import Experiment, ViewType
 from ._base import AsyncMlflowResource
 
@@ -46,23 +52,6 @@ def _check_experiment_id(experiment_id: object) -> str:
     if not text:
         raise ValidationException("experiment_id must not be empty")
     return text
-
-
-def _experiment_tags(tags: Mapping[str, object] | None) -> list[dict[str, str]]:
-    if tags is None:
-        return []
-    if not isinstance(tags, Mapping):
-        raise ValidationException(
-            f"tags must be a mapping of key to value, got {type(tags).__name__}"
-        )
-    result = []
-    for key, value in tags.items():
-        checked = check_tag_key(key)
-        text = check_tag_value(
-            checked, value, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH
-        )
-        result.append({"key": checked, "value": text})
-    return result
 
 
 def _check_active(experiment: Experiment) -> Experiment:
@@ -106,7 +95,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         """
         body: dict[str, object] = {
             "name": _check_experiment_name(name),
-            "tags": _experiment_tags(tags),
+            "tags": check_key_values(tags, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH),
         }
         if artifact_location is not None:
             body["artifact_location"] = artifact_location

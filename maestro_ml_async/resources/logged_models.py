@@ -13,7 +13,7 @@ from urllib.parse import quote
 from .._exceptions import NotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_tag_key, check_tag_value
+from .._validation import check_key_values, check_tag_key
 from ..types.tracking import LoggedModel, LoggedModelStatus
 from ._base import AsyncMlflowResource
 from ._log_batch import MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH
@@ -22,23 +22,6 @@ __all__ = ["AsyncLoggedModelsResource"]
 
 _FEATURE = "logged models"
 MAX_SEARCH_PAGE_SIZE = 100
-
-
-def _key_values(
-    items: Mapping[str, object] | None, *, max_length: int, what: str
-) -> list[dict[str, str]]:
-    if items is None:
-        return []
-    if not isinstance(items, Mapping):
-        raise ValidationException(
-            f"{what} must be a mapping of key to value, got {type(items).__name__}"
-        )
-    result = []
-    for key, value in items.items():
-        checked = check_tag_key(key, what=f"{what[:-1]} key")
-        text = check_tag_value(checked, value, max_length=max_length)
-        result.append({"key": checked, "value": text})
-    return result
 
 
 def _model_path(model_id: str, suffix: str = "") -> str:
@@ -83,10 +66,12 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
         """Create a logged model in PENDING status; `finalize` marks it READY."""
         body: dict[str, object] = {
             "experiment_id": str(experiment_id),
-            "params": _key_values(
+            "params": check_key_values(
                 params, max_length=MAX_PARAM_VALUE_LENGTH, what="params"
             ),
-            "tags": _key_values(tags, max_length=MAX_RUN_TAG_VALUE_LENGTH, what="tags"),
+            "tags": check_key_values(
+                tags, max_length=MAX_RUN_TAG_VALUE_LENGTH, what="tags"
+            ),
         }
         for field_name, value in (
             ("name", name),
@@ -180,7 +165,9 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
 
     async def set_tags(self, model_id: str, tags: Mapping[str, object]) -> None:
         """Set tags of a logged model; other tags are kept."""
-        entries = _key_values(tags, max_length=MAX_RUN_TAG_VALUE_LENGTH, what="tags")
+        entries = check_key_values(
+            tags, max_length=MAX_RUN_TAG_VALUE_LENGTH, what="tags"
+        )
         await self._call(
             "PATCH", _model_path(model_id, "/tags"), json={"tags": entries}
         )

@@ -16,8 +16,8 @@ from .._transport import API_PREFIX, RetryMode
 from .._transport._errors import error_from_response, parse_json_body
 from .._validation import (
     check_alias,
+    check_key_values,
     check_name,
-    check_registry_tags,
     check_stage,
     check_tag_value,
     check_version,
@@ -145,7 +145,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         """
         name = check_new_model_name(name)
         text = _check_description(description)
-        checked_tags = check_registry_tags(tags)
+        checked_tags = check_key_values(tags)
         for tag in checked_tags:
             check_writable_tag_key(tag["key"])
         body: dict[str, Any] = {"name": name, "description": text}
