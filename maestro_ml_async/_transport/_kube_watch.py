@@ -106,6 +106,11 @@ class ResumableWatch:
         self.synced = False
         self.counters = WatchCounters()
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether a list has completed and every event it produced was yielded."""
+        return self.synced and not self._pending
+
     def __aiter__(self) -> ResumableWatch:
         return self
 
@@ -455,6 +460,20 @@ class WatchHub:
                     del self._by_name[name]
             if not self._by_name:
                 await self._stop()
+
+    def has_current(self, name: str) -> bool:
+        """Whether the hub has listed and caches `name`, so no change is lost.
+
+        Every change of a cached object after the cached state reaches a new
+        subscriber as an event, so its caller need not read the object again.
+        """
+        watch = self._watch
+        return (
+            self.running
+            and watch is not None
+            and watch.caught_up
+            and name in self._cache
+        )
 
     async def _run(self) -> None:
         watch = self._factory()

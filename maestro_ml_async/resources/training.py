@@ -305,9 +305,11 @@ class AsyncTrainingResource:
 
         The current state is checked first, so a job that already finished
         returns (or raises) at once without opening a watch. Otherwise the wait
-        subscribes to the shared watch and then reads the job once more, so no
-        change between the two reads is missed. ``until="running"`` is also met by a job
-        that already succeeded, and ``until="created"`` by any job.
+        subscribes to the shared watch. Unless that watch has listed and caches
+        the job, the wait then reads the job once more, so no change or
+        deletion between the read and the subscription is missed.
+        ``until="running"`` is also met by a job that already succeeded, and
+        ``until="created"`` by any job.
 
         Args:
             name: The job name.
@@ -335,10 +337,8 @@ class AsyncTrainingResource:
         deadline = loop.time() + limit
         hub = transport.hub(kind.group, kind.version, kind.plural, ns)
         async with hub.subscribe(name) as events:
-            obj = await transport.get_object(
-                kind.group, kind.version, kind.plural, ns, name
-            )
-            job = self._bind(job_from_object(obj, kind))
+            if not hub.has_current(name):
+                job = self._bind(job_from_object(await self._read(kind, job), kind))
             while not reached(job, target):
                 remaining = deadline - loop.time()
                 try:
@@ -357,6 +357,13 @@ class AsyncTrainingResource:
                     continue
                 job = self._bind(job_from_object(event.object, kind))
         return await self._with_pods(job, kind)
+
+    async def _read(self, kind: JobKind, job: TrainingJob) -> dict[str, Any]:
+        # Called after subscribing when the hub cannot vouch for the job.
+        transport = await self._transport()
+        return await transport.get_object(
+            kind.group, kind.version, kind.plural, job.namespace, job.name
+        )
 
     async def wait_for_jobs(
         self,
@@ -399,14 +406,14 @@ class AsyncTrainingResource:
             TrainingException: The job was deleted.
         """
         ns = self._namespace(namespace)
-        kind, _ = await self._find(name, ns)
+        kind, obj = await self._find(name, ns)
+        job = self._bind(job_from_object(obj, kind))
         transport = await self._transport()
         hub = transport.hub(kind.group, kind.version, kind.plural, ns)
         async with hub.subscribe(name) as events:
-            obj = await transport.get_object(
-                kind.group, kind.version, kind.plural, ns, name
-            )
-            job = self._bind(job_from_object(obj, kind))
+            if not hub.has_current(name):
+                obj = await self._read(kind, job)
+                job = self._bind(job_from_object(obj, kind))
             last_status = obj.get("status")
             yield job
             while not job.finished:

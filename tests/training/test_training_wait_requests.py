@@ -1,0 +1,121 @@
+"""Requests a wait sends: no second read of the job when the shared watch has it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from _training_helpers import eventually
+
+from maestro_ml_async import AsyncMaestroClient, TrainingException
+from maestro_ml_async._transport._kube_watch import WatchHub
+from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
+from maestro_ml_async.testing._scripts import hang, succeed
+from maestro_ml_async.types.training import JobStatus, TrainingTimeoutException
+
+NAMESPACE = "ml-platform"
+PJ_TYPE = RESOURCE_TYPES["pytorchjobs.kubeflow.org"]
+
+
+def counts(cluster: FakeCluster) -> dict[str, int]:
+    stats = cluster.stats.requests_by_resource
+    keys = ("get pytorchjobs", "list pods", "list pytorchjobs", "watch pytorchjobs")
+    return {key: stats[key] for key in keys}
+
+
+def sent_since(cluster: FakeCluster, before: dict[str, int]) -> dict[str, int]:
+    now = counts(cluster)
+    return {key: now[key] - before[key] for key in now}
+
+
+@contextlib.asynccontextmanager
+async def listed_hub(client: AsyncMaestroClient, name: str) -> AsyncIterator[WatchHub]:
+    """Keep a wait on job `name` open, so the shared watch has listed."""
+    transport = await client._cluster.get()
+    hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
+    task = asyncio.ensure_future(client.training.wait_for_job(name, timeout=30))
+    await eventually(lambda: hub.has_current(name), what="the hub to list")
+    try:
+        yield hub
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_wait_on_listed_hub_reads_once(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("pytorchjobs", "*", hang())
+    await client.training.submit_job("first", "pytorch", "img", workers=0)
+    await client.training.submit_job("second", "pytorch", "img", workers=0)
+    async with listed_hub(client, "first"):
+        before = counts(cluster)
+        with pytest.raises(TrainingTimeoutException) as caught:
+            await client.training.wait_for_job("second", timeout=0.3)
+        sent = sent_since(cluster, before)
+    assert caught.value.last_status is JobStatus.RUNNING
+    assert caught.value.pod_reasons == {}
+    # One read of the job (the current state first), no second read after
+    # subscribing, one pod list for the timeout report, and no new watch.
+    assert sent == {
+        "get pytorchjobs": 1,
+        "list pods": 1,
+        "list pytorchjobs": 0,
+        "watch pytorchjobs": 0,
+    }
+
+
+async def test_wait_on_fresh_hub_reads_twice(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    # A hub that has not listed yet cannot tell whether the job was deleted
+    # between the first read and the subscription, so the job is read again.
+    cluster.scripts.set("pytorchjobs", "*", succeed(run_time=0.2))
+    await client.training.submit_job("alone", "pytorch", "img", workers=0)
+    before = counts(cluster)
+    done = await client.training.wait_for_job("alone", timeout=10)
+    sent = sent_since(cluster, before)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.pods == {"Master": ["alone-master-0"]}
+    assert sent["get pytorchjobs"] == 2
+    assert sent["list pods"] == 1
+    assert sent["watch pytorchjobs"] == 1
+
+
+async def test_wait_on_listed_hub_sees_deletion(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("pytorchjobs", "*", hang())
+    await client.training.submit_job("keep", "pytorch", "img", workers=0)
+    await client.training.submit_job("gone", "pytorch", "img", workers=0)
+    async with listed_hub(client, "keep") as hub:
+        await eventually(lambda: hub.has_current("gone"), what="the hub to see gone")
+        waiter = asyncio.ensure_future(client.training.wait_for_job("gone", timeout=10))
+        await eventually(lambda: hub.subscribers == 2, what="the second waiter")
+        cluster.store.delete(PJ_TYPE, NAMESPACE, "gone")
+        with pytest.raises(TrainingException) as caught:
+            await asyncio.wait_for(waiter, 5)
+    assert caught.value.reason == "Deleted"
+
+
+async def test_watch_on_listed_hub_reads_once(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("pytorchjobs", "*", hang())
+    await client.training.submit_job("base", "pytorch", "img", workers=0)
+    await client.training.submit_job("seen", "pytorch", "img", workers=0)
+    async with listed_hub(client, "base"):
+        await eventually(
+            lambda: cluster.store.get(PJ_TYPE, NAMESPACE, "seen") is not None,
+            what="the job",
+        )
+        before = counts(cluster)
+        async with contextlib.aclosing(client.training.watch("seen")) as stream:
+            first = await anext(stream)
+        sent = sent_since(cluster, before)
+    assert first.name == "seen"
+    assert sent["get pytorchjobs"] == 1
+    assert sent["watch pytorchjobs"] == 0
