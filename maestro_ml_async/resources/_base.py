@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from .._exceptions import ValidationException
 from .._transport import MlflowTransport
 
-__all__ = ["AsyncMlflowResource"]
+__all__ = ["AsyncMlflowResource", "object_path"]
+
+
+def object_path(collection: str, object_id: object, suffix: str, *, what: str) -> str:
+    """Build ``<collection>/<id><suffix>`` with the stripped id percent-encoded.
+
+    The id is encoded with no safe characters, so a ``/`` in it cannot reach
+    another endpoint.
+
+    Raises:
+        ValidationException: The id is not a non-empty string; `what` names it.
+    """
+    if not isinstance(object_id, str) or not object_id.strip():
+        raise ValidationException(f"invalid {what} {object_id!r}")
+    return f"{collection}/{quote(object_id.strip(), safe='')}{suffix}"
 
 
 class AsyncMlflowResource:

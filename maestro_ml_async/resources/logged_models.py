@@ -15,7 +15,7 @@ from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
 from .._validation import check_key_values, check_tag_key
 from ..types.tracking import LoggedModel, LoggedModelStatus
-from ._base import AsyncMlflowResource
+from ._base import AsyncMlflowResource, object_path
 from ._log_batch import MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH
 
 __all__ = ["AsyncLoggedModelsResource"]
@@ -25,9 +25,7 @@ MAX_SEARCH_PAGE_SIZE = 100
 
 
 def _model_path(model_id: str, suffix: str = "") -> str:
-    if not isinstance(model_id, str) or not model_id.strip():
-        raise ValidationException(f"invalid logged model id {model_id!r}")
-    return f"logged-models/{quote(model_id.strip(), safe='')}{suffix}"
+    return object_path("logged-models", model_id, suffix, what="logged model id")
 
 
 class AsyncLoggedModelsResource(AsyncMlflowResource):

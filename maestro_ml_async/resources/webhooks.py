@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from urllib.parse import quote
 
 from .._exceptions import NotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
@@ -20,7 +19,7 @@ from ..types.webhooks import (
     WebhookStatus,
     WebhookTestResult,
 )
-from ._base import AsyncMlflowResource
+from ._base import AsyncMlflowResource, object_path
 from ._webhook_delivery import (
     DELIVERY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -75,9 +74,7 @@ def _events(events: Iterable[WebhookEventInput]) -> builtins.list[dict[str, str]
 
 
 def _webhook_path(webhook_id: str, suffix: str = "") -> str:
-    if not isinstance(webhook_id, str) or not webhook_id.strip():
-        raise ValidationException(f"invalid webhook id {webhook_id!r}")
-    return f"webhooks/{quote(webhook_id.strip(), safe='')}{suffix}"
+    return object_path("webhooks", webhook_id, suffix, what="webhook id")
 
 
 class AsyncWebhooksResource(AsyncMlflowResource):
