@@ -17,7 +17,8 @@ def object_path(collection: str, object_id: object, suffix: str, *, what: str) -
     another endpoint.
 
     Raises:
-        ValidationException: The id is not a non-empty string; `what` names it.
+        ValidationException: The id is not a non-empty string. The message
+            calls it `what`, such as "webhook id".
     """
     if not isinstance(object_id, str) or not object_id.strip():
         raise ValidationException(f"invalid {what} {object_id!r}")
