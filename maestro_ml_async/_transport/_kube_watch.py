@@ -23,13 +23,12 @@ resourceVersion, raises on 410 and ends silently on a clean close:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -105,6 +104,9 @@ class ResumableWatch:
         self._closed = False
         self.synced = False
         self.counters = WatchCounters()
+        # Called each time every event of a completed list has been yielded.
+        self.on_caught_up: Callable[[], None] | None = None
+        self._announce_list = False
 
     @property
     def caught_up(self) -> bool:
@@ -131,6 +133,10 @@ class ResumableWatch:
                 raise StopAsyncIteration
             if self._pending:
                 return self._pending.popleft()
+            if self._announce_list:
+                self._announce_list = False
+                if self.on_caught_up is not None:
+                    self.on_caught_up()
             if self.resource_version is None:
                 await self._relist()
             elif self._response is None:
@@ -167,6 +173,7 @@ class ResumableWatch:
         self.resource_version = list_rv
         self._complete = True
         self.synced = True
+        self._announce_list = True
         logger.debug(
             "listed %d %s at resourceVersion %s", len(items), self._plural, list_rv
         )
@@ -378,146 +385,5 @@ class ResumableWatch:
         return WatchEvent(kind, obj)
 
 
-class Subscription:
-    """Events of one hub for one object (or all objects), in order.
-
-    Iterate it with ``async for``; an error of the shared watch is raised here.
-    """
-
-    def __init__(self, name: str | None) -> None:
-        self.name = name
-        # NOTE: unbounded, so a subscriber that stops reading keeps every event.
-        self._queue: asyncio.Queue[WatchEvent | BaseException] = asyncio.Queue()
-
-    def _put(self, item: WatchEvent | BaseException) -> None:
-        self._queue.put_nowait(item)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    async def get(self, timeout: float | None = None) -> WatchEvent:
-        """Wait for the next event; raise asyncio.TimeoutError after `timeout` s."""
-        if timeout is None:
-            return await self.__anext__()
-        return await wait_with_timeout(self.__anext__(), timeout)
-
-
-class WatchHub:
-    """One shared `ResumableWatch` feeding any number of subscribers.
-
-    The watch starts with the first subscriber and stops when the last one
-    leaves. The hub caches the newest state of every object it has seen, and a
-    new subscriber first receives the cached object (or, without a name, every
-    cached object) as a synthetic ADDED event, then every later change.
-    """
-
-    def __init__(self, factory: Callable[[], ResumableWatch]) -> None:
-        self._factory = factory
-        self._by_name: dict[str | None, set[Subscription]] = {}
-        self._cache: dict[str, dict[str, Any]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._watch: ResumableWatch | None = None
-        self.starts = 0
-
-    @property
-    def subscribers(self) -> int:
-        """Number of current subscribers."""
-        return sum(len(subs) for subs in self._by_name.values())
-
-    @property
-    def running(self) -> bool:
-        """Whether the shared watch is running."""
-        return self._task is not None and not self._task.done()
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self, name: str | None = None) -> AsyncIterator[Subscription]:
-        """Receive the events of object `name` (or of all objects) while inside."""
-        subscription = Subscription(name)
-        if not self.running:
-            self._cache.clear()
-            self.starts += 1
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        if name is None:
-            cached = list(self._cache.values())
-        else:
-            cached = [self._cache[name]] if name in self._cache else []
-        for obj in cached:
-            subscription._put(WatchEvent("ADDED", obj, synthetic=True))
-        self._by_name.setdefault(name, set()).add(subscription)
-        try:
-            yield subscription
-        finally:
-            subs = self._by_name.get(name)
-            if subs is not None:
-                subs.discard(subscription)
-                if not subs:
-                    del self._by_name[name]
-            if not self._by_name:
-                await self._stop()
-
-    def has_current(self, name: str) -> bool:
-        """Whether the hub has listed and caches `name`, so no change is lost.
-
-        Every change of a cached object after the cached state reaches a new
-        subscriber as an event, so its caller need not read the object again.
-        """
-        watch = self._watch
-        return (
-            self.running
-            and watch is not None
-            and watch.caught_up
-            and name in self._cache
-        )
-
-    async def _run(self) -> None:
-        watch = self._factory()
-        self._watch = watch
-        try:
-            async for event in watch:
-                self._dispatch(event)
-        except Exception as exc:  # handed to every subscriber, which re-raises it
-            logger.warning("shared watch failed: %s", exc)
-            for subs in list(self._by_name.values()):
-                for sub in subs:
-                    sub._put(exc)
-        finally:
-            await watch.aclose()
-            self._watch = None
-
-    def _dispatch(self, event: WatchEvent) -> None:
-        name = event.name
-        logger.debug(
-            "hub event %s %s at resourceVersion %s",
-            event.type,
-            name,
-            event.resource_version,
-        )
-        if event.type == "DELETED":
-            self._cache.pop(name, None)
-        else:
-            self._cache[name] = event.object
-        for sub in self._by_name.get(name, ()):
-            sub._put(event)
-        for sub in self._by_name.get(None, ()):
-            sub._put(event)
-
-    async def _stop(self) -> None:
-        task, self._task = self._task, None
-        self._cache.clear()
-        if task is None:
-            return
-        # Cancel until the task ends: a cancellation that arrives as an await
-        # completes can be lost inside libraries, and one retry finds it.
-        while not task.done():
-            task.cancel()
-            await asyncio.wait([task], timeout=1.0)
-
-    async def aclose(self) -> None:
-        """Stop the shared watch; current subscribers receive no more events."""
-        await self._stop()
+# Re-exported: the hub lived here before it moved to its own module.
+from ._kube_hub import Subscription, WatchHub  # noqa: E402

@@ -1,10 +1,11 @@
-"""Requests a wait sends: no second read of the job when the shared watch has it."""
+"""Requests a wait sends: no second read of the job when the shared watch covers it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from _training_helpers import eventually
@@ -52,6 +53,7 @@ async def test_wait_on_listed_hub_reads_once(
     await client.training.submit_job("first", "pytorch", "img", workers=0)
     await client.training.submit_job("second", "pytorch", "img", workers=0)
     async with listed_hub(client, "first"):
+        await client.training.wait_for_job("second", timeout=5, until="running")
         before = counts(cluster)
         with pytest.raises(TrainingTimeoutException) as caught:
             await client.training.wait_for_job("second", timeout=0.3)
@@ -68,11 +70,11 @@ async def test_wait_on_listed_hub_reads_once(
     }
 
 
-async def test_wait_on_fresh_hub_reads_twice(
+async def test_wait_on_fresh_hub_reads_once(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    # A hub that has not listed yet cannot tell whether the job was deleted
-    # between the first read and the subscription, so the job is read again.
+    # The wait starts the shared watch, whose list is sent after the read and
+    # so stands in for the second read.
     cluster.scripts.set("pytorchjobs", "*", succeed(run_time=0.2))
     await client.training.submit_job("alone", "pytorch", "img", workers=0)
     before = counts(cluster)
@@ -80,9 +82,55 @@ async def test_wait_on_fresh_hub_reads_twice(
     sent = sent_since(cluster, before)
     assert done.status is JobStatus.SUCCEEDED
     assert done.pods == {"Master": ["alone-master-0"]}
-    assert sent["get pytorchjobs"] == 2
-    assert sent["list pods"] == 1
-    assert sent["watch pytorchjobs"] == 1
+    assert sent == {
+        "get pytorchjobs": 1,
+        "list pods": 1,
+        "list pytorchjobs": 1,
+        "watch pytorchjobs": 1,
+    }
+
+
+async def test_deleted_before_fresh_hub_lists(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("pytorchjobs", "*", hang())
+    await client.training.submit_job("brief", "pytorch", "img", workers=0)
+    real_find = client.training._find
+
+    async def find_then_delete(name: str, namespace: str) -> Any:
+        found = await real_find(name, namespace)
+        cluster.store.delete(PJ_TYPE, namespace, name)
+        return found
+
+    client.training._find = find_then_delete  # type: ignore[method-assign]
+    before = counts(cluster)
+    with pytest.raises(TrainingException) as caught:
+        await client.training.wait_for_job("brief", timeout=5)
+    sent = sent_since(cluster, before)
+    assert caught.value.reason == "Deleted"
+    assert sent["get pytorchjobs"] == 1, "only the read before subscribing"
+    assert sent["list pytorchjobs"] == 1
+
+
+async def test_hub_covers_only_what_it_can(client: AsyncMaestroClient) -> None:
+    transport = await client._cluster.get()
+    hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
+    async with hub.subscribe("ghost", report_absent=True) as starter:
+        # The second subscription joins while the first list is in flight,
+        # and that list may predate the second subscriber's own read.
+        async with hub.subscribe("other", report_absent=True) as joiner:
+            assert starter.covered
+            assert not joiner.covered
+            event = await starter.get(timeout=5)
+            assert event.type == "DELETED"
+            assert event.synthetic
+            assert event.name == "ghost"
+            with pytest.raises(asyncio.TimeoutError):
+                await joiner.get(timeout=0.2)
+        async with hub.subscribe("plain") as plain:
+            assert not plain.covered
+            with pytest.raises(asyncio.TimeoutError):
+                await plain.get(timeout=0.2)
 
 
 async def test_wait_on_listed_hub_sees_deletion(
