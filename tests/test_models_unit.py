@@ -448,6 +448,27 @@ async def test_model_create_conflict_without_retry_raises(
     assert get.call_count == 0
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        pytest.param(httpx.Response(200, content=b""), id="empty"),
+        pytest.param(httpx.Response(200, json={}), id="no-field"),
+        pytest.param(httpx.Response(200, html="<html>login</html>"), id="html"),
+    ],
+)
+async def test_model_create_invalid_success_body(
+    router: respx.MockRouter, client: AsyncMaestroClient, response: httpx.Response
+) -> None:
+    router.post("/registered-models/create").mock(return_value=response)
+
+    with pytest.raises(MLflowException) as caught:
+        await client.models.create("m")
+
+    assert caught.value.error_code == "INVALID_RESPONSE"
+    assert caught.value.status_code == 200
+    assert caught.value.path == "/api/2.0/mlflow/registered-models/create"
+
+
 # Polling of a new version ----------------------------------------------------
 
 

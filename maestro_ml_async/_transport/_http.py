@@ -79,6 +79,27 @@ class ResponseBody(dict[str, Any]):
         )
 
 
+def success_body(response: httpx.Response, *, method: str, path: str) -> ResponseBody:
+    """Return the JSON object of a 2xx response; an empty body counts as ``{}``.
+
+    Raises:
+        MLflowException: With error_code INVALID_RESPONSE when the body is not
+            a JSON object (an HTML login page from a proxy, for example).
+    """
+    body = parse_json_body(response)
+    if body is None and response.content.strip():
+        raise MLflowException(
+            "the server sent a response that is not a JSON object",
+            status_code=response.status_code,
+            error_code="INVALID_RESPONSE",
+            method=method,
+            path=path,
+        )
+    return ResponseBody(
+        body or {}, method=method, path=path, status=response.status_code
+    )
+
+
 class _BearerAuth(httpx.Auth):
     """Bearer-token auth whose repr never shows the token."""
 
@@ -291,18 +312,7 @@ class MlflowTransport:
             registry=registry,
         )
         if response.is_success:
-            body = parse_json_body(response)
-            if body is None and response.content.strip():
-                raise MLflowException(
-                    "the server sent a response that is not a JSON object",
-                    status_code=response.status_code,
-                    error_code="INVALID_RESPONSE",
-                    method=method,
-                    path=path,
-                )
-            return ResponseBody(
-                body or {}, method=method, path=path, status=response.status_code
-            )
+            return success_body(response, method=method, path=path)
         raise error_from_response(response, not_found=not_found, feature=feature)
 
     async def request(

@@ -13,7 +13,8 @@ from .._exceptions import (
 )
 from .._pagination import AsyncPager
 from .._transport import API_PREFIX, RetryMode
-from .._transport._errors import error_from_response, parse_json_body
+from .._transport._errors import error_from_response
+from .._transport._http import success_body
 from .._validation import (
     check_alias,
     check_key_values,
@@ -152,15 +153,12 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         if checked_tags:
             body["tags"] = checked_tags
 
+        path = API_PREFIX + "/registered-models/create"
         response = await self._transport.request(
-            "POST",
-            API_PREFIX + "/registered-models/create",
-            json=body,
-            retry=RetryMode.SAFE,
-            registry=True,
+            "POST", path, json=body, retry=RetryMode.SAFE, registry=True
         )
         if response.is_success:
-            created = parse_json_body(response) or {}
+            created = success_body(response, method="POST", path=path)
             return Model.model_validate(created["registered_model"])
         error = error_from_response(response, not_found=ModelNotFoundException)
         attempts = int(response.extensions.get("maestro_attempts", 1))
