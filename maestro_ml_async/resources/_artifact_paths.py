@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -124,11 +125,18 @@ def safe_local_target(dst_dir: Path, relative: str) -> Path:
     return base / checked
 
 
-def collect_upload_files(local_dir: Path) -> list[tuple[Path, str]]:
+def collect_upload_files(
+    local_dir: Path, *, skip: Callable[[str], bool] | None = None
+) -> list[tuple[Path, str]]:
     """List the files under a folder as (local path, relative posix path).
 
     Symlinks are followed only when their target lies inside `local_dir`;
     symlinked folders are not descended into.
+
+    Args:
+        local_dir: The folder to list.
+        skip: Returns True for a file or folder name to leave out. A skipped
+            folder is not descended into, and a skipped symlink is not checked.
 
     Raises:
         ValidationException: A symlink points outside `local_dir`.
@@ -139,6 +147,9 @@ def collect_upload_files(local_dir: Path) -> list[tuple[Path, str]]:
     files: list[tuple[Path, str]] = []
     for current, dirnames, filenames in os.walk(base, followlinks=False):
         here = Path(current)
+        if skip is not None:
+            dirnames[:] = [name for name in dirnames if not skip(name)]
+            filenames = [name for name in filenames if not skip(name)]
         for name in sorted(dirnames):
             _check_link_inside(here / name, base)
         dirnames.sort()

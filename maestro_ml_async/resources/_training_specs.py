@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ValidationException
+from ._artifact_paths import collect_upload_files
 from ._training_kinds import LABEL_FRAMEWORK, LABEL_MANAGED_BY, MANAGED_BY, JobKind
 
 __all__ = [
@@ -94,17 +95,21 @@ def param_env_name(key: str) -> str:
 
 
 def load_code_bundle(path: Path) -> CodeBundle:
-    """Pack a local file or folder; raise ValidationException above 1 MiB."""
+    """Pack a local file or folder; raise ValidationException above 1 MiB.
+
+    A folder is packed without ``__pycache__``. Symlinks in it must point
+    inside the folder, and symlinked folders are left out.
+    """
     bundle = CodeBundle()
     if path.is_file():
         files = [(path.name, path)]
         bundle.entry = path.name
     else:
-        files = sorted(
-            (p.relative_to(path).as_posix(), p)
-            for p in path.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
-        )
+        try:
+            listed = collect_upload_files(path, skip=_skipped_in_folder)
+        except ValidationException as exc:
+            raise ValidationException(f"code_path {str(path)!r}: {exc}") from None
+        files = sorted((relative, file_path) for file_path, relative in listed)
         names = {relative for relative, _ in files}
         bundle.entry = next((e for e in _ENTRY_FILES if e in names), None)
     used: set[str] = set()
@@ -131,6 +136,10 @@ def load_code_bundle(path: Path) -> CodeBundle:
     if not files:
         raise ValidationException(f"code_path {str(path)!r} contains no files")
     return bundle
+
+
+def _skipped_in_folder(name: str) -> bool:
+    return name == "__pycache__"
 
 
 def _unique_key(key: str, used: set[str]) -> str:
