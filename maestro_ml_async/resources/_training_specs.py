@@ -97,8 +97,10 @@ def param_env_name(key: str) -> str:
 def load_code_bundle(path: Path) -> CodeBundle:
     """Pack a local file or folder; raise ValidationException above 1 MiB.
 
-    A folder is packed without ``__pycache__``. Symlinks in it must point
-    inside the folder, and symlinked folders are left out.
+    A folder is packed without hidden entries (names starting with ``.``, such
+    as ``.env`` and ``.git``) and without ``__pycache__``, because a ConfigMap
+    is readable by anyone allowed to read ConfigMaps in the namespace. Symlinks
+    in it must point inside the folder, and symlinked folders are left out.
     """
     bundle = CodeBundle()
     if path.is_file():
@@ -139,7 +141,7 @@ def load_code_bundle(path: Path) -> CodeBundle:
 
 
 def _skipped_in_folder(name: str) -> bool:
-    return name == "__pycache__"
+    return name.startswith(".") or name == "__pycache__"
 
 
 def _unique_key(key: str, used: set[str]) -> str:

@@ -1,4 +1,4 @@
-"""Local code shipped with `code_path`: links that leave the folder."""
+"""Local code shipped with `code_path`: links, hidden entries and typos."""
 
 from __future__ import annotations
 
@@ -55,3 +55,32 @@ async def test_link_inside_code_folder_is_shipped(
     assert configmap is not None
     assert configmap["data"]["alias.yaml"] == "lr: 0.1\n"
     assert configmap["data"]["config.yaml"] == "lr: 0.1\n"
+
+
+async def test_hidden_entries_are_not_shipped(
+    cluster: FakeCluster, client: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    code = _code_folder(tmp_path)
+    (code / ".env").write_text("AWS_SECRET_ACCESS_KEY=x\n")
+    (code / ".git").mkdir()
+    (code / ".git" / "config").write_text("[core]\n")
+    (code / "pkg" / ".cache").mkdir(parents=True)
+    (code / "pkg" / ".cache" / "blob").write_text("cached\n")
+    (code / "pkg" / "model.py").write_text("X = 1\n")
+    # A hidden link that leaves the folder is skipped, not rejected.
+    os.symlink(tmp_path, code / ".venv")
+    await client.training.submit_job("hidden", "sklearn", "img", code_path=code)
+    configmap = cluster.store.get(CONFIGMAPS, NAMESPACE, "hidden-code")
+    assert configmap is not None
+    assert sorted(configmap["data"]) == ["pkg__model.py", "train.py"]
+
+
+async def test_named_hidden_file_is_shipped(
+    cluster: FakeCluster, client: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    script = tmp_path / ".train.py"
+    script.write_text("print(1)\n")
+    await client.training.submit_job("dotfile", "sklearn", "img", code_path=script)
+    configmap = cluster.store.get(CONFIGMAPS, NAMESPACE, "dotfile-code")
+    assert configmap is not None
+    assert list(configmap["data"]) == [".train.py"]
