@@ -713,6 +713,31 @@ async def test_repeated_token_raises(
     assert caught.value.error_code == "REPEATED_PAGE_TOKEN"
 
 
+async def test_model_artifacts_repeated_token_raises(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    run = {"info": {"run_id": "r1", "artifact_uri": "mlflow-artifacts:/0/r1/artifacts"}}
+    router.get("/model-versions/get").mock(
+        return_value=httpx.Response(
+            200,
+            json=version_json(
+                run_id="r1", source="mlflow-artifacts:/0/r1/artifacts/model"
+            ),
+        )
+    )
+    router.get("/runs/get").mock(return_value=httpx.Response(200, json={"run": run}))
+    page = {"files": [{"path": "model/MLmodel"}], "next_page_token": "again"}
+    listing = router.get("/artifacts/list").mock(
+        return_value=httpx.Response(200, json=page)
+    )
+
+    with pytest.raises(MLflowException) as caught:
+        await client.models.list_model_artifacts("m", 1)
+
+    assert caught.value.error_code == "REPEATED_PAGE_TOKEN"
+    assert listing.call_count == 2
+
+
 async def test_max_results_caps_across_pages(
     router: respx.MockRouter, client: AsyncMaestroClient
 ) -> None:

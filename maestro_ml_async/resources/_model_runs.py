@@ -12,6 +12,7 @@ from .._exceptions import (
     RunNotFoundException,
     ValidationException,
 )
+from .._pagination import next_page_token
 from .._validation import check_name
 from ..types.models import Model, ModelArtifact, ModelMetrics, ModelVersion
 from ._model_versions import AsyncModelVersionsMixin, _version_body
@@ -137,7 +138,6 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
             )
             files = body.get("files", [])
             artifacts += [ModelArtifact.model_validate(item) for item in files]
-            token = body.get("next_page_token") or None
-            if token is None or token in seen:
+            token = next_page_token(body, seen)
+            if token is None:
                 return artifacts
-            seen.add(token)
