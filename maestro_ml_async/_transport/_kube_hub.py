@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._aio import wait_with_timeout
-from ._kube_events import WatchEvent
+from ._kube_events import WatchEvent, is_newer
 
 if TYPE_CHECKING:
     from ._kube_watch import ResumableWatch
@@ -30,11 +30,13 @@ class Subscription:
             last read reaches this subscription, deletions included, so the
             subscriber need not read the object again. `WatchHub.subscribe`
             sets it.
+        seen_version: The resourceVersion the subscriber read, if it gave one.
     """
 
     def __init__(self, name: str | None) -> None:
         self.name = name
         self.covered = False
+        self.seen_version: str | None = None
         # NOTE: unbounded, so a subscriber that stops reading keeps every event.
         self._queue: asyncio.Queue[WatchEvent | BaseException] = asyncio.Queue()
 
@@ -65,11 +67,12 @@ class WatchHub:
     new subscriber first receives the cached object (or, without a name, every
     cached object) as a synthetic ADDED event, then every later change.
 
-    A subscriber that read its object before subscribing can ask with
-    ``report_absent`` to learn of a deletion that happened in between. When
-    its subscription starts the watch, the watch's first list is sent after
-    that read, so an object missing from it was deleted, and the subscriber
-    receives a synthetic DELETED event.
+    A subscriber that read its object before subscribing passes the version
+    it read, and then learns of every later change without reading the object
+    again. A newer state arrives as an event. A deletion that the hub has
+    already processed arrives as a synthetic DELETED event, because the object
+    is missing from a cache that is complete up to a version not older than
+    the read.
     """
 
     def __init__(self, factory: Callable[[], ResumableWatch]) -> None:
@@ -93,16 +96,17 @@ class WatchHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, name: str | None = None, *, report_absent: bool = False
+        self, name: str | None = None, *, seen_version: str | None = None
     ) -> AsyncIterator[Subscription]:
         """Receive the events of object `name` (or of all objects) while inside.
 
         Args:
             name: The object's name, or None for every object.
-            report_absent: Send a synthetic DELETED event when this
-                subscription starts the watch and its first list lacks `name`.
-                The subscription's `covered` flag tells whether that applies or
-                the hub already caches the object.
+            seen_version: The resourceVersion of `name` that the subscriber
+                read before subscribing. With it, the hub also reports a
+                deletion since that read, which a list shows only by leaving
+                the object out, as a synthetic DELETED event, and the
+                subscription is `covered`.
         """
         subscription = Subscription(name)
         if not self.running:
@@ -110,9 +114,13 @@ class WatchHub:
             self._awaiting_list.clear()
             self.starts += 1
             self._task = asyncio.get_running_loop().create_task(self._run())
-            if report_absent and name is not None:
+        if name is not None and seen_version:
+            subscription.seen_version = seen_version
+            subscription.covered = True
+            if self._caught_up():
+                self._check_absent(subscription)
+            else:
                 self._awaiting_list.add(subscription)
-                subscription.covered = True
         elif name is not None and self.has_current(name):
             subscription.covered = True
         if name is None:
@@ -134,29 +142,41 @@ class WatchHub:
             if not self._by_name:
                 await self._stop()
 
+    def _caught_up(self) -> bool:
+        watch = self._watch
+        return self.running and watch is not None and watch.caught_up
+
     def has_current(self, name: str) -> bool:
         """Whether the hub has listed and caches `name`, so no change is lost.
 
         Every change of a cached object after the cached state reaches a new
         subscriber as an event, so its caller need not read the object again.
         """
+        return self._caught_up() and name in self._cache
+
+    def _check_absent(self, subscription: Subscription) -> None:
+        # The hub has processed every event up to its watch's resourceVersion,
+        # so an object read at a version not newer than that and missing from
+        # the cache was deleted. An object read at a later version reaches the
+        # hub as a watch event instead.
+        name, seen = subscription.name, subscription.seen_version
         watch = self._watch
-        return (
-            self.running
-            and watch is not None
-            and watch.caught_up
-            and name in self._cache
+        if name is None or seen is None or watch is None or name in self._cache:
+            return
+        current = watch.resource_version
+        if current is None or is_newer(seen, current):
+            return
+        logger.debug(
+            "hub at resourceVersion %s lacks %s; reported deleted", current, name
         )
+        gone = {"metadata": {"name": name, "resourceVersion": current}}
+        subscription._put(WatchEvent("DELETED", gone, synthetic=True))
 
     def _report_absent(self) -> None:
         # Called by the watch once the events of its list have been dispatched.
         waiting, self._awaiting_list = self._awaiting_list, set()
         for subscription in waiting:
-            name = subscription.name
-            if name is not None and name not in self._cache:
-                logger.debug("hub list lacks %s; reporting it deleted", name)
-                gone = {"metadata": {"name": name}}
-                subscription._put(WatchEvent("DELETED", gone, synthetic=True))
+            self._check_absent(subscription)
 
     async def _run(self) -> None:
         watch = self._factory()

@@ -110,8 +110,11 @@ class ResumableWatch:
 
     @property
     def caught_up(self) -> bool:
-        """Whether a list has completed and every event it produced was yielded."""
-        return self.synced and not self._pending
+        """Whether a list has completed and every event it produced was yielded.
+
+        False again while a relist (after 410 Expired) is under way.
+        """
+        return self.synced and not self._pending and self.resource_version is not None
 
     def __aiter__(self) -> ResumableWatch:
         return self

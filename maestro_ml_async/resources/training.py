@@ -305,11 +305,9 @@ class AsyncTrainingResource:
 
         The current state is checked first, so a job that already finished
         returns (or raises) at once without opening a watch. Otherwise the wait
-        subscribes to the shared watch. A watch that this wait starts lists
-        after the read, and one that has listed caches the job, so either
-        reports every later change and deletion. Otherwise (the watch is still
-        listing for another subscriber) the wait reads the job once more, so
-        nothing between the read and the subscription is missed.
+        subscribes to the shared watch with the version it read, and the watch
+        reports every later change and deletion. A job without a
+        resourceVersion is read once more after subscribing instead.
         ``until="running"`` is also met by a job that already succeeded, and
         ``until="created"`` by any job.
 
@@ -338,7 +336,8 @@ class AsyncTrainingResource:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         hub = transport.hub(kind.group, kind.version, kind.plural, ns)
-        async with hub.subscribe(name, report_absent=True) as events:
+        seen = job.resource_version
+        async with hub.subscribe(name, seen_version=seen) as events:
             if not events.covered:
                 job = self._bind(job_from_object(await self._read(kind, job), kind))
             while not reached(job, target):
@@ -361,7 +360,7 @@ class AsyncTrainingResource:
         return await self._with_pods(job, kind)
 
     async def _read(self, kind: JobKind, job: TrainingJob) -> dict[str, Any]:
-        # Called after subscribing when the hub does not cover the job.
+        # Called after subscribing when the hub cannot cover the job.
         transport = await self._transport()
         return await transport.get_object(
             kind.group, kind.version, kind.plural, job.namespace, job.name
@@ -412,7 +411,8 @@ class AsyncTrainingResource:
         job = self._bind(job_from_object(obj, kind))
         transport = await self._transport()
         hub = transport.hub(kind.group, kind.version, kind.plural, ns)
-        async with hub.subscribe(name, report_absent=True) as events:
+        seen = job.resource_version
+        async with hub.subscribe(name, seen_version=seen) as events:
             if not events.covered:
                 obj = await self._read(kind, job)
                 job = self._bind(job_from_object(obj, kind))

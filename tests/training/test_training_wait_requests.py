@@ -112,25 +112,49 @@ async def test_deleted_before_fresh_hub_lists(
     assert sent["list pytorchjobs"] == 1
 
 
-async def test_hub_covers_only_what_it_can(client: AsyncMaestroClient) -> None:
+async def test_hub_reports_absent_objects(client: AsyncMaestroClient) -> None:
     transport = await client._cluster.get()
     hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
-    async with hub.subscribe("ghost", report_absent=True) as starter:
-        # The second subscription joins while the first list is in flight,
-        # and that list may predate the second subscriber's own read.
-        async with hub.subscribe("other", report_absent=True) as joiner:
+    async with hub.subscribe("ghost", seen_version="1") as starter:
+        # Read at a version later than the hub's list, "future" can still
+        # appear as a watch event, so the hub reports nothing for it.
+        future = hub.subscribe("future", seen_version="999999")
+        async with future as joiner:
             assert starter.covered
-            assert not joiner.covered
+            assert joiner.covered
             event = await starter.get(timeout=5)
             assert event.type == "DELETED"
             assert event.synthetic
             assert event.name == "ghost"
             with pytest.raises(asyncio.TimeoutError):
                 await joiner.get(timeout=0.2)
+        # Once the hub has listed, a missing object is reported at once.
+        async with hub.subscribe("late", seen_version="1") as late:
+            assert late.covered
+            assert (await late.get(timeout=0)).type == "DELETED"
         async with hub.subscribe("plain") as plain:
             assert not plain.covered
             with pytest.raises(asyncio.TimeoutError):
                 await plain.get(timeout=0.2)
+
+
+async def test_many_waits_read_each_job_once(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    # Waits that subscribe while the shared watch is still listing are
+    # covered as well, so each job is read once.
+    cluster.scripts.set("pytorchjobs", "*", succeed(run_time=0.3))
+    names = [f"many-{index}" for index in range(20)]
+    for name in names:
+        await client.training.submit_job(name, "pytorch", "img", workers=0)
+    before = counts(cluster)
+    await asyncio.gather(
+        *(client.training.wait_for_job(name, timeout=10) for name in names)
+    )
+    sent = sent_since(cluster, before)
+    assert sent["get pytorchjobs"] == len(names)
+    assert sent["list pods"] == len(names)
+    assert sent["watch pytorchjobs"] == 1
 
 
 async def test_wait_on_listed_hub_sees_deletion(
