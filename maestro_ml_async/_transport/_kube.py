@@ -10,7 +10,6 @@ hubs.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +26,7 @@ from ._kube_auth import ClusterAuth, InClusterPaths, load_configuration
 from ._kube_errors import (
     RETRY_STATUSES,
     error_from_api_exception,
+    object_from_body,
     retry_after,
 )
 from ._kube_watch import ResumableWatch, WatchEvent, WatchHub, WatchSettings
@@ -262,7 +262,13 @@ class ClusterTransport:
                 raise _ResponseError(
                     response.status, response.reason, data, response.headers
                 )
-            return json.loads(data) if data else {}
+            return object_from_body(
+                data,
+                status=response.status,
+                method=method.upper(),
+                path=path,
+                content_type=response.content_type,
+            )
 
         return await self._with_retries(attempt, idempotent=idempotent)
 

@@ -23,6 +23,7 @@ __all__ = [
     "RETRY_STATUSES",
     "error_from_api_exception",
     "error_from_status",
+    "object_from_body",
     "parse_status_body",
 ]
 
@@ -67,6 +68,38 @@ def error_from_status(
 def error_from_api_exception(exc: Any) -> KubernetesException:
     """Map a kubernetes-asyncio ``ApiException``."""
     return error_from_status(exc.status, exc.body, exc.reason)
+
+
+def object_from_body(
+    body: bytes, *, status: int, method: str, path: str, content_type: str
+) -> dict[str, Any]:
+    """Parse a 2xx body and check that it is a Kubernetes object.
+
+    The API server returns resources, lists and Status objects as JSON
+    objects with ``kind``. Anything else comes from something in front of it
+    (an auth proxy's login page, an empty 200 from a load balancer). Paths
+    outside the resource API, such as ``/version``, do not pass this check.
+
+    Raises:
+        KubernetesException: The body is not a JSON object with ``kind``; it
+            carries the HTTP status, and the message names the request.
+    """
+    parsed: Any = None
+    if body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("kind"), str):
+        return parsed
+    shown = content_type or "no content type"
+    what = f"{len(body)} bytes of {shown}" if body else "an empty body"
+    raise KubernetesException(
+        f"the server's response to {method} {path} is not a Kubernetes object "
+        f"({what}); check that the kubeconfig's server URL points at the "
+        "API server and not at a proxy's login page",
+        status_code=status,
+    )
 
 
 def retry_after(headers: Any) -> float | None:
