@@ -738,6 +738,35 @@ async def test_model_artifacts_repeated_token_raises(
     assert listing.call_count == 2
 
 
+async def test_register_skips_failed_artifact_check(
+    router: respx.MockRouter,
+    client: AsyncMaestroClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run = {"info": {"run_id": "r1", "artifact_uri": "s3://bucket/0/r1/artifacts"}}
+    router.get("/runs/get").mock(return_value=httpx.Response(200, json={"run": run}))
+    router.get("/registered-models/get").mock(
+        return_value=mlflow_error(404, "RESOURCE_DOES_NOT_EXIST")
+    )
+    listing = router.get("/artifacts/list").mock(
+        return_value=mlflow_error(500, "INTERNAL_ERROR", "no credentials for s3")
+    )
+    router.post("/registered-models/create").mock(
+        return_value=httpx.Response(200, json=model_json())
+    )
+    router.post("/model-versions/create").mock(
+        return_value=httpx.Response(200, json=version_json(run_id="r1"))
+    )
+
+    with caplog.at_level(logging.WARNING, logger="maestro_ml_async"):
+        version = await client.models.register("r1", "model", "m")
+
+    assert version.version == "1"
+    assert listing.call_count >= 1
+    assert "without checking it" in caplog.text
+    assert "no credentials for s3" in caplog.text
+
+
 async def test_max_results_caps_across_pages(
     router: respx.MockRouter, client: AsyncMaestroClient
 ) -> None:

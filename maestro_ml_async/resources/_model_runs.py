@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .._exceptions import (
     AlreadyExistsException,
+    MLflowException,
     ModelNotFoundException,
+    NotFoundException,
     RunNotFoundException,
     ValidationException,
 )
 from .._pagination import next_page_token
 from .._validation import check_name
 from ..types.models import Model, ModelArtifact, ModelMetrics, ModelVersion
+from ._artifact_paths import safe_artifact_path
 from ._model_versions import AsyncModelVersionsMixin, _version_body
 from ._registry_support import (
     check_new_model_name,
@@ -23,6 +27,8 @@ from ._registry_support import (
 )
 
 __all__ = ["AsyncModelRunsMixin"]
+
+logger = logging.getLogger(__name__)
 
 
 class AsyncModelRunsMixin(AsyncModelVersionsMixin):
@@ -42,35 +48,46 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
 
         The registered model is created when it does not exist yet. When a
         concurrent call creates it first, that model is used. The version's
-        source is the run's artifact URI joined with `artifact_path`.
+        source is the run's artifact URI joined with `artifact_path`, which
+        must exist in the run's artifacts: one ``artifacts/list`` request checks
+        it before anything is created.
 
         Raises:
+            ValidationException: `artifact_path` is empty, absolute or has a
+                ``..`` segment.
             RunNotFoundException: The run does not exist.
+            NotFoundException: Nothing is stored at `artifact_path` in the run.
             ModelNotFoundException: `name` is a prompt.
         """
         name = check_name(name)
         if not isinstance(run_id, str) or not run_id.strip():
             raise ValidationException("run_id must be a non-empty string")
-        if not isinstance(artifact_path, str) or not artifact_path.strip("/ "):
+        relative = safe_artifact_path(artifact_path, what="artifact_path")
+        if not relative.strip():
             raise ValidationException("artifact_path must be a non-empty path")
         run = await self._fetch_run(run_id)
         artifact_uri = str((run.get("info") or {}).get("artifact_uri") or "")
         if not artifact_uri:
             raise RunNotFoundException(f"run {run_id!r} has no artifact_uri")
-        source = artifact_uri.rstrip("/") + "/" + artifact_path.strip("/")
+        existing = await self._find_model(name)
+        await self._check_artifact_exists(run_id, relative)
+        source = artifact_uri.rstrip("/") + "/" + relative
         body = _version_body(name, source, run_id, tags, description, None)
 
-        await self._ensure_model(name)
+        if existing is None:
+            await self._create_model(name)
         return await self._create_version_unchecked(body, wait_timeout)
 
-    async def _ensure_model(self, name: str) -> Model:
-        """Fetch the model `name`, creating it if needed, and reject a prompt."""
+    async def _find_model(self, name: str) -> Model | None:
+        """Fetch the model `name`, or None when it does not exist; reject a prompt."""
         try:
             existing = await self._fetch_model(name)
         except ModelNotFoundException:
-            pass
-        else:
-            return reject_prompt_model(existing)
+            return None
+        return reject_prompt_model(existing)
+
+    async def _create_model(self, name: str) -> Model:
+        """Create the model `name`, or fetch it when a concurrent call created it."""
         check_new_model_name(name)
         try:
             body = await self._transport.call(
@@ -83,6 +100,60 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
             return Model.model_validate(body["registered_model"])
         except AlreadyExistsException:
             return reject_prompt_model(await self._fetch_model(name))
+
+    async def _check_artifact_exists(self, run_id: str, relative: str) -> None:
+        """Raise `NotFoundException` when the run stores nothing at `relative`.
+
+        A failed listing (a server that cannot reach the artifact store, or a
+        user without artifact access) skips the check with a warning, because
+        the registry itself does not need the artifacts.
+        """
+        try:
+            found = await self._artifact_exists(run_id, relative)
+        except MLflowException as exc:
+            logger.warning(
+                "could not list artifact_path %r of run %s, registering without "
+                "checking it: %s",
+                relative,
+                run_id,
+                exc,
+            )
+            return
+        if not found:
+            raise NotFoundException(
+                f"artifact_path {relative!r} not found in the artifacts of run "
+                f"{run_id!r}; log the model there first or pass the path it was "
+                "logged under",
+                error_code="RESOURCE_DOES_NOT_EXIST",
+            )
+
+    async def _artifact_exists(self, run_id: str, relative: str) -> bool:
+        # MLflow lists a folder's files but lists a file path as empty, so an
+        # empty listing is followed by the parent folder's, which finds a model
+        # saved as a single file.
+        listing = await self._list_artifact_page(run_id, relative, None)
+        if listing.get("files"):
+            return True
+        parent = relative.rpartition("/")[0]
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            listing = await self._list_artifact_page(run_id, parent, token)
+            paths = {item.get("path") for item in listing.get("files") or []}
+            if relative in paths:
+                return True
+            token = next_page_token(listing, seen)
+            if token is None:
+                return False
+
+    async def _list_artifact_page(
+        self, run_id: str, path: str, token: str | None
+    ) -> dict[str, Any]:
+        return await self._transport.call(
+            "GET",
+            "artifacts/list",
+            params={"run_id": run_id, "path": path, "page_token": token},
+        )
 
     async def _fetch_run(self, run_id: str) -> dict[str, Any]:
         body = await self._transport.call(

@@ -1,0 +1,82 @@
+"""Artifact path checks of `models.register` against a real server's run artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    ModelNotFoundException,
+    NotFoundException,
+    ValidationException,
+)
+
+
+@pytest.fixture
+async def run_with_model(
+    client: AsyncMaestroClient, unique: str, tmp_path: Path
+) -> tuple[str, str]:
+    """Create a run whose artifacts contain ``model/MLmodel``; return its id and URI."""
+    experiment = await client.experiments.create(f"register-paths-{unique}")
+    run = await client.runs.create(experiment.experiment_id)
+    mlmodel = tmp_path / "MLmodel"
+    mlmodel.write_text("flavors: {}\n")
+    await client.artifacts.upload_file(run.run_id, mlmodel, "model")
+    return run.run_id, run.info.artifact_uri
+
+
+@pytest.mark.parametrize(
+    "artifact_path", ["/model", "model/../../other", "../model", "C:/model", ""]
+)
+async def test_register_rejects_unsafe_path(
+    client: AsyncMaestroClient,
+    run_with_model: tuple[str, str],
+    unique: str,
+    artifact_path: str,
+) -> None:
+    run_id, _ = run_with_model
+    name = f"unsafe-{unique}"
+
+    with pytest.raises(ValidationException):
+        await client.models.register(run_id, artifact_path, name)
+
+    with pytest.raises(ModelNotFoundException):
+        await client.models.get(name)
+
+
+async def test_register_missing_path_raises(
+    client: AsyncMaestroClient, run_with_model: tuple[str, str], unique: str
+) -> None:
+    run_id, _ = run_with_model
+    name = f"missing-{unique}"
+
+    with pytest.raises(NotFoundException) as caught:
+        await client.models.register(run_id, "no/such/model", name)
+
+    assert "'no/such/model'" in str(caught.value)
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(ModelNotFoundException):
+        await client.models.get(name)
+
+
+@pytest.mark.parametrize(
+    ("artifact_path", "suffix"),
+    [("model", "/model"), ("model/", "/model"), ("model/MLmodel", "/model/MLmodel")],
+)
+async def test_register_existing_path(
+    client: AsyncMaestroClient,
+    run_with_model: tuple[str, str],
+    unique: str,
+    artifact_path: str,
+    suffix: str,
+) -> None:
+    run_id, artifact_uri = run_with_model
+    name = f"existing-{unique}"
+
+    version = await client.models.register(run_id, artifact_path, name)
+
+    assert version.source == artifact_uri + suffix
+    assert version.run_id == run_id
+    await client.models.delete(name)
