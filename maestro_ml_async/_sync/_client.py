@@ -1094,10 +1094,15 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
 
         The registered model is created when it does not exist yet. When a
         concurrent call creates it first, that model is used. The version's
-        source is the run's artifact URI joined with `artifact_path`.
+        source is the run's artifact URI joined with `artifact_path`, which
+        must exist in the run's artifacts: one ``artifacts/list`` request checks
+        it before anything is created.
 
         Raises:
+            ValidationException: `artifact_path` is empty, absolute or has a
+                ``..`` segment.
             RunNotFoundException: The run does not exist.
+            NotFoundException: Nothing is stored at `artifact_path` in the run.
             ModelNotFoundException: `name` is a prompt.
         """
         return self._runner.call(
@@ -1758,9 +1763,11 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
 
         The current state is checked first, so a job that already finished
         returns (or raises) at once without opening a watch. Otherwise the wait
-        subscribes to the shared watch and then reads the job once more, so no
-        change between the two reads is missed. ``until="running"`` is also met by a job
-        that already succeeded, and ``until="created"`` by any job.
+        subscribes to the shared watch with the version it read, and the watch
+        reports every later change and deletion. A job without a
+        resourceVersion is read once more after subscribing instead.
+        ``until="running"`` is also met by a job that already succeeded, and
+        ``until="created"`` by any job.
 
         Args:
             name: The job name.
