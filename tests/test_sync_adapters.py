@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import gc
+import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from maestro_ml_async import Config, MaestroClient
 from maestro_ml_async._pagination import AsyncPager, Page
 from maestro_ml_async._sync._adapters import (
     Pager,
@@ -38,6 +43,13 @@ def runner() -> Iterator[SyncRunner]:
     sync_runner = SyncRunner()
     yield sync_runner
     sync_runner.close()
+
+
+@pytest.fixture
+def sync_client() -> Iterator[MaestroClient]:
+    """A sync client whose bulk_map needs no server: nothing here sends a request."""
+    with MaestroClient(config=Config(mlflow_uri="http://127.0.0.1:9")) as client:
+        yield client
 
 
 def test_convert_nested_wraps_inside_containers(runner: SyncRunner) -> None:
@@ -86,3 +98,49 @@ def test_pager_converts_items(runner: SyncRunner) -> None:
     assert all(isinstance(item, Thing) for item in pager)
     assert isinstance(pager.page().items[0], Thing)
     assert isinstance(pager[0], Thing)
+
+
+async def fetch_twice(item: int) -> int:
+    return item * 2
+
+
+class AsyncCallable:
+    async def __call__(self, item: int) -> int:
+        return item
+
+
+@pytest.mark.parametrize(
+    ("func", "name"),
+    [
+        pytest.param(fetch_twice, "'fetch_twice'", id="coroutine-function"),
+        pytest.param(
+            functools.partial(fetch_twice), "fetch_twice", id="partial-of-coroutine"
+        ),
+        pytest.param(AsyncCallable(), "AsyncCallable", id="async-call-method"),
+    ],
+)
+def test_bulk_map_rejects_coroutine_function(
+    sync_client: MaestroClient, func: Any, name: str
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        sync_client.bulk_map(func, [1, 2])
+
+    assert name in str(caught.value)
+    assert "AsyncMaestroClient" in str(caught.value)
+
+
+def test_bulk_map_rejects_returned_coroutine(sync_client: MaestroClient) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        results = sync_client.bulk_map(lambda item: fetch_twice(item), [1, 2])
+        gc.collect()
+
+    assert len(results.errors) == 2
+    assert all(isinstance(error, TypeError) for error in results.errors)
+    assert "returned a coroutine" in str(results.errors[0])
+
+
+def test_bulk_map_runs_sync_function(sync_client: MaestroClient) -> None:
+    results = sync_client.bulk_map(lambda item: item * 2, [1, 2, 3])
+
+    assert results == [2, 4, 6]

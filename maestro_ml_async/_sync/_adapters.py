@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -262,13 +263,46 @@ def run_in_worker_thread(
     The call runs in the runner's worker threads, so `func` may itself use the
     sync client (which blocks until the loop thread answers) without blocking
     the loop.
+
+    Raises:
+        TypeError: `func` is a coroutine function, at once. A call whose result
+            is a coroutine (a lambda that calls a coroutine function) raises
+            it too, after the coroutine is closed unawaited.
     """
+    if _is_coroutine_function(func):
+        raise TypeError(
+            f"{_callable_name(func)} is a coroutine function, but the sync "
+            "client runs a plain function in a worker thread; pass a sync "
+            "function, or use AsyncMaestroClient for coroutine functions"
+        )
 
     async def call_in_thread(*args: Any) -> R:
         context = contextvars.copy_context()
         bound = functools.partial(context.run, func, *args)
-        return await asyncio.get_running_loop().run_in_executor(
+        result = await asyncio.get_running_loop().run_in_executor(
             runner.executor(), bound
         )
+        if inspect.iscoroutine(result):
+            result.close()
+            raise TypeError(
+                f"{_callable_name(func)} returned a coroutine, which the sync "
+                "client does not await; pass a sync function, or use "
+                "AsyncMaestroClient for coroutine functions"
+            )
+        return result
 
     return call_in_thread
+
+
+def _is_coroutine_function(func: Callable[..., object]) -> bool:
+    # inspect.iscoroutinefunction unwraps functools.partial, but it returns
+    # False for an object whose __call__ method is async.
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - the method, not callable()
+    return inspect.iscoroutinefunction(call)
+
+
+def _callable_name(func: object) -> str:
+    name = getattr(func, "__qualname__", None)
+    return repr(name) if isinstance(name, str) else repr(func)
