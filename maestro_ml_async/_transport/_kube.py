@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -148,8 +149,16 @@ class ClusterTransport:
     async def _with_retries(
         self, attempt: Callable[[], Awaitable[Any]], *, idempotent: bool
     ) -> Any:
+        """Run `attempt` until it succeeds or the retries or their budget end.
+
+        ``retry_max_elapsed`` bounds the time from the first attempt to the
+        last retry. A ``Retry-After`` longer than what is left of it ends the
+        retries at once, because sending earlier than the server asked would
+        only fail again.
+        """
         refreshed = False
         tries = 0
+        started = time.monotonic()
         while True:
             tries += 1
             try:
@@ -162,25 +171,51 @@ class ClusterTransport:
                 retryable = exc.status in RETRY_STATUSES and (
                     idempotent or exc.status == 429
                 )
-                if not retryable or tries > self.config.max_retries:
+                left = self._budget_left(started)
+                if not retryable or tries > self.config.max_retries or left <= 0:
                     raise error_from_api_exception(exc) from None
-                await self._backoff(tries, retry_after(exc.headers))
+                server_delay = retry_after(exc.headers)
+                if server_delay is not None and server_delay > left:
+                    raise self._long_retry_after(exc, server_delay, left) from None
+                await self._backoff(tries, server_delay, left)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 unsent = isinstance(exc, aiohttp.ClientConnectorError)
-                if not (idempotent or unsent) or tries > self.config.max_retries:
+                left = self._budget_left(started)
+                retryable = idempotent or unsent
+                if not retryable or tries > self.config.max_retries or left <= 0:
                     raise KubernetesException(
                         f"cannot reach the Kubernetes API at {self.host}: "
                         f"{type(exc).__name__} {exc}".strip()
                     ) from exc
-                await self._backoff(tries, None)
+                await self._backoff(tries, None, left)
 
-    async def _backoff(self, tries: int, server_delay: float | None) -> None:
+    def _budget_left(self, started: float) -> float:
+        return self.config.retry_max_elapsed - (time.monotonic() - started)
+
+    def _long_retry_after(
+        self, exc: ApiException, server_delay: float, left: float
+    ) -> KubernetesException:
+        mapped = error_from_api_exception(exc)
+        message = (
+            f"{mapped.message}; the server's Retry-After of {server_delay:g} s "
+            f"exceeds the {max(left, 0.0):.1f} s left of retry_max_elapsed "
+            f"({self.config.retry_max_elapsed:g} s), so the request was not retried"
+        )
+        # Only 429 and 5xx are retried, and they map onto KubernetesException.
+        return KubernetesException(
+            message, status_code=mapped.status_code, reason=mapped.reason
+        )
+
+    async def _backoff(
+        self, tries: int, server_delay: float | None, left: float
+    ) -> None:
         cap = self.config.retry_backoff_max
         delay = random.uniform(
             0, min(cap, self.config.retry_backoff_base * 2 ** (tries - 1))
         )
         if server_delay is not None:
-            delay = max(delay, min(server_delay, self.config.retry_max_elapsed))
+            delay = max(delay, server_delay)
+        delay = min(delay, left)
         logger.info(
             "retrying a Kubernetes API call in %.2f s (attempt %d)", delay, tries + 1
         )
