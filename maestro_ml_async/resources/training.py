@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Config
 from .._exceptions import KubernetesNotFoundException, TrainingException
 from .._transport._cluster_handle import ClusterHandle
+from .._validation import check_choice
 from ..types.training import (
     JobEvent,
     JobStatus,
@@ -315,17 +316,19 @@ class AsyncTrainingResource:
             name: The job name.
             timeout: Seconds to wait; the configuration's
                 ``training_job_timeout`` by default.
-            until: The status to wait for.
+            until: The status to wait for, a `JobStatus` or its value in any
+                case (``"running"``, ``"SUCCEEDED"``).
             namespace: The namespace; the configured one by default.
 
         Raises:
+            ValidationException: `until` is not a JobStatus value.
             TrainingException: The job failed (with the operator's reason and
                 message), was deleted or cancelled, or can no longer reach
                 `until` (for example it succeeded while `until` is failed).
             TrainingTimeoutException: The time ran out; it carries the last
                 status and the waiting reasons of the job's pods.
         """
-        target = JobStatus(until)
+        target = check_choice(JobStatus, until, what="until")
         ns = self._namespace(namespace)
         limit = self._config.training_job_timeout if timeout is None else timeout
         kind, current = await self._find(name, ns)

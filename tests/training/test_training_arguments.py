@@ -1,0 +1,28 @@
+"""Argument checks of submit_job and wait_for_job beyond the basic table."""
+
+from __future__ import annotations
+
+import pytest
+
+from maestro_ml_async import AsyncMaestroClient, ValidationException
+from maestro_ml_async.testing import FakeCluster
+from maestro_ml_async.types.training import JobStatus
+
+
+@pytest.mark.parametrize("until", ["bogus", 3, None])
+async def test_wait_rejects_unknown_until(
+    cluster: FakeCluster, client: AsyncMaestroClient, until: object
+) -> None:
+    await client.training.submit_job("waiter", "sklearn", "img")
+    with pytest.raises(ValidationException) as caught:
+        await client.training.wait_for_job("waiter", until=until)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "until must be one of" in message
+    for status in JobStatus:
+        assert status.value in message
+
+
+async def test_wait_accepts_until_in_any_case(client: AsyncMaestroClient) -> None:
+    await client.training.submit_job("shouty", "sklearn", "img")
+    job = await client.training.wait_for_job("shouty", timeout=10, until="SUCCEEDED")
+    assert job.status is JobStatus.SUCCEEDED
