@@ -115,7 +115,12 @@ class AsyncTrainingResource:
                 the job and mounted read-only at /opt/maestro/code; any other
                 value is a path inside the image. Either is run with
                 ``torchrun --nproc-per-node=<gpus>`` for PyTorch with more than
-                one GPU, with ``python`` otherwise.
+                one GPU, with ``python`` otherwise. A folder is shipped without
+                hidden files and folders (``.env``, ``.git``, any name starting
+                with ``.``) and without ``__pycache__``, because anyone who may
+                read ConfigMaps in the namespace can read the code. Symlinks in
+                it must stay inside the folder, and symlinked folders are left
+                out.
             command: The container command; overrides the launcher.
             args: Arguments, placed before the ones made from `params`.
             gpus: ``nvidia.com/gpu`` limit of each replica.
@@ -133,7 +138,8 @@ class AsyncTrainingResource:
 
         Raises:
             ValidationException: An argument is invalid (name, framework,
-                image, negative counts, code above 1 MiB); nothing was sent.
+                image, negative counts, code above 1 MiB, a symlink in the code
+                folder that leaves it); nothing was sent.
             KubernetesConflictException: A job or ConfigMap of that name exists.
             KubernetesException: The API server rejected the job.
         """
