@@ -469,6 +469,74 @@ async def test_model_create_invalid_success_body(
     assert caught.value.path == "/api/2.0/mlflow/registered-models/create"
 
 
+@pytest.mark.parametrize(
+    ("method", "endpoint", "body", "call"),
+    [
+        pytest.param(
+            "GET",
+            "registered-models/get",
+            {"registered_model": []},
+            lambda c: c.models.get("m"),
+            id="model-list",
+        ),
+        pytest.param(
+            "GET",
+            "registered-models/get",
+            {"registered_model": {"name": "m", "aliases": "x"}},
+            lambda c: c.models.get("m"),
+            id="model-aliases",
+        ),
+        pytest.param(
+            "POST",
+            "registered-models/create",
+            {"registered_model": "m"},
+            lambda c: c.models.create("m"),
+            id="create-string",
+        ),
+        pytest.param(
+            "GET",
+            "model-versions/get",
+            {"model_version": {"name": "m", "version": "1", "tags": 5}},
+            lambda c: c.models.get_version("m", 1),
+            id="version-tags",
+        ),
+        pytest.param(
+            "GET",
+            "registered-models/search",
+            {"registered_models": {"name": "m"}},
+            lambda c: c.models.search(max_results=5),
+            id="search-not-list",
+        ),
+        pytest.param(
+            "GET",
+            "model-versions/search",
+            {"model_versions": [None]},
+            lambda c: c.models.search_versions("name = 'm'", max_results=5),
+            id="version-search-null-item",
+        ),
+    ],
+)
+async def test_wrong_field_type_is_invalid_response(
+    router: respx.MockRouter,
+    client: AsyncMaestroClient,
+    method: str,
+    endpoint: str,
+    body: dict[str, Any],
+    call: Any,
+) -> None:
+    router.route(method=method, path=f"/{endpoint}").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+
+    with pytest.raises(MLflowException) as caught:
+        await call(client)
+
+    assert caught.value.error_code == "INVALID_RESPONSE"
+    assert caught.value.status_code == 200
+    assert caught.value.path == f"/api/2.0/mlflow/{endpoint}"
+    assert repr(next(iter(body))) in str(caught.value)
+
+
 # Polling of a new version ----------------------------------------------------
 
 

@@ -68,10 +68,14 @@ class ResponseBody(dict[str, Any]):
         self._where = (method, path, status)
 
     def __missing__(self, key: str) -> Any:
+        raise self.invalid(f"the server's response has no {key!r} field")
+
+    def invalid(self, problem: str) -> MLflowException:
+        """Build the INVALID_RESPONSE error for `problem` with the request's details."""
         method, path, status = self._where
-        raise MLflowException(
-            f"the server's response has no {key!r} field; check that mlflow_uri "
-            "points at an MLflow server and not at a proxy or another service",
+        return MLflowException(
+            f"{problem}; check that mlflow_uri points at an MLflow server and not "
+            "at a proxy or another service",
             status_code=status,
             error_code="INVALID_RESPONSE",
             method=method,

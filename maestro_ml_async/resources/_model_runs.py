@@ -25,6 +25,7 @@ from ._registry_support import (
     reject_prompt_model,
     relative_artifact_path,
 )
+from ._responses import parse_field, parse_items
 
 __all__ = ["AsyncModelRunsMixin"]
 
@@ -97,7 +98,7 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
                 not_found=ModelNotFoundException,
                 registry=True,
             )
-            return Model.model_validate(body["registered_model"])
+            return parse_field(body, "registered_model", Model.model_validate)
         except AlreadyExistsException:
             return reject_prompt_model(await self._fetch_model(name))
 
@@ -207,8 +208,7 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
                 "artifacts/list",
                 params={"run_id": found.run_id, "path": folder, "page_token": token},
             )
-            files = body.get("files", [])
-            artifacts += [ModelArtifact.model_validate(item) for item in files]
+            artifacts += parse_items(body, "files", ModelArtifact.model_validate)
             token = next_page_token(body, seen)
             if token is None:
                 return artifacts

@@ -39,6 +39,7 @@ from ._registry_support import (
     wait_until_ready,
     warn_stages_deprecated,
 )
+from ._responses import parse_field, parse_items
 
 __all__ = ["AsyncModelVersionsMixin"]
 
@@ -56,7 +57,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelNotFoundException,
             registry=True,
         )
-        return Model.model_validate(body["registered_model"])
+        return parse_field(body, "registered_model", Model.model_validate)
 
     async def _fetch_version(self, name: str, version: str) -> ModelVersion:
         body = await self._transport.call(
@@ -66,7 +67,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelVersionNotFoundException,
             registry=True,
         )
-        return ModelVersion.model_validate(body["model_version"])
+        return parse_field(body, "model_version", ModelVersion.model_validate)
 
     async def _delete(
         self,
@@ -126,7 +127,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
                 },
                 registry=True,
             )
-            items = [item_type.model_validate(item) for item in body.get(items_key, [])]
+            items = parse_items(body, items_key, item_type.model_validate)
             kept = [item for item in items if not item.is_prompt]
             return Page(kept, body.get("next_page_token") or None, body)
 
@@ -165,9 +166,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelNotFoundException,
             registry=True,
         )
-        versions = [
-            ModelVersion.model_validate(item) for item in body.get("model_versions", [])
-        ]
+        versions = parse_items(body, "model_versions", ModelVersion.model_validate)
         if any(version.is_prompt for version in versions):
             reject_prompt_model(Model(name=name, tags={PROMPT_TAG_KEY: "true"}))
         return versions
@@ -220,7 +219,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelNotFoundException,
             registry=True,
         )
-        created = ModelVersion.model_validate(response["model_version"])
+        created = parse_field(response, "model_version", ModelVersion.model_validate)
         if not wait_timeout:
             return created
         return await wait_until_ready(
@@ -243,7 +242,7 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelVersionNotFoundException,
             registry=True,
         )
-        return ModelVersion.model_validate(body["model_version"])
+        return parse_field(body, "model_version", ModelVersion.model_validate)
 
     async def delete_version(self, name: str, version: str | int) -> None:
         """Delete a version and its aliases, reading the version first.
@@ -302,7 +301,9 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelVersionNotFoundException,
             registry=True,
         )
-        return reject_prompt_version(ModelVersion.model_validate(body["model_version"]))
+        return reject_prompt_version(
+            parse_field(body, "model_version", ModelVersion.model_validate)
+        )
 
     async def set_version_tag(
         self, name: str, version: str | int, key: str, value: object
@@ -397,7 +398,9 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
                 method=exc.method,
                 path=exc.path,
             ) from None
-        return reject_prompt_version(ModelVersion.model_validate(body["model_version"]))
+        return reject_prompt_version(
+            parse_field(body, "model_version", ModelVersion.model_validate)
+        )
 
     async def get_version_download_uri(self, name: str, version: str | int) -> str:
         """Return the artifact URI from which a version's files can be downloaded.

@@ -47,6 +47,7 @@ from ..types.tracking import (
     ViewType,
 )
 from ._poll_backoff import PollBackoff
+from ._responses import parse_field, parse_items
 
 __all__ = ["RunWatchEvent", "metric_history", "watch_runs"]
 
@@ -85,7 +86,7 @@ def metric_history(
             params=params,
             not_found=RunNotFoundException,
         )
-        items = [Metric.model_validate(item) for item in response.get("metrics", [])]
+        items = parse_items(response, "metrics", Metric.model_validate)
         return Page(items, response.get("next_page_token"), response)
 
     return AsyncPager(fetch)
@@ -162,7 +163,7 @@ class _Snapshotter:
                 params={"run_id": run_id},
                 not_found=RunNotFoundException,
             )
-            return {run_id: Run.model_validate(response["run"])}
+            return {run_id: parse_field(response, "run", Run.model_validate)}
         if self._experiment_ids is None:
             return await self._first_fetch()
         return await self._search()
@@ -177,7 +178,7 @@ class _Snapshotter:
                 params={"run_id": run_id},
                 not_found=RunNotFoundException,
             )
-            runs[run_id] = Run.model_validate(response["run"])
+            runs[run_id] = parse_field(response, "run", Run.model_validate)
         self._experiment_ids = sorted({r.info.experiment_id for r in runs.values()})
         return runs
 
@@ -198,8 +199,7 @@ class _Snapshotter:
             if token:
                 body["page_token"] = token
             response = await self._transport.call("POST", "runs/search", json=body)
-            for item in response.get("runs", []):
-                run = Run.model_validate(item)
+            for run in parse_items(response, "runs", Run.model_validate):
                 runs[run.run_id] = run
             token = next_page_token(response, seen_tokens)
             if token is None:

@@ -42,6 +42,7 @@ from ._artifact_paths import (
     safe_local_target,
 )
 from ._base import AsyncMlflowResource
+from ._responses import parse_items
 
 __all__ = ["AsyncArtifactsResource"]
 
@@ -225,8 +226,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
             response = await self._transport.call(
                 "GET", "artifacts/list", params=params, not_found=RunNotFoundException
             )
-            for item in response.get("files", []):
-                entry = ArtifactInfo.model_validate(item)
+            for entry in parse_items(response, "files", ArtifactInfo.model_validate):
                 _check_listed(entry.path, relative)
                 entries.append(entry)
             token = next_page_token(response, seen_tokens)

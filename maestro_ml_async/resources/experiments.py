@@ -22,6 +22,7 @@ from .._validation import (
 )
 from ..types.tracking import Experiment, ViewType
 from ._base import AsyncMlflowResource
+from ._responses import parse_field, parse_items
 
 __all__ = ["AsyncExperimentsResource"]
 
@@ -112,7 +113,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             params={"experiment_id": _check_experiment_id(experiment_id)},
             not_found=ExperimentNotFoundException,
         )
-        return Experiment.model_validate(response["experiment"])
+        return parse_field(response, "experiment", Experiment.model_validate)
 
     async def get_by_name(self, name: str) -> Experiment | None:
         """Return the experiment with this name, or None when there is none."""
@@ -125,7 +126,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             )
         except ExperimentNotFoundException:
             return None
-        return Experiment.model_validate(response["experiment"])
+        return parse_field(response, "experiment", Experiment.model_validate)
 
     async def get_or_create(
         self,
@@ -193,10 +194,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             response = await self._transport.call(
                 "POST", "experiments/search", json=body
             )
-            items = [
-                Experiment.model_validate(item)
-                for item in response.get("experiments", [])
-            ]
+            items = parse_items(response, "experiments", Experiment.model_validate)
             return Page(items, response.get("next_page_token"), response)
 
         return AsyncPager(fetch, max_results=max_results)

@@ -17,6 +17,7 @@ from .._validation import check_key_values, check_tag_key
 from ..types.tracking import LoggedModel, LoggedModelStatus
 from ._base import AsyncMlflowResource, object_path
 from ._log_batch import MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH
+from ._responses import parse_field, parse_items
 
 __all__ = ["AsyncLoggedModelsResource"]
 
@@ -81,7 +82,7 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
         response = await self._call(
             "POST", "logged-models", json=body, retry=RetryMode.UNSENT
         )
-        return LoggedModel.from_wire(response["model"])
+        return parse_field(response, "model", LoggedModel.from_wire)
 
     async def get(self, model_id: str) -> LoggedModel:
         """Return a logged model by id (``m-...``)."""
@@ -91,7 +92,7 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
             not_found=NotFoundException,
             feature=_FEATURE,
         )
-        return LoggedModel.from_wire(response["model"])
+        return parse_field(response, "model", LoggedModel.from_wire)
 
     def search(
         self,
@@ -134,7 +135,7 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
             if token:
                 body["page_token"] = token
             response = await self._call("POST", "logged-models/search", json=body)
-            items = [LoggedModel.from_wire(m) for m in response.get("models", [])]
+            items = parse_items(response, "models", LoggedModel.from_wire)
             return Page(items, response.get("next_page_token"), response)
 
         return AsyncPager(fetch, max_results=max_results)
@@ -155,7 +156,7 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
             _model_path(model_id),
             json={"model_id": model_id, "status": final.value},
         )
-        return LoggedModel.from_wire(response["model"])
+        return parse_field(response, "model", LoggedModel.from_wire)
 
     async def delete(self, model_id: str) -> None:
         """Delete a logged model."""

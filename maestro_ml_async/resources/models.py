@@ -34,6 +34,7 @@ from ._registry_support import (
     reject_prompt_model,
     warn_stages_deprecated,
 )
+from ._responses import parse_field
 
 if TYPE_CHECKING:
     from ..types.events import RegistryEvent
@@ -159,7 +160,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         )
         if response.is_success:
             created = success_body(response, method="POST", path=path)
-            return Model.model_validate(created["registered_model"])
+            return parse_field(created, "registered_model", Model.model_validate)
         error = error_from_response(response, not_found=ModelNotFoundException)
         attempts = int(response.extensions.get("maestro_attempts", 1))
         if isinstance(error, AlreadyExistsException) and attempts > 1:
@@ -181,7 +182,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
             not_found=ModelNotFoundException,
             registry=True,
         )
-        return Model.model_validate(body["registered_model"])
+        return parse_field(body, "registered_model", Model.model_validate)
 
     async def rename(self, name: str, new_name: str) -> Model:
         """Rename a registered model, with its versions and aliases.
@@ -202,7 +203,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
             not_found=ModelNotFoundException,
             registry=True,
         )
-        return Model.model_validate(body["registered_model"])
+        return parse_field(body, "registered_model", Model.model_validate)
 
     async def delete(self, name: str) -> None:
         """Delete a registered model with all its versions.

@@ -25,6 +25,7 @@ from ._log_batch import (
     normalize_tags,
     split_batch,
 )
+from ._responses import parse_field, parse_items
 from ._run_watch import MAX_HISTORY_PAGE, RunWatchEvent, metric_history, watch_runs
 
 __all__ = ["AsyncRunsResource"]
@@ -83,7 +84,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         response = await self._transport.call(
             "POST", "runs/create", json=body, retry=RetryMode.UNSENT
         )
-        return Run.model_validate(response["run"])
+        return parse_field(response, "run", Run.model_validate)
 
     async def get(self, run_id: str) -> Run:
         """Return a run with the latest value of each metric, its params and tags."""
@@ -93,7 +94,7 @@ class AsyncRunsResource(AsyncMlflowResource):
             params={"run_id": _check_run_id(run_id)},
             not_found=RunNotFoundException,
         )
-        return Run.model_validate(response["run"])
+        return parse_field(response, "run", Run.model_validate)
 
     async def update(
         self,
@@ -114,7 +115,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         response = await self._transport.call(
             "POST", "runs/update", json=body, not_found=RunNotFoundException
         )
-        return RunInfo.model_validate(response["run_info"])
+        return parse_field(response, "run_info", RunInfo.model_validate)
 
     async def terminate(
         self,
@@ -198,7 +199,7 @@ class AsyncRunsResource(AsyncMlflowResource):
             if token:
                 body["page_token"] = token
             response = await self._transport.call("POST", "runs/search", json=body)
-            items = [Run.model_validate(item) for item in response.get("runs", [])]
+            items = parse_items(response, "runs", Run.model_validate)
             return Page(items, response.get("next_page_token"), response)
 
         return AsyncPager(fetch, max_results=max_results)

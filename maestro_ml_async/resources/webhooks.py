@@ -20,6 +20,7 @@ from ..types.webhooks import (
     WebhookTestResult,
 )
 from ._base import AsyncMlflowResource, object_path
+from ._responses import parse_field, parse_items, parse_object
 from ._webhook_delivery import (
     DELIVERY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -119,7 +120,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         response = await self._transport.call(
             "POST", "webhooks", json=body, retry=RetryMode.UNSENT, feature=_FEATURE
         )
-        return Webhook.model_validate(response["webhook"])
+        return parse_field(response, "webhook", Webhook.model_validate)
 
     def list(
         self, *, max_results: int | None = None, page_size: int = 100
@@ -137,7 +138,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             response = await self._transport.call(
                 "GET", "webhooks", params=params, feature=_FEATURE
             )
-            items = [Webhook.model_validate(w) for w in response.get("webhooks", [])]
+            items = parse_items(response, "webhooks", Webhook.model_validate)
             return Page(items, response.get("next_page_token"), response)
 
         return AsyncPager(fetch, max_results=max_results)
@@ -150,7 +151,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             feature=_FEATURE,
             not_found=NotFoundException,
         )
-        return Webhook.model_validate(response["webhook"])
+        return parse_field(response, "webhook", Webhook.model_validate)
 
     async def update(
         self,
@@ -180,7 +181,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         response = await self._transport.call(
             "PATCH", _webhook_path(webhook_id), json=body, feature=_FEATURE
         )
-        return Webhook.model_validate(response["webhook"])
+        return parse_field(response, "webhook", Webhook.model_validate)
 
     async def delete(self, webhook_id: str) -> None:
         """Delete a webhook."""
@@ -207,4 +208,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             retry=RetryMode.NEVER,
             feature=_FEATURE,
         )
-        return WebhookTestResult.model_validate(response.get("result", {}))
+        result = response.get("result") or {}
+        return parse_object(
+            response, "result", result, WebhookTestResult.model_validate
+        )

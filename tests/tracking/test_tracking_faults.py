@@ -15,6 +15,7 @@ import respx
 
 from maestro_ml_async import (
     AsyncMaestroClient,
+    MLflowException,
     NotFoundException,
     NotSupportedByServerException,
     ServerUnavailableException,
@@ -476,3 +477,82 @@ async def test_artifact_list_repeated_token_raises(fake: AsyncMaestroClient) -> 
 
     assert caught.value.error_code == "REPEATED_PAGE_TOKEN"
     assert listing.call_count == 2
+
+
+WRONG_TYPE_CASES = [
+    pytest.param(
+        "GET", "runs/get", {"run": []}, lambda c: c.runs.get(RUN_ID), id="run-list"
+    ),
+    pytest.param(
+        "GET",
+        "runs/get",
+        {"run": {"info": {"run_id": RUN_ID, "start_time": [1]}}},
+        lambda c: c.runs.get(RUN_ID),
+        id="run-start-time",
+    ),
+    pytest.param(
+        "POST",
+        "runs/search",
+        {"runs": {"run": 1}},
+        lambda c: c.runs.search("1", max_results=5),
+        id="runs-not-list",
+    ),
+    pytest.param(
+        "POST",
+        "runs/search",
+        {"runs": ["x"]},
+        lambda c: c.runs.search("1", max_results=5),
+        id="runs-item-string",
+    ),
+    pytest.param(
+        "GET",
+        "experiments/get",
+        {"experiment": {"experiment_id": "1", "tags": "x"}},
+        lambda c: c.experiments.get("1"),
+        id="experiment-tags",
+    ),
+    pytest.param(
+        "GET",
+        "artifacts/list",
+        {"files": [{"path": "a", "is_dir": "maybe"}]},
+        lambda c: c.artifacts.list(RUN_ID),
+        id="artifact-is-dir",
+    ),
+    pytest.param(
+        "GET",
+        "logged-models/m-1",
+        {"model": "m-1"},
+        lambda c: c.logged_models.get("m-1"),
+        id="logged-model-string",
+    ),
+    pytest.param(
+        "GET",
+        "webhooks/w-1",
+        {"webhook": {"webhook_id": "w-1", "events": 3}},
+        lambda c: c.webhooks.get("w-1"),
+        id="webhook-events",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "endpoint", "body", "call"), WRONG_TYPE_CASES)
+@respx.mock
+async def test_wrong_field_type_is_invalid_response(
+    fake: AsyncMaestroClient,
+    method: str,
+    endpoint: str,
+    body: dict[str, Any],
+    call: Any,
+) -> None:
+    respx.route(method=method, url=f"{API}/{endpoint}").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+
+    with pytest.raises(MLflowException) as caught:
+        await call(fake)
+
+    assert caught.value.error_code == "INVALID_RESPONSE"
+    assert caught.value.status_code == 200
+    assert caught.value.path == f"/api/2.0/mlflow/{endpoint}"
+    field = next(iter(body))
+    assert repr(field) in str(caught.value)
