@@ -44,9 +44,15 @@ def _check_count(value: object, what: str) -> int:
 
 
 def _check_framework(framework: object) -> str:
+    """Return the framework with its name in lower case (``PyTorch`` -> ``pytorch``).
+
+    The runtime after ``:`` keeps its case, because it names a Kubernetes
+    object and must already be lower case.
+    """
     if not isinstance(framework, str) or not framework:
         raise ValidationException("framework must be a non-empty string")
     base, _, runtime = framework.partition(":")
+    base = base.strip().lower()
     if base not in FRAMEWORKS:
         raise ValidationException(
             f"unknown framework {framework!r}; expected one of "
@@ -58,7 +64,8 @@ def _check_framework(framework: object) -> str:
         )
     if runtime:
         check_kubernetes_name(runtime, what="training runtime")
-    return framework
+        return f"{base}:{runtime}"
+    return base
 
 
 def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:

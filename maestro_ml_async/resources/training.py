@@ -109,7 +109,7 @@ class AsyncTrainingResource:
                 ``custom`` (a batch/v1 Job), or ``trainjob`` /
                 ``trainjob:<runtime>`` (a Trainer v2 TrainJob on the
                 ClusterTrainingRuntime ``<runtime>``, torch-distributed by
-                default).
+                default). The name is matched in any case (``PyTorch``).
             image: The container image.
             code_path: A local file or folder, shipped in a ConfigMap owned by
                 the job and mounted read-only at /opt/maestro/code; any other

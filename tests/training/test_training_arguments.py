@@ -26,3 +26,26 @@ async def test_wait_accepts_until_in_any_case(client: AsyncMaestroClient) -> Non
     await client.training.submit_job("shouty", "sklearn", "img")
     job = await client.training.wait_for_job("shouty", timeout=10, until="SUCCEEDED")
     assert job.status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("framework", "kind", "label"),
+    [
+        ("PyTorch", "PyTorchJob", "pytorch"),
+        ("TensorFlow", "TFJob", "tensorflow"),
+        ("SKLEARN", "Job", "sklearn"),
+        ("TrainJob:torch-distributed", "TrainJob", "trainjob"),
+    ],
+)
+async def test_framework_in_any_case(
+    client: AsyncMaestroClient, framework: str, kind: str, label: str
+) -> None:
+    name = f"case-{label}"
+    job = await client.training.submit_job(name, framework, "img")
+    assert job.kind == kind
+    assert job.raw["metadata"]["labels"]["maestro-ml.io/framework"] == label
+
+
+async def test_framework_runtime_keeps_name_rules(client: AsyncMaestroClient) -> None:
+    with pytest.raises(ValidationException, match="training runtime"):
+        await client.training.submit_job("rt", "TrainJob:Torch", "img")
