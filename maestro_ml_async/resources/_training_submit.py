@@ -12,6 +12,7 @@ from .._config import Config
 from .._exceptions import KubernetesException, ValidationException
 from .._validation import check_kubernetes_name
 from ._training_kinds import FRAMEWORKS, kind_for_framework
+from ._training_quantities import check_resources
 from ._training_specs import (
     JobRequest,
     build_code_configmap,
@@ -90,6 +91,22 @@ def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
     for key in result:
         if not _ENV_NAME.match(key):
             raise ValidationException(f"env name {key!r} is not a valid variable name")
+    for key, value in (env or {}).items():
+        if not isinstance(value, str):
+            # The value itself stays out of the message: it may be a secret.
+            raise ValidationException(
+                f"env value of {key!r} must be a string, got {type(value).__name__}"
+            )
+    return result
+
+
+def _check_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    result = check_string_map(params, "params")
+    for key, value in (params or {}).items():
+        if value is None:
+            raise ValidationException(
+                f"params value of {key!r} is None; leave the key out or give a value"
+            )
     return result
 
 
@@ -127,8 +144,6 @@ def build_request(
         raise ValidationException(
             f"image must be a container image reference without spaces, got {image!r}"
         )
-    if resources is not None and not isinstance(resources, Mapping):
-        raise ValidationException("resources must be a mapping of requests/limits")
     bundle = None
     path_text: str | None = None
     if code_path is not None:
@@ -148,9 +163,9 @@ def build_request(
         args=check_str_list(args, "args") or [],
         gpus=_check_count(gpus, "gpus"),
         workers=_check_count(workers, "workers"),
-        params=check_string_map(params, "params"),
+        params=_check_params(params),
         env=_check_env(env),
-        resources=dict(resources) if resources is not None else None,
+        resources=check_resources(resources),
         labels=_check_labels(labels),
         code_path=path_text,
         bundle=bundle,

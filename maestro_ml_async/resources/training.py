@@ -128,18 +128,23 @@ class AsyncTrainingResource:
                 Launcher); for JAX, TrainJobs and batch Jobs, the number of
                 replicas (at least 1).
             params: Hyperparameters, passed as ``--key=value`` arguments and
-                ``PARAM_<KEY>`` variables.
-            env: Extra environment variables; they win over the ones the SDK
-                sets (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, ...).
+                ``PARAM_<KEY>`` variables. Values are converted with ``str``
+                (booleans to ``true``/``false``), and None is rejected.
+            env: Extra environment variables with string values; they win over
+                the ones the SDK sets (MLFLOW_TRACKING_URI,
+                MLFLOW_EXPERIMENT_NAME, ...).
             resources: A container ``resources`` mapping (requests/limits), or
-                a flat mapping used for both requests and limits.
+                a flat mapping used for both requests and limits. Quantities
+                are numbers or Kubernetes quantity strings (``500m``,
+                ``1.5Gi``) and are checked before anything is sent.
             labels: Extra labels on the job and its pods.
             namespace: The namespace; the configured one by default.
 
         Raises:
             ValidationException: An argument is invalid (name, framework,
-                image, negative counts, code above 1 MiB, a symlink in the code
-                folder that leaves it); nothing was sent.
+                image, negative counts, an invalid quantity, a non-string env
+                value, code above 1 MiB, a symlink in the code folder that
+                leaves it); nothing was sent.
             KubernetesConflictException: A job or ConfigMap of that name exists.
             KubernetesException: The API server rejected the job.
         """

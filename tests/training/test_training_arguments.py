@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from maestro_ml_async import AsyncMaestroClient, ValidationException
@@ -49,3 +51,53 @@ async def test_framework_in_any_case(
 async def test_framework_runtime_keeps_name_rules(client: AsyncMaestroClient) -> None:
     with pytest.raises(ValidationException, match="training runtime"):
         await client.training.submit_job("rt", "TrainJob:Torch", "img")
+
+
+INVALID_VALUES = [
+    ({"resources": {"cpu": "lots"}}, "not a valid quantity"),
+    ({"resources": {"memory": "1 Gi"}}, "not a valid quantity"),
+    ({"resources": {"memory": "1GB"}}, "not a valid quantity"),
+    ({"resources": {"cpu": "-1"}}, "must not be negative"),
+    ({"resources": {"cpu": True}}, "not a valid quantity"),
+    ({"resources": {"cpu": None}}, "not a valid quantity"),
+    ({"resources": {"limits": {"cpu": "2x"}}}, "not a valid quantity"),
+    ({"resources": {"limits": "2"}}, "resources.limits must be a mapping"),
+    ({"resources": {"requests": {"cpu": "1"}, "cpu": "1"}}, "requests and limits"),
+    ({"resources": {"": "1"}}, "resource names"),
+    ({"env": {"A": 1}}, "env value of 'A' must be a string"),
+    ({"env": {"A": None}}, "env value of 'A' must be a string"),
+    ({"params": {"n": None}}, "params value of 'n' is None"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), INVALID_VALUES)
+async def test_invalid_values_send_nothing(
+    cluster: FakeCluster,
+    client: AsyncMaestroClient,
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    arguments: dict[str, Any] = {"name": "ok", "framework": "pytorch", "image": "img"}
+    arguments.update(change)
+    creates = cluster.stats.requests_by_verb["create"]
+    with pytest.raises(ValidationException, match=message):
+        await client.training.submit_job(**arguments)
+    assert cluster.stats.requests_by_verb["create"] == creates
+
+
+async def test_valid_quantities_reach_the_spec(client: AsyncMaestroClient) -> None:
+    resources = {
+        "requests": {"cpu": "500m", "memory": "1.5Gi", "ephemeral-storage": "1e9"},
+        "limits": {"cpu": 2, "memory": "2G", "example.com/fpga": 1},
+    }
+    job = await client.training.submit_job(
+        "sized", "sklearn", "img", resources=resources, params={"lr": 0.1}
+    )
+    container = job.raw["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == resources["requests"]
+    assert container["resources"]["limits"] == {
+        "cpu": "2",
+        "memory": "2G",
+        "example.com/fpga": "1",
+    }
+    assert container["args"] == ["--lr=0.1"]
