@@ -14,6 +14,7 @@ from .._validation import check_kubernetes_name
 from ._training_kinds import FRAMEWORKS, kind_for_framework
 from ._training_quantities import check_resources
 from ._training_specs import (
+    CodeBundle,
     JobRequest,
     build_code_configmap,
     build_job,
@@ -34,6 +35,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _MERGE_PATCH = "application/merge-patch+json"
+_LOCAL_PREFIXES = ("./", "../", "~")
 
 
 def _check_count(value: object, what: str) -> int:
@@ -110,6 +112,31 @@ def _check_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return result
 
 
+def _load_local_code(
+    code_path: str | Path | None,
+) -> tuple[str | None, CodeBundle | None]:
+    """Return `code_path` as text and its packed code if it exists locally.
+
+    A path that does not exist locally is a path inside the image, unless it
+    starts with ``./``, ``../`` or ``~``: those only make sense locally, so a
+    missing one is a typo that would otherwise fail later in the cluster.
+    """
+    if code_path is None:
+        return None, None
+    path_text = str(code_path)
+    if not path_text:
+        raise ValidationException("code_path must not be empty")
+    local = Path(path_text).expanduser()
+    if local.exists():
+        return path_text, load_code_bundle(local)
+    if path_text in (".", "..") or path_text.startswith(_LOCAL_PREFIXES):
+        raise ValidationException(
+            f"code_path {path_text!r} does not exist locally; fix the path, or "
+            "give an absolute path to run a script inside the image"
+        )
+    return path_text, None
+
+
 def build_request(
     config: Config,
     *,
@@ -144,15 +171,7 @@ def build_request(
         raise ValidationException(
             f"image must be a container image reference without spaces, got {image!r}"
         )
-    bundle = None
-    path_text: str | None = None
-    if code_path is not None:
-        path_text = str(code_path)
-        if not path_text:
-            raise ValidationException("code_path must not be empty")
-        local = Path(path_text).expanduser()
-        if local.exists():
-            bundle = load_code_bundle(local)
+    path_text, bundle = _load_local_code(code_path)
     return JobRequest(
         name=name,
         namespace=namespace,

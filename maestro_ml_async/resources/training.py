@@ -113,7 +113,8 @@ class AsyncTrainingResource:
             image: The container image.
             code_path: A local file or folder, shipped in a ConfigMap owned by
                 the job and mounted read-only at /opt/maestro/code; any other
-                value is a path inside the image. Either is run with
+                value is a path inside the image, except that a path starting
+                with ``./``, ``../`` or ``~`` must exist locally. Either is run with
                 ``torchrun --nproc-per-node=<gpus>`` for PyTorch with more than
                 one GPU, with ``python`` otherwise. A folder is shipped without
                 hidden files and folders (``.env``, ``.git``, any name starting
@@ -143,8 +144,8 @@ class AsyncTrainingResource:
         Raises:
             ValidationException: An argument is invalid (name, framework,
                 image, negative counts, an invalid quantity, a non-string env
-                value, code above 1 MiB, a symlink in the code folder that
-                leaves it); nothing was sent.
+                value, a missing local code_path, code above 1 MiB, a symlink
+                in the code folder that leaves it); nothing was sent.
             KubernetesConflictException: A job or ConfigMap of that name exists.
             KubernetesException: The API server rejected the job.
         """

@@ -84,3 +84,38 @@ async def test_named_hidden_file_is_shipped(
     configmap = cluster.store.get(CONFIGMAPS, NAMESPACE, "dotfile-code")
     assert configmap is not None
     assert list(configmap["data"]) == [".train.py"]
+
+
+@pytest.mark.parametrize(
+    "code_path", ["./missing/train.py", "../missing/train.py", "~/missing-x/train.py"]
+)
+async def test_missing_local_code_path_is_rejected(
+    cluster: FakeCluster, client: AsyncMaestroClient, code_path: str
+) -> None:
+    creates = cluster.stats.requests_by_verb["create"]
+    with pytest.raises(ValidationException, match="does not exist") as caught:
+        await client.training.submit_job("typo", "sklearn", "img", code_path=code_path)
+    assert code_path in str(caught.value)
+    assert cluster.stats.requests_by_verb["create"] == creates
+
+
+async def test_relative_code_path_is_shipped(
+    cluster: FakeCluster,
+    client: AsyncMaestroClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code = _code_folder(tmp_path)
+    monkeypatch.chdir(code)
+    await client.training.submit_job("rel", "sklearn", "img", code_path="./train.py")
+    configmap = cluster.store.get(CONFIGMAPS, NAMESPACE, "rel-code")
+    assert configmap is not None
+    assert configmap["data"]["train.py"] == "print(1)\n"
+
+
+async def test_image_path_is_not_checked(client: AsyncMaestroClient) -> None:
+    job = await client.training.submit_job(
+        "inimage", "sklearn", "img", code_path="/app/missing/train.py"
+    )
+    container = job.raw["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "/app/missing/train.py"]
