@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -9,9 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
-from .._exceptions import KubernetesException, ValidationException
+from .._exceptions import (
+    KubernetesConflictException,
+    KubernetesException,
+    KubernetesNotFoundException,
+    ValidationException,
+)
 from .._validation import check_kubernetes_name
-from ._training_kinds import FRAMEWORKS, kind_for_framework
+from ._training_kinds import FRAMEWORKS, KINDS, kind_for_framework
 from ._training_quantities import check_resources
 from ._training_specs import (
     CodeBundle,
@@ -205,6 +211,7 @@ async def create_job_objects(
     from .._transport._kube import resource_path
 
     kind = request.kind
+    await _check_name_free(transport, request)
     configmap_path = None
     if request.bundle is not None:
         configmap = build_code_configmap(request)
@@ -248,6 +255,44 @@ async def create_job_objects(
             await _delete_quietly(transport, configmap_path)
             raise
     return created
+
+
+async def _check_name_free(transport: ClusterTransport, request: JobRequest) -> None:
+    """Raise when a training job of another kind already has the request's name.
+
+    get_job, wait_for_job and delete_job find a job by name alone, so two kinds
+    with one name would make them act on whichever is found first. A job of
+    the same kind is left to the API server, which returns 409.
+
+    NOTE: two concurrent submits of different kinds with one name can both
+    pass this check, because it is a read before the create.
+    """
+    others = [kind for kind in KINDS.values() if kind.kind != request.kind.kind]
+    results = await asyncio.gather(
+        *(
+            transport.get_object(
+                kind.group, kind.version, kind.plural, request.namespace, request.name
+            )
+            for kind in others
+        ),
+        return_exceptions=True,
+    )
+    for kind, result in zip(others, results, strict=True):
+        if isinstance(result, KubernetesNotFoundException):
+            continue
+        if isinstance(result, KubernetesException):
+            # A kind the caller may not read (403) cannot be checked, so it
+            # does not block the submit.
+            logger.debug("name check of %s skipped: %s", kind.plural, result)
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        raise KubernetesConflictException(
+            f"a {kind.kind} named {request.name!r} already exists in namespace "
+            f"{request.namespace!r}; training jobs are looked up by name, so "
+            "choose another name or delete that job first",
+            reason="AlreadyExists",
+        )
 
 
 async def _delete_quietly(transport: ClusterTransport, path: str) -> None:

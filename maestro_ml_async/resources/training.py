@@ -146,7 +146,9 @@ class AsyncTrainingResource:
                 image, negative counts, an invalid quantity, a non-string env
                 value, a missing local code_path, code above 1 MiB, a symlink
                 in the code folder that leaves it); nothing was sent.
-            KubernetesConflictException: A job or ConfigMap of that name exists.
+            KubernetesConflictException: A training job of that name exists,
+                of any kind (names must be unique across kinds, because the
+                other methods find a job by name), or its code ConfigMap does.
             KubernetesException: The API server rejected the job.
         """
         request = build_request(

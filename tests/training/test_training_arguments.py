@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
-from maestro_ml_async import AsyncMaestroClient, ValidationException
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    KubernetesConflictException,
+    ValidationException,
+)
 from maestro_ml_async.testing import FakeCluster
 from maestro_ml_async.types.training import JobStatus
 
@@ -101,3 +105,25 @@ async def test_valid_quantities_reach_the_spec(client: AsyncMaestroClient) -> No
         "example.com/fpga": "1",
     }
     assert container["args"] == ["--lr=0.1"]
+
+
+async def test_name_taken_by_other_kind_is_rejected(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    await client.training.submit_job("okjob", "pytorch", "img")
+    creates = cluster.stats.requests_by_verb["create"]
+    with pytest.raises(KubernetesConflictException) as caught:
+        await client.training.submit_job("okjob", "sklearn", "img")
+    assert "PyTorchJob" in str(caught.value)
+    assert caught.value.reason == "AlreadyExists"
+    assert cluster.stats.requests_by_verb["create"] == creates
+    names = [job.name async for job in client.training.list_jobs()]
+    assert names.count("okjob") == 1
+
+
+async def test_unreadable_kind_does_not_block_submit(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.faults.fail(403, times=None, verb="get", plural="tfjobs")
+    job = await client.training.submit_job("rbac", "pytorch", "img")
+    assert job.kind == "PyTorchJob"
