@@ -1703,13 +1703,19 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
                 ``custom`` (a batch/v1 Job), or ``trainjob`` /
                 ``trainjob:<runtime>`` (a Trainer v2 TrainJob on the
                 ClusterTrainingRuntime ``<runtime>``, torch-distributed by
-                default).
+                default). The name is matched in any case (``PyTorch``).
             image: The container image.
             code_path: A local file or folder, shipped in a ConfigMap owned by
                 the job and mounted read-only at /opt/maestro/code; any other
-                value is a path inside the image. Either is run with
+                value is a path inside the image, except that a path starting
+                with ``./``, ``../`` or ``~`` must exist locally. Either is run with
                 ``torchrun --nproc-per-node=<gpus>`` for PyTorch with more than
-                one GPU, with ``python`` otherwise.
+                one GPU, with ``python`` otherwise. A folder is shipped without
+                hidden files and folders (``.env``, ``.git``, any name starting
+                with ``.``) and without ``__pycache__``, because anyone who may
+                read ConfigMaps in the namespace can read the code. Symlinks in
+                it must stay inside the folder, and symlinked folders are left
+                out.
             command: The container command; overrides the launcher.
             args: Arguments, placed before the ones made from `params`.
             gpus: ``nvidia.com/gpu`` limit of each replica.
@@ -1717,18 +1723,26 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
                 Launcher); for JAX, TrainJobs and batch Jobs, the number of
                 replicas (at least 1).
             params: Hyperparameters, passed as ``--key=value`` arguments and
-                ``PARAM_<KEY>`` variables.
-            env: Extra environment variables; they win over the ones the SDK
-                sets (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, ...).
+                ``PARAM_<KEY>`` variables. Values are converted with ``str``
+                (booleans to ``true``/``false``), and None is rejected.
+            env: Extra environment variables with string values; they win over
+                the ones the SDK sets (MLFLOW_TRACKING_URI,
+                MLFLOW_EXPERIMENT_NAME, ...).
             resources: A container ``resources`` mapping (requests/limits), or
-                a flat mapping used for both requests and limits.
+                a flat mapping used for both requests and limits. Quantities
+                are numbers or Kubernetes quantity strings (``500m``,
+                ``1.5Gi``) and are checked before anything is sent.
             labels: Extra labels on the job and its pods.
             namespace: The namespace; the configured one by default.
 
         Raises:
             ValidationException: An argument is invalid (name, framework,
-                image, negative counts, code above 1 MiB); nothing was sent.
-            KubernetesConflictException: A job or ConfigMap of that name exists.
+                image, negative counts, an invalid quantity, a non-string env
+                value, a missing local code_path, code above 1 MiB, a symlink
+                in the code folder that leaves it); nothing was sent.
+            KubernetesConflictException: A training job of that name exists,
+                of any kind (names must be unique across kinds, because the
+                other methods find a job by name), or its code ConfigMap does.
             KubernetesException: The API server rejected the job.
         """
         return SyncTrainingJob(
@@ -1773,10 +1787,12 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
             name: The job name.
             timeout: Seconds to wait; the configuration's
                 ``training_job_timeout`` by default.
-            until: The status to wait for.
+            until: The status to wait for, a `JobStatus` or its value in any
+                case (``"running"``, ``"SUCCEEDED"``).
             namespace: The namespace; the configured one by default.
 
         Raises:
+            ValidationException: `until` is not a JobStatus value.
             TrainingException: The job failed (with the operator's reason and
                 message), was deleted or cancelled, or can no longer reach
                 `until` (for example it succeeded while `until` is failed).
