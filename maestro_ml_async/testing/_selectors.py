@@ -115,6 +115,15 @@ def _parse_requirement(text: str) -> _LabelRequirement:
         return _LabelRequirement(match["ekey"], "exists", frozenset())
     if match["skey"]:
         inner = text[text.index("(") + 1 : text.rindex(")")]
+        if not inner.strip():
+            # The wording of apimachinery's labels.NewRequirement. An empty
+            # value inside a non-empty set, as in "(a,)", is allowed there too.
+            raise StoreError(
+                _status.bad_request(
+                    "unable to parse requirement: values: Invalid value: []string{}: "
+                    "for 'in', 'notin' operators, values set can't be empty"
+                )
+            )
         values = frozenset(value.strip() for value in inner.split(","))
         return _LabelRequirement(match["skey"], match["setop"], values)
     operator, value = match["op"], match["value"]

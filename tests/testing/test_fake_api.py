@@ -211,6 +211,11 @@ async def test_list_label_selectors(http: aiohttp.ClientSession) -> None:
         assert names == expected, selector
     status, body = await call(http, "GET", PJ, params={"labelSelector": "team in ml"})
     assert status == 400
+    for empty in ("team in ()", "team notin ( )", "tier,team in ()"):
+        status, body = await call(http, "GET", PJ, params={"labelSelector": empty})
+        assert status == 400, empty
+        assert body["reason"] == "BadRequest", empty
+        assert "values set can't be empty" in body["message"], empty
 
 
 async def test_list_field_selectors(http: aiohttp.ClientSession) -> None:
