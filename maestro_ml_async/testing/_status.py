@@ -118,4 +118,23 @@ def expired(message: str) -> Status:
     return failure(410, "Expired", message)
 
 
+def resource_version_too_large(requested: int, current: int) -> Status:
+    """Return the 504 Timeout body for a resourceVersion newer than the store's.
+
+    The fields follow the API server's NewTooLargeResourceVersionError, whose
+    watch cache sets retryAfterSeconds to 1.
+    """
+    details = {
+        "causes": [
+            {
+                "reason": "ResourceVersionTooLarge",
+                "message": "Too large resource version",
+            }
+        ],
+        "retryAfterSeconds": 1,
+    }
+    message = f"Timeout: Too large resource version: {requested}, current: {current}"
+    return failure(504, "Timeout", message, details)
+
+
 UNAUTHORIZED: Status = failure(401, "Unauthorized", "Unauthorized")

@@ -223,11 +223,20 @@ async def _stream_events(
         await stream.send_expired(start or 0)
         await response.write_eof()
         return
+    current = ctx.store.resource_version
+    if send_initial and start is not None and start > current:
+        # The API server waits up to 3 s for its watch cache to reach the
+        # version and then sends this error. The fake's store is always
+        # current, so waiting could not help and the error is sent at once.
+        status = _status.resource_version_too_large(start, current)
+        await response.write(dumps({"type": "ERROR", "object": status}) + b"\n")
+        await response.write_eof()
+        return
     live = await _replay(stream, history, view, start is None or send_initial)
     if live and send_initial and flag(request, "allowWatchBookmarks"):
         await stream.send_bookmark(initial_end=True)
     if live:
-        await _follow(ctx, request, stream, queue, view, timeout)
+        await _follow(ctx, request, stream, queue, view, timeout, floor=start or 0)
     if not stream.aborted:
         await response.write_eof()
 
@@ -272,8 +281,14 @@ async def _follow(
     queue: asyncio.Queue[WatchEvent],
     view: _Filter,
     timeout: int | None,
+    *,
+    floor: int,
 ) -> None:
-    """Send live events until the deadline, a fault, or the server stops."""
+    """Send live events until the deadline, a fault, or the server stops.
+
+    Like the API server, a plain watch from a resourceVersion newer than the
+    store's stays open: events and bookmarks up to `floor` are not sent.
+    """
     lifetime = float(timeout) if timeout and timeout > 0 else ctx.watch_max_seconds
     deadline = time.monotonic() + lifetime
     bookmarks = flag(request, "allowWatchBookmarks")
@@ -289,11 +304,14 @@ async def _follow(
             event = await asyncio.wait_for(queue.get(), timeout=wait)
         except asyncio.TimeoutError:
             if bookmarks and time.monotonic() >= next_bookmark:
-                await stream.send_bookmark()
+                if ctx.store.resource_version > floor:
+                    await stream.send_bookmark()
                 next_bookmark = time.monotonic() + ctx.bookmark_interval
             continue
         if event is STOP_EVENT:
             return
+        if event.resource_version <= floor:
+            continue
         visible = _visible(event, view)
         if visible is None:
             continue

@@ -111,6 +111,55 @@ async def test_too_old_version_gets_410_event(
     assert end is None, "the stream closes after the ERROR event"
 
 
+async def test_future_version_watch_list_gets_timeout(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    store = bare_cluster.store
+    store.create(PJ_TYPE, job("a"))
+    current = store.resource_version
+    params = {
+        "resourceVersion": str(current + 10),
+        "resourceVersionMatch": "NotOlderThan",
+        "sendInitialEvents": "true",
+        "allowWatchBookmarks": "true",
+    }
+    async with watch(http, **params) as lines:
+        event = await lines.next()
+        end = await lines.next()
+    assert event is not None
+    assert event["type"] == "ERROR"
+    status = event["object"]
+    assert status["code"] == 504
+    assert status["reason"] == "Timeout"
+    assert status["message"] == (
+        f"Timeout: Too large resource version: {current + 10}, current: {current}"
+    )
+    assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    assert status["details"]["retryAfterSeconds"] == 1
+    assert end is None, "the stream closes after the ERROR event"
+
+
+async def test_future_version_watch_waits_for_it(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    store = bare_cluster.store
+    store.create(PJ_TYPE, job("a"))
+    requested = store.resource_version + 2
+    async with watch(
+        http, resourceVersion=str(requested), allowWatchBookmarks="true"
+    ) as lines:
+        # Two bookmark intervals pass with the store behind the requested
+        # version, so no bookmark may arrive.
+        await asyncio.sleep(0.25)
+        store.create(PJ_TYPE, job("b"))
+        store.create(PJ_TYPE, job("c"))
+        store.create(PJ_TYPE, job("d"))
+        event = await lines.next()
+    assert event is not None
+    assert summary([event]) == [("ADDED", "d")]
+    assert int(event["object"]["metadata"]["resourceVersion"]) > requested
+
+
 async def test_timeout_seconds_closes_cleanly(http: aiohttp.ClientSession) -> None:
     started = time.monotonic()
     async with watch(http, timeoutSeconds="1") as lines:
