@@ -12,6 +12,12 @@ client, ``kubectl``) talk to it exactly as to a real cluster::
 Tests switch faults on through ``cluster.faults`` and script pod and service
 outcomes through ``cluster.scripts``. The pytest fixture ``fake_cluster`` lives
 in ``maestro_ml_async.testing.pytest_plugin``.
+
+Request bodies must be JSON (or YAML for server-side apply). kubectl's typed
+generators, such as ``kubectl create configmap x --from-literal=a=b``, send
+built-in kinds as Kubernetes protobuf, which the fake does not decode: they
+fail with 415 UnsupportedMediaType. ``kubectl create -f`` and
+``kubectl apply -f`` send JSON and work.
 """
 
 from ._cluster import FakeCluster

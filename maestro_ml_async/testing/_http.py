@@ -71,12 +71,24 @@ def wants_table(request: web.Request) -> bool:
     return "as=Table" in first and "g=meta.k8s.io" in first
 
 
+PROTOBUF_TYPE = "application/vnd.kubernetes.protobuf"
+
+
 async def read_body(request: web.Request, *, yaml_allowed: bool = False) -> Any:
     """Parse the request body as JSON (or YAML for server-side apply).
 
     Raises:
-        StoreError: 400 BadRequest for a missing or malformed body.
+        StoreError: 400 BadRequest for a missing or malformed body, and 415
+            UnsupportedMediaType for a protobuf body.
     """
+    if request.content_type == PROTOBUF_TYPE:
+        message = (
+            "the fake API server does not decode protobuf request bodies, which "
+            "kubectl's typed generators such as 'kubectl create configmap' send; "
+            "send JSON instead, for example with 'kubectl create -f' or "
+            "'kubectl apply -f'"
+        )
+        raise StoreError(_status.failure(415, "UnsupportedMediaType", message, {}))
     raw = await request.read()
     if not raw.strip():
         raise StoreError(_status.bad_request("the request body is empty"))

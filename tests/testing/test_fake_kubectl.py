@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from maestro_ml_async.testing import FakeCluster
+from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -233,3 +233,14 @@ async def test_apply_validates_without_flag(tls_cluster: FakeCluster) -> None:
         assert code == 0, err
     served = await kubectl_json(tls_cluster, "get", "isvc", "iris", "-n", "default")
     assert served["spec"]["predictor"]["model"]["storageUri"] == "s3://bucket/iris-2"
+
+
+async def test_typed_generator_gets_clear_error(tls_cluster: FakeCluster) -> None:
+    code, _, err = await kubectl(
+        tls_cluster, "create", "configmap", "literal", "--from-literal=a=b"
+    )
+
+    assert code != 0
+    assert "does not decode protobuf" in err
+    assert "kubectl create -f" in err
+    assert tls_cluster.store.peek(RESOURCE_TYPES["configmaps"]) == []
