@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 __all__ = [
     "datetime_to_ms",
@@ -15,15 +15,30 @@ __all__ = [
 ]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+
+
 def ms_to_utc(value: object) -> datetime | None:
-    """Convert epoch milliseconds (int, float or digit string) to a UTC datetime."""
+    """Convert epoch milliseconds (int, float or digit string) to a UTC datetime.
+
+    MLflow stores any int64, so a point logged in microseconds by mistake lies
+    past the year 9999. Such a value becomes `datetime.max` (or `datetime.min`)
+    instead of failing, so one odd metric does not make a whole run or search
+    unreadable.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected epoch milliseconds, got {value!r}")
-    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    milliseconds = int(value)
+    try:
+        return _EPOCH + timedelta(milliseconds=milliseconds)
+    except OverflowError:
+        return _LATEST if milliseconds > 0 else _EARLIEST
 
 
 def datetime_to_ms(value: datetime | int) -> int:

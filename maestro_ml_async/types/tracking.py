@@ -9,10 +9,18 @@ adds are ignored.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from ._wire import datetime_to_ms, float_from_wire, key_values_to_dict, ms_to_utc
 
@@ -68,6 +76,23 @@ class Metric(_TrackingModel):
     value: float
     timestamp: datetime
     step: int = 0
+    # Set only when `timestamp` had to be clamped to datetime's range, so that
+    # ordering and de-duplication still use the exact value the server stores.
+    _raw_timestamp_ms: int | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_clamped_timestamp(cls, data: Any, handler: Any) -> Metric:
+        metric: Metric = handler(data)
+        raw = data.get("timestamp") if isinstance(data, Mapping) else None
+        if isinstance(raw, (int, str)) and not isinstance(raw, bool):
+            try:
+                milliseconds = int(raw)
+            except ValueError:
+                return metric
+            if datetime_to_ms(metric.timestamp) != milliseconds:
+                metric._raw_timestamp_ms = milliseconds
+        return metric
 
     @field_validator("value", mode="before")
     @classmethod
@@ -82,6 +107,8 @@ class Metric(_TrackingModel):
     @property
     def timestamp_ms(self) -> int:
         """The timestamp in epoch milliseconds, as the server stores it."""
+        if self._raw_timestamp_ms is not None:
+            return self._raw_timestamp_ms
         return datetime_to_ms(self.timestamp)
 
     @property

@@ -229,3 +229,35 @@ async def test_search_accepts_single_int_id(
     assert [item.run_id for item in found] == [run.run_id]
     with pytest.raises(ValidationException, match="experiment_ids"):
         client.runs.search(1.5)  # type: ignore[arg-type]
+
+
+async def test_microsecond_timestamps_stay_readable(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    # Timestamps in microseconds by mistake: MLflow stores them (int64), and
+    # they lie past the year 9999, beyond what datetime can hold.
+    first, second = 1_700_000_000_000_000, 1_700_000_000_000_001
+    await client.runs.log_batch(
+        run.run_id, metrics=[("m", 1.0, first, 0), ("m", 2.0, second, 0)]
+    )
+    await client.runs.terminate(run.run_id)
+
+    fetched = await client.runs.get(run.run_id)
+    assert fetched.data.metrics[0].timestamp.year == 9999
+    history = await client.runs.get_metric_history(run.run_id, "m").to_list()
+    assert sorted(point.timestamp_ms for point in history) == [first, second]
+    watched = [point async for point in client.runs.watch_metrics(run.run_id)]
+    assert sorted(point.value for point in watched) == [1.0, 2.0]
+    found = await client.runs.search([experiment_id]).to_list()
+    assert run.run_id in [item.run_id for item in found]
+
+
+def test_metric_equality_unchanged_in_range() -> None:
+    parsed = Metric.model_validate(
+        {"key": "m", "value": 1.0, "timestamp": 1_700_000_000_123, "step": 2}
+    )
+    built = Metric(key="m", value=1.0, timestamp=parsed.timestamp, step=2)
+
+    assert parsed == built
+    assert parsed.timestamp_ms == 1_700_000_000_123
