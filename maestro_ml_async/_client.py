@@ -15,16 +15,19 @@ from ._bulk import BulkResults, ProgressCallback, bulk_map
 from ._config import Config, build_config
 from ._transport import MlflowTransport, build_http_client
 from ._transport._cluster_handle import ClusterHandle
-from .resources.artifacts import AsyncArtifactsResource
-from .resources.experiments import AsyncExperimentsResource
-from .resources.logged_models import AsyncLoggedModelsResource
-from .resources.models import AsyncModelsResource
-from .resources.runs import AsyncRunsResource
-from .resources.webhooks import AsyncWebhooksResource
 
+# Each sub-client, with its pydantic data models, loads on first use: building
+# those models costs tens of milliseconds that a script touching only the
+# registry should not pay.
 if TYPE_CHECKING:
+    from .resources.artifacts import AsyncArtifactsResource
     from .resources.deployment import AsyncDeploymentResource
+    from .resources.experiments import AsyncExperimentsResource
+    from .resources.logged_models import AsyncLoggedModelsResource
+    from .resources.models import AsyncModelsResource
+    from .resources.runs import AsyncRunsResource
     from .resources.training import AsyncTrainingResource
+    from .resources.webhooks import AsyncWebhooksResource
 
 __all__ = ["AsyncMaestroClient"]
 
@@ -116,31 +119,43 @@ class AsyncMaestroClient:
     @functools.cached_property
     def models(self) -> AsyncModelsResource:
         """The model registry: registered models, versions, stages and aliases."""
+        from .resources.models import AsyncModelsResource
+
         return AsyncModelsResource(self._mlflow)
 
     @functools.cached_property
     def experiments(self) -> AsyncExperimentsResource:
         """Experiments of the tracking server."""
+        from .resources.experiments import AsyncExperimentsResource
+
         return AsyncExperimentsResource(self._mlflow)
 
     @functools.cached_property
     def runs(self) -> AsyncRunsResource:
         """Runs, their metrics, params and tags, and metric streams."""
+        from .resources.runs import AsyncRunsResource
+
         return AsyncRunsResource(self._mlflow)
 
     @functools.cached_property
     def artifacts(self) -> AsyncArtifactsResource:
         """Run artifacts through the server's artifact proxy."""
+        from .resources.artifacts import AsyncArtifactsResource
+
         return AsyncArtifactsResource(self._mlflow)
 
     @functools.cached_property
     def webhooks(self) -> AsyncWebhooksResource:
         """Registry webhooks (MLflow 3.3 and newer)."""
+        from .resources.webhooks import AsyncWebhooksResource
+
         return AsyncWebhooksResource(self._mlflow)
 
     @functools.cached_property
     def logged_models(self) -> AsyncLoggedModelsResource:
         """MLflow 3 logged models."""
+        from .resources.logged_models import AsyncLoggedModelsResource
+
         return AsyncLoggedModelsResource(self._mlflow)
 
     @functools.cached_property
