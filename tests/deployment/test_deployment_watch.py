@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import anyio
 from conftest import ISVC, NAMESPACE, RegisteredModel
 
 from maestro_ml_async import AsyncMaestroClient
@@ -33,7 +34,7 @@ class Recorder:
 
     async def until(self, condition: Callable[[], bool]) -> None:
         """Wait until `condition()` is true after some event."""
-        async with asyncio.timeout(WAIT):
+        with anyio.fail_after(WAIT):
             while not condition():
                 self._changed.clear()
                 await self._changed.wait()

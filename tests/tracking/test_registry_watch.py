@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
+import anyio
 import pytest
 
 from maestro_ml_async import AsyncMaestroClient, ValidationException
@@ -91,9 +92,9 @@ class Collector:
         async for event in stream:
             await self.queue.put(event)
 
-    async def expect(self, count: int, timeout: float = 10.0) -> list[RegistryEvent]:
+    async def expect(self, count: int, seconds: float = 10.0) -> list[RegistryEvent]:
         events = []
-        async with asyncio.timeout(timeout):
+        with anyio.fail_after(seconds):
             for _ in range(count):
                 events.append(await self.queue.get())
         return events

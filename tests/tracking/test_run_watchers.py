@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from maestro_ml_async import AsyncMaestroClient, ValidationException
@@ -68,7 +69,7 @@ async def test_watch_metrics_yields_each_point_once(
     async with AsyncMaestroClient(mlflow_uri=mlflow_server_url) as writer:
         writing = asyncio.create_task(write_points(writer, run.run_id, 12))
         seen: list[Metric] = []
-        async with asyncio.timeout(30):
+        with anyio.fail_after(30):
             async for point in client.runs.watch_metrics(
                 run.run_id, poll_interval=POLL
             ):
@@ -141,7 +142,7 @@ async def test_watch_run_reports_status_changes(
         await client.runs.terminate(run.run_id, RunStatus.KILLED)
 
     driver = asyncio.create_task(drive())
-    async with asyncio.timeout(30):
+    with anyio.fail_after(30):
         async for change in client.runs.watch_run(run.run_id, poll_interval=POLL):
             changes.append(change)
     await driver
@@ -164,7 +165,7 @@ async def test_watch_many_uses_one_search_per_poll(
             for index, run_id in enumerate(ids)
         ]
         events: list[RunStatusChange | RunMetricUpdate] = []
-        async with asyncio.timeout(30):
+        with anyio.fail_after(30):
             async for event in client.runs.watch_many(ids, poll_interval=POLL):
                 events.append(event)
         await asyncio.gather(*writers)
@@ -213,7 +214,7 @@ async def test_watch_ends_when_run_deleted(
     assert first.value == 1.0
     await client.runs.log_metric(run.run_id, "m", 2.0, step=1, timestamp=2000)
     await client.runs.delete(run.run_id)
-    async with asyncio.timeout(10):
+    with anyio.fail_after(10):
         rest = [point async for point in stream]
     assert [p.value for p in rest] == [2.0]
 
@@ -234,7 +235,7 @@ async def test_watch_many_across_experiments(
             await client.runs.terminate(run.run_id)
 
     finisher = asyncio.create_task(finish_later())
-    async with asyncio.timeout(10):
+    with anyio.fail_after(10):
         stream = client.runs.watch_many([r.run_id for r in runs], poll_interval=POLL)
         events = [e async for e in stream]
     await finisher

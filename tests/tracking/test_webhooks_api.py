@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 
@@ -159,7 +160,7 @@ async def test_real_event_delivered_and_parsed(
     await hooks_client._mlflow.call(
         "POST", "registered-models/create", json={"name": name}
     )
-    async with asyncio.timeout(20):
+    with anyio.fail_after(20):
         while True:
             headers, body = await receiver.deliveries.get()
             event = parse_webhook_delivery(headers, body, SECRET)
