@@ -32,6 +32,7 @@ from .._exceptions import (
     TransportException,
     ValidationException,
 )
+from .._pagination import next_page_token
 from .._transport import MlflowTransport
 from ..types.events import RegistryEvent, RegistryEventType
 from ._poll_backoff import PollBackoff
@@ -103,16 +104,17 @@ async def _search_all(
     # NOTE: MLflow pages by offset. When a search needs several pages and a
     # model is created or deleted meanwhile, an item can be skipped: it then
     # shows as deleted for one poll and as created again in the next.
+    # A repeated token raises rather than ending the search early: a partial
+    # snapshot would report the models on the missing pages as deleted.
     items: list[dict[str, Any]] = []
     seen_tokens: set[str] = set()
     params = {k: v for k, v in query.items() if v}
     while True:
         response = await transport.call("GET", endpoint, params=params, registry=True)
         items.extend(response.get(key, []))
-        token = response.get("next_page_token") or None
-        if token is None or token in seen_tokens:
+        token = next_page_token(response, seen_tokens)
+        if token is None:
             return items
-        seen_tokens.add(token)
         params["page_token"] = token
 
 

@@ -556,3 +556,23 @@ async def test_wrong_field_type_is_invalid_response(
     assert caught.value.path == f"/api/2.0/mlflow/{endpoint}"
     field = next(iter(body))
     assert repr(field) in str(caught.value)
+
+
+@respx.mock
+async def test_registry_watch_repeated_token_raises(fake: AsyncMaestroClient) -> None:
+    from maestro_ml_async import MLflowException
+
+    page = {"model_versions": [], "next_page_token": "same"}
+    respx.get(f"{API}/model-versions/search").mock(
+        return_value=httpx.Response(200, json=page)
+    )
+    respx.get(f"{API}/registered-models/search").mock(
+        return_value=httpx.Response(200, json={})
+    )
+    stream = watch_registry(fake._mlflow, "m", poll_interval=0.01)
+
+    # Ending the page loop early instead would yield a partial snapshot, and
+    # the models on the missing pages would be reported as deleted.
+    with pytest.raises(MLflowException) as caught:
+        await asyncio.wait_for(stream.__anext__(), 5)
+    assert caught.value.error_code == "REPEATED_PAGE_TOKEN"
