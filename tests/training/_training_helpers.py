@@ -38,7 +38,7 @@ async def shrink_watch_timings(client: AsyncMaestroClient) -> None:
 
 
 async def eventually(
-    predicate: Callable[[], bool], timeout: float = 3.0, what: str = "condition"
+    predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition"
 ) -> None:
     """Wait until `predicate()` is true, checking every 10 ms."""
     loop = asyncio.get_running_loop()

@@ -34,16 +34,22 @@ async def hub_of(client: AsyncMaestroClient, plural: str = "pytorchjobs") -> obj
 async def test_hundred_waits_share_one_watch(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    cluster.scripts.set("pytorchjobs", "many-*", succeed(run_time=0.3))
-    cluster.scripts.set("pytorchjobs", "many-13", fail(exit_code=2, run_time=0.3))
+    # The count of watch requests below must not include reconnects after an
+    # idle deadline, which the fixture shortens to 1 s.
+    transport = await client._cluster.get()
+    transport.watch_settings.idle_timeout = 60.0
+    # The jobs must outlast the 100 submits, or each wait finds its job done
+    # and never opens the shared watch; 100 submits take seconds when loaded.
+    cluster.scripts.set("pytorchjobs", "many-*", succeed(run_time=8.0))
+    cluster.scripts.set("pytorchjobs", "many-13", fail(exit_code=2, run_time=8.0))
     names = [f"many-{i}" for i in range(100)]
     jobs = await asyncio.gather(
         *(client.training.submit_job(n, "pytorch", "img", workers=0) for n in names)
     )
     watches_before = cluster.stats.requests_by_resource["watch pytorchjobs"]
     results = await asyncio.wait_for(
-        asyncio.gather(*(job.wait(timeout=20) for job in jobs), return_exceptions=True),
-        30,
+        asyncio.gather(*(job.wait(timeout=40) for job in jobs), return_exceptions=True),
+        60,
     )
     failed = [r for r in results if isinstance(r, BaseException)]
     assert len(failed) == 1

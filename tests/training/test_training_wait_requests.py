@@ -35,6 +35,9 @@ def sent_since(cluster: FakeCluster, before: dict[str, int]) -> dict[str, int]:
 async def listed_hub(client: AsyncMaestroClient, name: str) -> AsyncIterator[WatchHub]:
     """Keep a wait on job `name` open, so the shared watch has listed."""
     transport = await client._cluster.get()
+    # These tests count requests, so the shared watch must not reconnect on
+    # its own: an idle deadline of 1 s can pass on a loaded machine.
+    transport.watch_settings.idle_timeout = 60.0
     hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
     task = asyncio.ensure_future(client.training.wait_for_job(name, timeout=30))
     await eventually(lambda: hub.has_current(name), what="the hub to list")
