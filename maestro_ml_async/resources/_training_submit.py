@@ -168,6 +168,13 @@ def build_request(
     # Pods and Services are named after the job, and Service names are DNS
     # labels, so the job name is held to the label limit of 63 characters.
     check_kubernetes_name(name, what="job name", max_length=63)
+    if not name[0].isalpha():
+        # The Training Operator's webhook and Services require RFC 1035
+        # labels, which start with a letter; batch Jobs follow the same rule
+        # here so a name works with every framework.
+        raise ValidationException(
+            f"job name {name!r} must start with a lowercase letter (RFC 1035 label)"
+        )
     framework = _check_framework(framework)
     if (
         not isinstance(image, str)

@@ -127,3 +127,15 @@ async def test_unreadable_kind_does_not_block_submit(
     cluster.faults.fail(403, times=None, verb="get", plural="tfjobs")
     job = await client.training.submit_job("rbac", "pytorch", "img")
     assert job.kind == "PyTorchJob"
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "sklearn"])
+async def test_job_name_must_start_with_letter(
+    cluster: FakeCluster, client: AsyncMaestroClient, framework: str
+) -> None:
+    creates = cluster.stats.requests_by_verb["create"]
+
+    with pytest.raises(ValidationException, match="start with a lowercase letter"):
+        await client.training.submit_job("9lives", framework, "img")
+
+    assert cluster.stats.requests_by_verb["create"] == creates
