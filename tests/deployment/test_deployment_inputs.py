@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import RegisteredModel, make_client, register_run_model, stored_isvcs
+from _deployment_helpers import (
+    RegisteredModel,
+    make_client,
+    register_run_model,
+    stored_isvcs,
+)
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async._exceptions import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NAMESPACE, RegisteredModel, stored_isvcs
+from _deployment_helpers import NAMESPACE, RegisteredModel, stored_isvcs
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async._exceptions import KubernetesNotFoundException

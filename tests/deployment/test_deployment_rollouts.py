@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import ISVC, NAMESPACE, RegisteredModel, make_client
+from _deployment_helpers import ISVC, NAMESPACE, RegisteredModel, make_client
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async._exceptions import (

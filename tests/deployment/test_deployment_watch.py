@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 import anyio
-from conftest import ISVC, NAMESPACE, RegisteredModel
+from _deployment_helpers import ISVC, NAMESPACE, RegisteredModel
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.testing import FakeCluster
