@@ -262,15 +262,19 @@ async def test_concurrent_waits_share_one_watch(
 ) -> None:
     api = kclient.deployment
     names = [f"svc-{unique}-{index}" for index in range(8)]
-    # Slow revisions make the waits depend on watch events, not on the first list.
-    cluster.scripts.set("inferenceservices", f"svc-{unique}-*", ready(delay=0.3))
+    # Slow revisions make the waits depend on watch events, not on the first
+    # list: the revisions must outlast the 8 deploys, which take seconds on a
+    # loaded machine. The long idle deadline keeps reconnects out of the count.
+    kube = await kclient._cluster.get()
+    kube.watch_settings.idle_timeout = 60.0
+    cluster.scripts.set("inferenceservices", f"svc-{unique}-*", ready(delay=6.0))
     created = await asyncio.gather(
         *(api.deploy(name, model.name, alias="champion") for name in names)
     )
     before = cluster.stats.watch_connections_total
     lists = cluster.stats.requests_by_verb.get("list", 0)
     waited = await asyncio.gather(
-        *(item.wait_ready(timeout=WAIT) for item in created for _ in range(3))
+        *(item.wait_ready(timeout=WAIT + 10) for item in created for _ in range(3))
     )
     assert all(item.up_to_date for item in waited)
     assert cluster.stats.watch_connections_total - before == 1

@@ -66,11 +66,15 @@ async def test_hundred_waits_share_one_watch(
 async def test_wait_for_jobs_uses_one_watch(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    cluster.scripts.set("jobs", "b-*", succeed(run_time=0.2))
+    # The jobs outlast the sequential submits, so every wait needs the watch;
+    # the long idle deadline keeps reconnects out of the count.
+    transport = await client._cluster.get()
+    transport.watch_settings.idle_timeout = 60.0
+    cluster.scripts.set("jobs", "b-*", succeed(run_time=5.0))
     names = [f"b-{i}" for i in range(10)]
     for name in names:
         await client.training.submit_job(name, "custom", "img")
-    results = await client.training.wait_for_jobs(names, timeout=10)
+    results = await client.training.wait_for_jobs(names, timeout=30)
     assert [job.name for job in results if isinstance(job, TrainingJob)] == names
     assert cluster.stats.requests_by_resource["watch jobs"] == 1
 
