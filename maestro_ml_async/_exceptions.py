@@ -152,7 +152,7 @@ class TransportException(MLflowException):
 
 
 class RequestTimeoutException(TransportException, TimeoutException):
-    """The request timed out before the server answered."""
+    """The request timed out before the server responded."""
 
 
 class NotFoundException(MLflowException):
@@ -204,7 +204,7 @@ class AuthorizationException(MLflowException):
 
 
 class RateLimitedException(MLflowException):
-    """The server kept answering 429 after every retry.
+    """The server kept returning 429 after every retry.
 
     Attributes:
         retry_after: The last ``Retry-After`` delay in seconds, if the server sent one.
@@ -214,7 +214,7 @@ class RateLimitedException(MLflowException):
 
 
 class ServerUnavailableException(MLflowException):
-    """The server kept answering 5xx after every retry."""
+    """The server kept returning 5xx after every retry."""
 
 
 class NotSupportedByServerException(MLflowException):

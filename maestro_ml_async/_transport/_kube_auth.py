@@ -70,7 +70,7 @@ class ClusterAuth:
             the service-account token), read again when it changes.
         kubeconfig: A kubeconfig path and context whose user has a static token;
             the token is loaded again when the file changes.
-        expiry: When the current exec credential expires, if the plugin said.
+        expiry: Expiry time of the current exec credential, if the plugin set one.
     """
 
     def __init__(

@@ -41,7 +41,7 @@ class RetryMode(enum.Enum):
 
     UNSENT = "unsent"
     """Creates: only failures where the server cannot have acted on the request
-    (the connection never opened, or the server answered 429)."""
+    (the connection never opened, or the server returned 429)."""
 
     NEVER = "never"
     """No retries at all."""

@@ -492,7 +492,9 @@ class ModelServer:
             ):
                 return
             await asyncio.sleep(0.1)
-        raise ModelServerError(f"model server did not answer /ping in {timeout}s", 1)
+        raise ModelServerError(
+            f"model server did not respond to /ping within {timeout} s", 1
+        )
 
     async def stop(self) -> None:
         """End the server's process group and its output pump."""

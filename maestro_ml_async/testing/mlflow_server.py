@@ -95,7 +95,7 @@ class LocalMlflowServer:
         return command
 
     def start(self) -> LocalMlflowServer:
-        """Start the server and wait until ``/health`` answers."""
+        """Start the server and wait until ``/health`` returns 200."""
         environment = dict(os.environ)
         environment["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         command = self.command()
@@ -129,7 +129,7 @@ class LocalMlflowServer:
                 return
             time.sleep(0.2)
         raise TimeoutError(
-            f"mlflow server did not answer /health within {self.startup_timeout} s"
+            f"mlflow server did not respond to /health within {self.startup_timeout} s"
         )
 
     def stop(self) -> None:

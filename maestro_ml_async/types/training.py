@@ -32,7 +32,7 @@ __all__ = [
 
 
 class JobStatus(str, enum.Enum):
-    """Where a training job stands."""
+    """Lifecycle status of a training job."""
 
     CREATED = "created"
     RUNNING = "running"
