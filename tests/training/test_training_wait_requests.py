@@ -31,6 +31,11 @@ def sent_since(cluster: FakeCluster, before: dict[str, int]) -> dict[str, int]:
     return {key: now[key] - before[key] for key in now}
 
 
+def watch_connections(hub: WatchHub) -> int:
+    watch = hub._watch
+    return 0 if watch is None else watch.counters.connections
+
+
 @contextlib.asynccontextmanager
 async def listed_hub(client: AsyncMaestroClient, name: str) -> AsyncIterator[WatchHub]:
     """Keep a wait on job `name` open, so the shared watch has listed."""
@@ -41,6 +46,9 @@ async def listed_hub(client: AsyncMaestroClient, name: str) -> AsyncIterator[Wat
     hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
     task = asyncio.ensure_future(client.training.wait_for_job(name, timeout=30))
     await eventually(lambda: hub.has_current(name), what="the hub to list")
+    # The hub counts as listed before its watch request goes out; wait for
+    # that request too, so that it falls outside any count a test takes.
+    await eventually(lambda: watch_connections(hub) >= 1, what="the hub's watch")
     try:
         yield hub
     finally:
