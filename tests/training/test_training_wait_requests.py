@@ -46,8 +46,8 @@ async def listed_hub(client: AsyncMaestroClient, name: str) -> AsyncIterator[Wat
     hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
     task = asyncio.ensure_future(client.training.wait_for_job(name, timeout=30))
     await eventually(lambda: hub.has_current(name), what="the hub to list")
-    # The hub counts as listed before its watch request goes out; wait for
-    # that request too, so that it falls outside any count a test takes.
+    # The hub reports an object as current before it sends its watch request.
+    # Wait for that request too, so that no test counts it.
     await eventually(lambda: watch_connections(hub) >= 1, what="the hub's watch")
     try:
         yield hub
