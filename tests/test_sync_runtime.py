@@ -46,10 +46,12 @@ async def echo(value: object, delay: float = 0.0) -> tuple[object, str]:
     return value, threading.current_thread().name
 
 
-def test_call_runs_on_loop_thread(runner: SyncRunner) -> None:
+def test_call_runs_in_calling_thread(runner: SyncRunner) -> None:
+    # With no other thread on the loop, the caller runs the loop itself.
     value, thread_name = runner.call(echo, 42)
     assert value == 42
-    assert thread_name == "maestro-ml-sync-loop"
+    assert thread_name == threading.current_thread().name
+    assert len(loop_threads()) == 1
 
 
 def test_call_raises_coroutine_error(runner: SyncRunner) -> None:
@@ -71,8 +73,10 @@ def test_call_raises_timeout_error_of_coroutine(runner: SyncRunner) -> None:
 async def test_call_inside_running_loop(runner: SyncRunner) -> None:
     # An async test runs on the main thread's loop, where asyncio.run fails.
     asyncio.get_running_loop()
-    value, _ = runner.call(echo, "from a coroutine")
+    value, thread_name = runner.call(echo, "from a coroutine")
     assert value == "from a coroutine"
+    # This thread cannot run a second loop, so the helper thread runs the call.
+    assert thread_name == "maestro-ml-sync-loop"
 
 
 def test_threads_share_runner(runner: SyncRunner) -> None:
@@ -97,6 +101,106 @@ def test_threads_share_runner(runner: SyncRunner) -> None:
     # 40 calls of 20 ms in sequence take 0.8 s; sharing the loop overlaps them.
     assert elapsed < 0.6
     assert len(loop_threads()) == 1
+
+
+def test_waiting_thread_is_not_queued_behind_slow_call(runner: SyncRunner) -> None:
+    # One thread runs the loop for a slow call. A second thread's short call
+    # runs on that same loop meanwhile, instead of waiting for the slow one.
+    slow_started = threading.Event()
+    finished: dict[str, float] = {}
+
+    async def slow() -> None:
+        slow_started.set()
+        await asyncio.sleep(0.5)
+
+    def run_slow() -> None:
+        runner.call(slow)
+        finished["slow"] = time.perf_counter()
+
+    thread = threading.Thread(target=run_slow)
+    thread.start()
+    assert slow_started.wait(5)
+    value, _ = runner.call(echo, "quick")
+    finished["quick"] = time.perf_counter()
+    thread.join(5)
+    assert value == "quick"
+    assert "slow" in finished
+    assert finished["quick"] < finished["slow"]
+
+
+def test_handed_off_call_outlives_owner_call(runner: SyncRunner) -> None:
+    # The second call starts while the first thread runs the loop and ends
+    # after that thread has stopped running it, so the helper thread takes over.
+    owner_inside = threading.Event()
+    release_owner = threading.Event()
+    results: list[object] = []
+
+    async def hold() -> None:
+        owner_inside.set()
+        await asyncio.to_thread(release_owner.wait, 5)
+
+    thread = threading.Thread(target=runner.call, args=(hold,))
+    thread.start()
+    assert owner_inside.wait(5)
+
+    def late_call() -> None:
+        results.append(runner.call(echo, "late", 0.3))
+
+    caller = threading.Thread(target=late_call)
+    caller.start()
+    time.sleep(0.05)
+    release_owner.set()
+    thread.join(5)
+    caller.join(5)
+    assert not caller.is_alive()
+    assert results == [("late", "maestro-ml-sync-loop")]
+
+
+def test_sigint_handler_restored_after_call(runner: SyncRunner) -> None:
+    async def handler_inside() -> object:
+        return signal.getsignal(signal.SIGINT)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    inside = runner.call(handler_inside)
+    # During the call, Ctrl-C cancels the request instead of raising in the loop.
+    assert inside is not signal.default_int_handler
+    assert callable(inside)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_own_sigint_handler_left_alone(runner: SyncRunner) -> None:
+    async def handler_inside() -> object:
+        return signal.getsignal(signal.SIGINT)
+
+    def own_handler(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGINT, own_handler)
+    try:
+        assert runner.call(handler_inside) is own_handler
+        assert signal.getsignal(signal.SIGINT) is own_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_tasks_pause_between_calls(runner: SyncRunner) -> None:
+    # Nobody runs the loop between calls, so a task left behind by one call
+    # makes progress only during the next one, and is not lost.
+    ticks: list[int] = []
+
+    async def start_ticker() -> asyncio.Task[None]:
+        async def tick() -> None:
+            for number in range(3):
+                ticks.append(number)
+                await asyncio.sleep(0)
+
+        return asyncio.get_running_loop().create_task(tick())
+
+    task = runner.call(start_ticker)
+    assert ticks == []
+    runner.call(asyncio.sleep, 0.05)
+    assert ticks == [0, 1, 2]
+    assert task.done()
 
 
 def test_context_variables_reach_coroutine(runner: SyncRunner) -> None:
@@ -171,7 +275,7 @@ def test_call_from_loop_thread_raises(runner: SyncRunner) -> None:
     async def reenter() -> object:
         return runner.call(echo, "nested")
 
-    with pytest.raises(RuntimeError, match="own event-loop thread"):
+    with pytest.raises(RuntimeError, match="runs on the client's own event loop"):
         runner.call(reenter)
 
 

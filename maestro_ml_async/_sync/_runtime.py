@@ -1,13 +1,21 @@
-"""The event-loop thread behind the sync client.
+"""The event loop behind the sync client.
 
-`SyncRunner` owns one asyncio event loop on a daemon thread. A sync method sends
-its coroutine to that loop and blocks until the result arrives, so the async
-client stays the only implementation.
+`SyncRunner` owns one asyncio event loop. A sync call runs its coroutine on
+that loop and blocks until the result arrives, so the async client stays the
+only implementation.
+
+The calling thread runs the loop itself whenever no other thread is running
+it. That saves the two thread switches of a hand-off, which cost about as much
+CPU as the client's own work on a mocked request (``benchmarks/sync_overhead.py``
+measures both). A caller that cannot run the loop hands its coroutine to a
+helper thread instead. That happens when another thread is running the loop,
+or when the caller's thread already runs an event loop (a Jupyter cell, an
+async test). Between calls nobody runs the loop, so background tasks such as
+shared watches pause and resume with the next call.
 
 The runner uses asyncio directly rather than an anyio blocking portal. That way
 it copies the caller's context variables into each task, and an interrupted
-caller can cancel the task and wait for it to unwind. It also costs less CPU
-per call (``benchmarks/sync_overhead.py`` measures both).
+caller can cancel the task and wait for it to unwind.
 """
 
 from __future__ import annotations
@@ -18,8 +26,10 @@ import contextvars
 import functools
 import logging
 import os
+import signal
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -33,24 +43,24 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 P = ParamSpec("P")
 
-# How long a blocked caller sleeps between checks. A SIGINT may be delivered to
-# the loop thread, and Python runs the handler only when the main thread wakes,
-# so this slice bounds how late Ctrl-C is noticed.
+# How long a caller that handed its call off sleeps between checks. A SIGINT
+# may arrive while the helper thread runs, and Python runs the handler only
+# when the main thread wakes, so this slice bounds how late Ctrl-C is noticed.
 _WAIT_SLICE = 0.1
 # How long an interrupted caller waits for the cancelled task to unwind.
 _CANCEL_GRACE = 2.0
-# How long `close` waits for the loop thread to finish its shutdown.
+# How long `close` waits for the helper thread to finish the shutdown.
 _JOIN_TIMEOUT = 10.0
 _THREAD_NAME = "maestro-ml-sync-loop"
 # Maximum number of sync callbacks (such as the function given to `bulk_map`)
-# that run at the same time. Each mostly waits on the loop thread.
+# that run at the same time. Each mostly waits on the event loop.
 _MAX_WORKER_THREADS = 32
 
 # Python 3.12 added eager task start.
 _EAGER_TASKS = sys.version_info >= (3, 12)
 
 # Incremented in a forked child, so runners created before the fork see that
-# their loop thread does not exist in this process.
+# their loop and helper thread belong to the parent.
 _fork_generation = 0
 
 
@@ -63,15 +73,35 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _Outcome:
-    """The result or error of one request to the loop thread.
+def _noop() -> None:
+    pass
 
-    The caller blocks on `done`, a lock that the loop thread releases once the
-    outcome is set. A plain lock is cheaper than a `concurrent.futures.Future`,
-    and its ``acquire(timeout=...)`` returns early when a signal arrives.
+
+# `signal.signal` converts both handlers to enums, which costs about 10 µs
+# (timed with timeit on Python 3.11), as much as the rest of a call's overhead.
+# The CPython function that it wraps does the same work without that step.
+try:
+    from _signal import signal as _install_handler  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python builds without the C module
+    _install_handler = signal.signal
+
+
+def _set_sigint(handler: Any) -> Any:
+    """Install a SIGINT handler and return the previous one."""
+    return _install_handler(signal.SIGINT, handler)
+
+
+class _Outcome:
+    """The result or error of one call, and who waits for it.
+
+    A caller that handed its call off blocks on `done`, a lock that is
+    released once the outcome is set. A plain lock is cheaper than a
+    `concurrent.futures.Future`, and its ``acquire(timeout=...)`` returns
+    early when a signal arrives. `on_finish` runs on the loop as the outcome
+    is set: it stops the loop for a caller that runs the loop itself.
     """
 
-    __slots__ = ("done", "error", "finished", "result")
+    __slots__ = ("done", "error", "finished", "on_finish", "result")
 
     def __init__(self) -> None:
         self.done = threading.Lock()
@@ -79,22 +109,35 @@ class _Outcome:
         self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.on_finish: Callable[[], object] | None = None
 
     def set_result(self, value: Any) -> None:
         self.result = value
-        self.finished = True
-        self.done.release()
+        self._finish()
 
     def set_error(self, error: BaseException) -> None:
         self.error = error
+        self._finish()
+
+    def _finish(self) -> None:
         self.finished = True
         self.done.release()
+        if self.on_finish is not None:
+            self.on_finish()
+
+    def value(self) -> Any:
+        """Return the result, or raise the error."""
+        error = self.error
+        if error is not None:
+            self.error = None
+            raise error
+        return self.result
 
 
 class _Call:
-    """One coroutine call sent to the loop thread."""
+    """One coroutine call to run on the loop."""
 
-    __slots__ = ("args", "context", "fn", "kwargs", "outcome", "task")
+    __slots__ = ("args", "cancelled", "context", "fn", "kwargs", "outcome", "task")
 
     def __init__(
         self,
@@ -108,9 +151,13 @@ class _Call:
         self.context = contextvars.copy_context()
         self.outcome = _Outcome()
         self.task: asyncio.Task[None] | None = None
+        self.cancelled = False
 
     def start(self) -> None:
-        """Create the task inside the caller's context (runs on the loop thread)."""
+        """Create the task inside the caller's context (runs on the loop)."""
+        if self.cancelled:
+            self.outcome.set_error(_cancelled_error())
+            return
         try:
             if _EAGER_TASKS:
                 # The first step runs now, inside this callback, so a call that
@@ -143,7 +190,8 @@ class _Call:
             self.outcome.set_result(result)
 
     def cancel(self) -> None:
-        """Cancel the task (runs on the loop thread)."""
+        """Cancel the task, or its start if it has not started (runs on the loop)."""
+        self.cancelled = True
         if self.task is not None:
             self.task.cancel()
 
@@ -155,19 +203,90 @@ def _cancelled_error() -> ClientClosedError:
     )
 
 
-def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-    asyncio.set_event_loop(loop)
-    loop.call_soon(ready.set)
+class _Interrupt:
+    """A SIGINT handler for a main thread that runs the loop itself.
+
+    The first Ctrl-C cancels the call, so it unwinds and closes its
+    connections, and the caller then raises `KeyboardInterrupt`. A second
+    Ctrl-C raises `KeyboardInterrupt` at once, as `asyncio.run` does.
+    """
+
+    __slots__ = ("cancel", "count", "loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, cancel: Callable[[], object]
+    ) -> None:
+        self.loop = loop
+        self.cancel = cancel
+        self.count = 0
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        self.cancel()
+        # Wake the loop in case it waits in select() with a long timeout.
+        self.loop.call_soon_threadsafe(_noop)
+
+
+class _LoopState:
+    """The loop, the lock of the thread that runs it, and the helper thread.
+
+    The helper thread and the finalizer refer to this object and not to the
+    runner, so that an unused runner can be garbage-collected.
+    """
+
+    def __init__(self, generation: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.generation = generation
+        # Held by the thread that runs the loop, and `owner` is its ident.
+        self.drive = threading.Lock()
+        self.owner: int | None = None
+        # Calls handed to the helper thread and not finished yet.
+        self.handed_off = 0
+        self.count_lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = False
+        self.closing = False
+        self.thread: threading.Thread | None = None
+
+    def hand_off_done(self) -> None:
+        # Runs on the loop when a handed-off call finishes. The helper thread
+        # runs the loop until no such call remains.
+        with self.count_lock:
+            self.handed_off -= 1
+            idle = self.handed_off == 0
+        if idle:
+            self.loop.stop()
+
+
+def _serve(state: _LoopState, ready: threading.Event) -> None:
+    """Run the loop for handed-off calls; shut it down once `stopping` is set."""
+    ident = threading.get_ident()
+    ready.set()
+    while True:
+        state.wake.wait()
+        state.wake.clear()
+        with state.drive:
+            state.owner = ident
+            try:
+                while state.handed_off > 0 and not state.stopping:
+                    state.loop.run_forever()
+                if state.stopping:
+                    state.closing = True
+                    _close_loop(state.loop)
+                    return
+            finally:
+                state.owner = None
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     try:
-        loop.run_forever()
+        _cancel_remaining(loop)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
     finally:
-        try:
-            _cancel_remaining(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+        loop.close()
 
 
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
@@ -184,17 +303,36 @@ def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
             )
 
 
-def _stop_loop(
-    loop: asyncio.AbstractEventLoop, thread: threading.Thread, generation: int
-) -> None:
-    """Stop the loop and join its thread (for `close` and the finalizer)."""
-    if generation != _fork_generation or loop.is_closed():
+def _cancel_all(state: _LoopState) -> None:
+    # Stopping the loop makes the helper thread close it even when a
+    # handed-off call never finishes. Once the loop is closing, its own
+    # shutdown tasks must run undisturbed.
+    if state.closing:
         return
+    for task in asyncio.all_tasks(state.loop):
+        task.cancel()
+    state.loop.stop()
+
+
+def _stop_loop(state: _LoopState) -> None:
+    """Cancel every task, let the helper thread close the loop, and join it.
+
+    Runs for `close` and as the finalizer. Calls in flight end with
+    `ClientClosedError`.
+    """
+    if state.generation != _fork_generation or state.loop.is_closed():
+        return
+    state.stopping = True
     try:
-        loop.call_soon_threadsafe(loop.stop)
+        state.loop.call_soon_threadsafe(_cancel_all, state)
     except RuntimeError:
         return
-    if threading.current_thread() is thread:
+    state.wake.set()
+    thread = state.thread
+    ident = threading.get_ident()
+    if thread is None or thread.ident == ident or state.owner == ident:
+        # This thread runs the loop, so the helper closes it once this
+        # thread lets go.
         return
     thread.join(_JOIN_TIMEOUT)
     if thread.is_alive():
@@ -204,21 +342,19 @@ def _stop_loop(
 
 
 class SyncRunner:
-    """An event loop on a daemon thread that runs coroutines for sync callers.
+    """An event loop that runs coroutines for sync callers.
 
-    The thread starts on the first call. Any number of threads may call the
-    runner at once. In a process forked after the runner was created, every
-    call raises `ClientClosedError`, because the loop thread exists only in the
-    parent. `close` stops the loop and joins its thread. A finalizer stops
-    the loop of a runner that is garbage-collected or still open at
-    interpreter exit.
+    Any number of threads may call the runner at once. The loop and its helper
+    thread start on the first call. In a process forked after the runner was
+    created, every call raises `ClientClosedError`, because the loop belongs
+    to the parent. `close` cancels the calls in flight, closes the loop and
+    joins the helper thread. A finalizer does the same for a runner that is
+    garbage-collected or still open at interpreter exit.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._thread_id: int | None = None
+        self._state: _LoopState | None = None
         self._closed = False
         self._pid = os.getpid()
         self._generation = _fork_generation
@@ -236,59 +372,51 @@ class SyncRunner:
         return self._generation != _fork_generation
 
     def on_loop_thread(self) -> bool:
-        """Return whether the current thread is the runner's loop thread."""
-        return threading.get_ident() == self._thread_id
+        """Return whether the current thread is running the runner's loop."""
+        state = self._state
+        return state is not None and state.owner == threading.get_ident()
 
     def loop(self) -> asyncio.AbstractEventLoop:
-        """Return the running loop, starting its thread on first use.
+        """Return the runner's loop, creating it and the helper thread on first use.
 
         Raises:
             ClientClosedError: After `close`, or in a forked child process.
-            RuntimeError: When called from the loop thread itself, where
-                blocking on the loop would deadlock.
         """
+        return self._ready().loop
+
+    def _ready(self) -> _LoopState:
         if self._generation != _fork_generation:
             raise ClientClosedError(
                 f"this client was created in process {self._pid} and cannot be "
-                f"used in process {os.getpid()}, a fork of it: its event-loop "
-                "thread exists only in the parent. Create a new MaestroClient "
-                "in the child process."
+                f"used in process {os.getpid()}, a fork of it: its event loop "
+                "belongs to the parent. Create a new MaestroClient in the child "
+                "process."
             )
-        loop = self._loop
-        if loop is None or self._closed:
-            loop = self._start()
-        elif self.on_loop_thread():
-            raise RuntimeError(
-                "a sync MaestroClient method was called from the client's own "
-                "event-loop thread (for example from a callback that the client "
-                "runs), which would deadlock; call the async client there instead"
-            )
-        return loop
-
-    def _start(self) -> asyncio.AbstractEventLoop:
+        state = self._state
+        if state is not None and not self._closed:
+            return state
         with self._lock:
             if self._closed:
                 raise ClientClosedError(
                     "the client is closed; create a new MaestroClient "
                     "(or use it inside 'with')"
                 )
-            if self._loop is not None:
-                return self._loop
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-            thread = threading.Thread(
-                target=_run_loop, args=(loop, ready), name=_THREAD_NAME, daemon=True
-            )
-            thread.start()
-            ready.wait()
-            self._thread = thread
-            self._thread_id = thread.ident
-            self._finalizer = weakref.finalize(
-                self, _stop_loop, loop, thread, self._generation
-            )
-            self._loop = loop
-            logger.debug("started the sync client's event loop thread")
-            return loop
+            if self._state is None:
+                self._state = self._start()
+            return self._state
+
+    def _start(self) -> _LoopState:
+        state = _LoopState(self._generation)
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=_serve, args=(state, ready), name=_THREAD_NAME, daemon=True
+        )
+        thread.start()
+        ready.wait()
+        state.thread = thread
+        self._finalizer = weakref.finalize(self, _stop_loop, state)
+        logger.debug("started the sync client's event loop")
+        return state
 
     def call(
         self,
@@ -297,83 +425,135 @@ class SyncRunner:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``await fn(*args, **kwargs)`` on the loop thread and return its result.
+        """Run ``await fn(*args, **kwargs)`` on the loop and return its result.
 
         The coroutine runs in a copy of the caller's context variables. A
-        `KeyboardInterrupt` in the waiting caller cancels the task, waits up to
-        two seconds for it to unwind, and is re-raised.
+        `KeyboardInterrupt` in the waiting caller cancels the task, waits for
+        it to unwind (up to two seconds when the call was handed off), and is
+        re-raised.
 
         Raises:
             ClientClosedError: When the runner is closed, in a forked child,
                 or when `close` cancels the call while it runs.
+            RuntimeError: When called from code that runs on the loop, where
+                blocking on the loop would deadlock.
         """
-        loop = self._loop
-        if (
-            loop is None
-            or self._closed
-            or self._generation != _fork_generation
-            or threading.get_ident() == self._thread_id
-        ):
-            loop = self.loop()
         request = _Call(fn, args, kwargs)
-        try:
-            loop.call_soon_threadsafe(request.start)
-        except RuntimeError:
-            raise ClientClosedError(
-                "the client was closed; create a new MaestroClient"
-            ) from None
-        result: T = self.wait(loop, request.outcome, request.cancel)
+        result: T = self.run(request.start, request.outcome, request.cancel)
         return result
 
-    def _schedule(
-        self, loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]
-    ) -> None:
+    def run(
+        self,
+        start: Callable[[], object],
+        outcome: _Outcome,
+        cancel: Callable[[], object],
+    ) -> Any:
+        """Run the loop until `outcome` is set, after `start` runs on it.
+
+        The calling thread runs the loop itself when it can, and otherwise
+        hands `start` to the thread that is running the loop or to the helper
+        thread. On Ctrl-C it runs `cancel` on the loop.
+        """
+        state = self._state
+        if state is None or self._closed or state.generation != _fork_generation:
+            state = self._ready()
+        ident = threading.get_ident()
+        if state.owner == ident:
+            raise RuntimeError(
+                "a sync MaestroClient method was called from code that runs on "
+                "the client's own event loop (for example from a callback that "
+                "the client runs), which would deadlock; call the async client "
+                "there instead"
+            )
+        if asyncio._get_running_loop() is None and state.drive.acquire(blocking=False):
+            state.owner = ident
+            try:
+                if state.stopping:
+                    raise ClientClosedError(
+                        "the client was closed; create a new MaestroClient"
+                    )
+                return self._run_here(state.loop, start, outcome, cancel)
+            finally:
+                state.owner = None
+                state.drive.release()
+                if state.handed_off:
+                    state.wake.set()
+        return self._hand_off(state, start, outcome, cancel)
+
+    @staticmethod
+    def _run_here(
+        loop: asyncio.AbstractEventLoop,
+        start: Callable[[], object],
+        outcome: _Outcome,
+        cancel: Callable[[], object],
+    ) -> Any:
+        # The caller holds the drive lock, so no other thread runs the loop.
+        outcome.on_finish = loop.stop
+        loop.call_soon(start)
+        interrupt: _Interrupt | None = None
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C cancels the call instead of raising inside the loop,
+            # unless the program installed a SIGINT handler of its own.
+            interrupt = _Interrupt(loop, cancel)
+            previous = _set_sigint(interrupt.handle)
+            if previous is not signal.default_int_handler:
+                _set_sigint(previous)
+                interrupt = None
         try:
-            loop.call_soon_threadsafe(callback)
+            while not outcome.finished:
+                loop.run_forever()
+        except KeyboardInterrupt:
+            # A second Ctrl-C, or one from a handler of the caller's own.
+            if not outcome.finished:
+                cancel()
+                _unwind(loop, outcome)
+            raise
+        finally:
+            if interrupt is not None:
+                _set_sigint(signal.default_int_handler)
+        if interrupt is not None and interrupt.count:
+            raise KeyboardInterrupt
+        return outcome.value()
+
+    def _hand_off(
+        self,
+        state: _LoopState,
+        start: Callable[[], object],
+        outcome: _Outcome,
+        cancel: Callable[[], object],
+    ) -> Any:
+        # Counted before it is scheduled, so that the thread that stops running
+        # the loop finds it in the count and wakes the helper thread.
+        outcome.on_finish = state.hand_off_done
+        with state.count_lock:
+            state.handed_off += 1
+        try:
+            state.loop.call_soon_threadsafe(start)
         except RuntimeError:
+            with state.count_lock:
+                state.handed_off -= 1
             raise ClientClosedError(
                 "the client was closed; create a new MaestroClient"
             ) from None
+        state.wake.set()
+        return self.wait(state, outcome, cancel)
 
-    def wait(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        outcome: _Outcome,
-        cancel: Callable[[], Any],
-    ) -> Any:
-        """Block until `outcome` is set; on Ctrl-C run `cancel` on the loop thread."""
+    @staticmethod
+    def wait(state: _LoopState, outcome: _Outcome, cancel: Callable[[], object]) -> Any:
+        """Block until `outcome` is set; on Ctrl-C run `cancel` on the loop."""
         done = outcome.done
+        thread = state.thread
         try:
             while not done.acquire(timeout=_WAIT_SLICE):
-                if self._thread is not None and not self._thread.is_alive():
+                if thread is not None and not thread.is_alive():
                     raise ClientClosedError(
                         "the client was closed while a call was in flight"
                     )
         except KeyboardInterrupt:
             if not outcome.finished:
-                self._cancel_after_interrupt(loop, outcome, cancel)
+                _cancel_after_interrupt(state.loop, outcome, cancel)
             raise
-        error = outcome.error
-        if error is not None:
-            outcome.error = None
-            raise error
-        return outcome.result
-
-    @staticmethod
-    def _cancel_after_interrupt(
-        loop: asyncio.AbstractEventLoop,
-        outcome: _Outcome,
-        cancel: Callable[[], Any],
-    ) -> None:
-        try:
-            loop.call_soon_threadsafe(cancel)
-        except RuntimeError:
-            return
-        if not outcome.done.acquire(timeout=_CANCEL_GRACE):
-            logger.warning(
-                "an interrupted call did not finish cancelling within %.0f s",
-                _CANCEL_GRACE,
-            )
+        return outcome.value()
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
         """Return the worker threads that run sync callbacks given to async APIs."""
@@ -390,10 +570,10 @@ class SyncRunner:
         return TaskDriver(self, contextvars.copy_context())
 
     def shutdown(self, aclose: Callable[[], Awaitable[Any]]) -> None:
-        """Await `aclose` on the loop, then stop the loop and join its thread.
+        """Await `aclose` on the loop, then close the loop and join its thread.
 
         Safe to call twice. In a forked child it only marks the runner closed,
-        because the loop thread of the parent does not exist there.
+        because the loop belongs to the parent.
         """
         if self._closed:
             return
@@ -406,13 +586,14 @@ class SyncRunner:
             self.close()
 
     def close(self) -> None:
-        """Stop the loop and join its thread; calls in flight are cancelled."""
+        """Close the loop and join its thread; calls in flight are cancelled."""
         if self.forked:
             self._closed = True
             return
         if self.on_loop_thread():
             raise RuntimeError(
-                "a sync MaestroClient cannot be closed from its own loop thread"
+                "a sync MaestroClient cannot be closed from code that runs on "
+                "its own event loop"
             )
         with self._lock:
             self._closed = True
@@ -421,8 +602,42 @@ class SyncRunner:
         if finalizer is not None:
             finalizer()
         if executor is not None:
-            # Workers blocked on the stopped loop give up within one wait slice.
+            # Workers blocked on the closed loop give up within one wait slice.
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _unwind(loop: asyncio.AbstractEventLoop, outcome: _Outcome) -> None:
+    """Run the loop until a cancelled call finishes, for at most the grace time."""
+    deadline = time.monotonic() + _CANCEL_GRACE
+    while not outcome.finished:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            logger.warning(
+                "an interrupted call did not finish cancelling within %.0f s",
+                _CANCEL_GRACE,
+            )
+            return
+        timer = loop.call_later(remaining, loop.stop)
+        try:
+            loop.run_forever()
+        finally:
+            timer.cancel()
+
+
+def _cancel_after_interrupt(
+    loop: asyncio.AbstractEventLoop,
+    outcome: _Outcome,
+    cancel: Callable[[], object],
+) -> None:
+    try:
+        loop.call_soon_threadsafe(cancel)
+    except RuntimeError:
+        return
+    if not outcome.done.acquire(timeout=_CANCEL_GRACE):
+        logger.warning(
+            "an interrupted call did not finish cancelling within %.0f s",
+            _CANCEL_GRACE,
+        )
 
 
 class TaskDriver:
@@ -430,8 +645,8 @@ class TaskDriver:
 
     Async context managers and async generators may hold task-bound state,
     such as anyio cancel scopes and task groups, across their suspension
-    points. So every step of one such object runs in the same task on the loop
-    thread, inside the context copied when the driver was made.
+    points. So every step of one such object runs in the same task on the
+    loop, inside the context copied when the driver was made.
     """
 
     def __init__(self, runner: SyncRunner, context: contextvars.Context) -> None:
@@ -440,21 +655,21 @@ class TaskDriver:
         self._queue: asyncio.Queue[_Step | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelled = False
 
     def step(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``await fn()`` in the driver's task and return its result."""
-        loop = self._runner.loop()
-        self._loop = loop
+        self._loop = self._runner.loop()
         request = _Step(fn)
-        self._runner._schedule(loop, functools.partial(self._submit, request))
-        result: T = self._runner.wait(loop, request.outcome, self._cancel)
+        submit = functools.partial(self._submit, request)
+        result: T = self._runner.run(submit, request.outcome, self._cancel)
         return result
 
     def finish(self, fn: Callable[[], Awaitable[Any]] | None = None) -> None:
         """Run the final step `fn` (if any), then end the driver's task.
 
-        Blocks for the final step when the caller can wait for it. From the
-        loop thread or after `close` it only schedules the step, and in a
+        Blocks for the final step when the caller can wait for it. From code
+        on the loop or after `close` it only schedules the step, and in a
         forked child it does nothing.
         """
         runner = self._runner
@@ -472,7 +687,7 @@ class TaskDriver:
             pass
 
     def _submit(self, request: _Step) -> None:
-        if self._task is not None and self._task.done():
+        if self._cancelled or (self._task is not None and self._task.done()):
             request.outcome.set_error(
                 ClientClosedError("the stream was interrupted and cannot continue")
             )
@@ -490,6 +705,7 @@ class TaskDriver:
         self._queue.put_nowait(None)
 
     def _cancel(self) -> None:
+        self._cancelled = True
         if self._task is not None:
             self._task.cancel()
 
