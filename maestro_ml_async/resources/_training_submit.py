@@ -17,7 +17,7 @@ from .._exceptions import (
     ValidationException,
 )
 from .._validation import check_kubernetes_name
-from ._training_kinds import FRAMEWORKS, KINDS, kind_for_framework
+from ._training_kinds import FRAMEWORKS, KINDS, JobKind, kind_for_framework
 from ._training_quantities import check_resources
 from ._training_specs import (
     CodeBundle,
@@ -261,6 +261,7 @@ async def create_job_objects(
             await _delete_quietly(transport, job_path)
             await _delete_quietly(transport, configmap_path)
             raise
+    await _settle_name_race(transport, request, created, configmap_path)
     return created
 
 
@@ -269,11 +270,18 @@ async def _check_name_free(transport: ClusterTransport, request: JobRequest) -> 
 
     get_job, wait_for_job and delete_job find a job by name alone, so two kinds
     with one name would make them act on whichever is found first. A job of
-    the same kind is left to the API server, which returns 409.
-
-    NOTE: two concurrent submits of different kinds with one name can both
-    pass this check, because it is a read before the create.
+    the same kind is left to the API server, which returns 409. Two concurrent
+    submits can both pass this read, so `_settle_name_race` checks again after
+    the create.
     """
+    for kind, _ in await _jobs_of_other_kinds(transport, request):
+        raise _name_taken(kind, request)
+
+
+async def _jobs_of_other_kinds(
+    transport: ClusterTransport, request: JobRequest
+) -> list[tuple[JobKind, dict[str, Any]]]:
+    """Return the jobs of other kinds that have the request's name."""
     others = [kind for kind in KINDS.values() if kind.kind != request.kind.kind]
     results = await asyncio.gather(
         *(
@@ -284,6 +292,7 @@ async def _check_name_free(transport: ClusterTransport, request: JobRequest) -> 
         ),
         return_exceptions=True,
     )
+    found: list[tuple[JobKind, dict[str, Any]]] = []
     for kind, result in zip(others, results, strict=True):
         if isinstance(result, KubernetesNotFoundException):
             continue
@@ -294,12 +303,65 @@ async def _check_name_free(transport: ClusterTransport, request: JobRequest) -> 
             continue
         if isinstance(result, BaseException):
             raise result
-        raise KubernetesConflictException(
-            f"a {kind.kind} named {request.name!r} already exists in namespace "
-            f"{request.namespace!r}; training jobs are looked up by name, so "
-            "choose another name or delete that job first",
-            reason="AlreadyExists",
+        found.append((kind, result))
+    return found
+
+
+async def _settle_name_race(
+    transport: ClusterTransport,
+    request: JobRequest,
+    created: dict[str, Any],
+    configmap_path: str | None,
+) -> None:
+    """Delete the new job again when a job of another kind took its name first.
+
+    Runs after the create, so of two racing submits the later one finds the
+    earlier job here. The new job is deleted when the other job's
+    creationTimestamp is older than its own or equal to it. The timestamps
+    have a resolution of one second, so two submits in the same second can
+    both be deleted, but two submits of this client never both keep a job.
+    """
+    from .._transport._kube import resource_path
+
+    mine = _creation_time(created)
+    for kind, other in await _jobs_of_other_kinds(transport, request):
+        theirs = _creation_time(other)
+        if mine is not None and theirs is not None and theirs > mine:
+            # The other job was created later, so its own check deletes it.
+            continue
+        logger.info(
+            "deleting %s %s again: a %s of that name was created first",
+            request.kind.kind,
+            request.name,
+            kind.kind,
         )
+        job_path = resource_path(
+            request.kind.group,
+            request.kind.version,
+            request.kind.plural,
+            request.namespace,
+            request.name,
+        )
+        await _delete_quietly(transport, job_path)
+        if configmap_path is not None:
+            await _delete_quietly(transport, configmap_path)
+        raise _name_taken(kind, request)
+
+
+def _creation_time(obj: dict[str, Any]) -> str | None:
+    # RFC 3339 timestamps in UTC with a fixed layout ("2026-12-04T01:02:03Z"),
+    # as the API server writes them, sort as strings.
+    value = (obj.get("metadata") or {}).get("creationTimestamp")
+    return value if isinstance(value, str) and value else None
+
+
+def _name_taken(kind: JobKind, request: JobRequest) -> KubernetesConflictException:
+    return KubernetesConflictException(
+        f"a {kind.kind} named {request.name!r} already exists in namespace "
+        f"{request.namespace!r}; training jobs are looked up by name, so "
+        "choose another name or delete that job first",
+        reason="AlreadyExists",
+    )
 
 
 async def _delete_quietly(transport: ClusterTransport, path: str) -> None:
