@@ -1,7 +1,8 @@
 """Shared fixtures: one real MLflow server per test session.
 
-`.ci/run` starts the server and passes its URL in ``MAESTRO_TEST_MLFLOW_URI``;
-without it, the session starts its own server in a temporary folder.
+`.ci/run` starts the server and passes its URL in ``MAESTRO_TEST_MLFLOW_URI``
+and its artifact folder in ``MAESTRO_TEST_MLFLOW_ARTIFACTS``. Without them, the
+session starts its own server in a temporary folder.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,8 @@ from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.testing.mlflow_server import LocalMlflowServer
 
 MLFLOW_ENV = "MAESTRO_TEST_MLFLOW_URI"
+# The folder where that server stores artifacts (its --artifacts-destination).
+ARTIFACTS_ENV = "MAESTRO_TEST_MLFLOW_ARTIFACTS"
 
 # Settings from the developer's own environment must not leak into tests.
 for _name in list(os.environ):
@@ -24,14 +28,21 @@ for _name in list(os.environ):
 
 
 @pytest.fixture(scope="session")
-def mlflow_server_url() -> Iterator[str]:
-    """URL of the session's real MLflow server (artifact serving on)."""
+def mlflow_session() -> Iterator[tuple[str, Path | None]]:
+    """URL of the session's real MLflow server, and its artifact folder if known."""
     url = os.environ.get(MLFLOW_ENV)
     if url:
-        yield url.rstrip("/")
+        artifacts = os.environ.get(ARTIFACTS_ENV)
+        yield url.rstrip("/"), Path(artifacts) if artifacts else None
         return
     with LocalMlflowServer() as server:
-        yield server.url
+        yield server.url, server.root / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_url(mlflow_session: tuple[str, Path | None]) -> str:
+    """URL of the session's real MLflow server (artifact serving on)."""
+    return mlflow_session[0]
 
 
 @pytest.fixture

@@ -1,14 +1,22 @@
-"""The end-to-end demo on the local platform: MLflow server plus fake cluster."""
+"""The end-to-end demo, on the local platform and on a configured one."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from maestro_ml_async.demo import DEFAULT_SCRIPT, run_demo
+from maestro_ml_async.demo._platform import ARTIFACT_CLAIM
 
 
 @pytest.mark.timeout(420)
@@ -66,3 +74,98 @@ def test_demo_failed_step_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     errors = [line for line in text.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "step 2" in errors[0]
+
+
+def start_fake_cluster(
+    kubeconfig: Path, artifacts: Path
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start the fake cluster as a process of its own, as a real cluster would be."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maestro_ml_async.testing",
+            "--local-runner",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--pvc-root",
+            f"{ARTIFACT_CLAIM}={artifacts}",
+            "--tick",
+            "0.02",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stdout = process.stdout
+    assert stdout is not None
+    found: dict[str, str] = {}
+    printed_all = threading.Event()
+
+    def read_address() -> None:
+        # The process prints kubeconfig=, context= and server= lines, in order.
+        for line in stdout:
+            key, _, value = line.strip().partition("=")
+            found[key] = value
+            if key == "server":
+                break
+        printed_all.set()
+
+    threading.Thread(target=read_address, daemon=True).start()
+    printed_all.wait(60)
+    if "server" not in found:
+        stop_process_group(process)
+        raise AssertionError(f"the fake cluster printed no address: {found}")
+    return process, found
+
+
+def stop_process_group(process: subprocess.Popen[str]) -> None:
+    # The cluster's local runner starts model servers in the same group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(15)
+
+
+@pytest.mark.timeout(420)
+def test_demo_on_configured_platform(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mlflow_session: tuple[str, Path | None],
+) -> None:
+    # With an MLflow URI and a kubeconfig set, the demo starts nothing of its
+    # own: it uses the session's MLflow server and a cluster in another process.
+    url, artifacts = mlflow_session
+    if artifacts is None:
+        pytest.skip("the session's MLflow artifact folder is unknown")
+    process, cluster = start_fake_cluster(tmp_path / "kubeconfig", artifacts)
+
+    try:
+        monkeypatch.setenv("MAESTRO_ML_MLFLOW_URI", url)
+        monkeypatch.setenv("MAESTRO_ML_KUBE_CONFIG_PATH", cluster["kubeconfig"])
+        monkeypatch.setenv("MAESTRO_ML_KUBE_CONTEXT", cluster["context"])
+        monkeypatch.setenv("MAESTRO_ML_NAMESPACE", "ml-platform")
+        storage_map = {"mlflow-artifacts:/": f"pvc://{ARTIFACT_CLAIM}/"}
+        monkeypatch.setenv("MAESTRO_ML_STORAGE_URI_MAP", json.dumps(storage_map))
+        output = io.StringIO()
+        console = Console(file=output, width=120, force_terminal=False)
+        code = run_demo(
+            root=tmp_path / "local",
+            step_timeout=240,
+            epochs=3,
+            epoch_delay=0.05,
+            console=console,
+        )
+    finally:
+        stop_process_group(process)
+    text = output.getvalue()
+    assert code == 0, text[-3000:]
+    assert f"MLflow at {url}" in text
+    assert "alias champion" in text
+    assert "prediction for one sample" in text
+    assert "val_accuracy=" in text
+    # No local MLflow server was started.
+    assert not (tmp_path / "local" / "mlflow").exists()

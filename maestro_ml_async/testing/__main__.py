@@ -1,8 +1,9 @@
 """Run the fake cluster as a standalone process until SIGINT or SIGTERM.
 
 ``python -m maestro_ml_async.testing [--tls] [--port N] [--local-runner]
-[--kubeconfig PATH]`` prints the kubeconfig path and context on stdout, one
-``key=value`` per line, so scripts and ``kubectl`` can use it.
+[--kubeconfig PATH] [--pvc-root CLAIM=PATH]`` prints the kubeconfig path and
+context on stdout, one ``key=value`` per line, so scripts and ``kubectl`` can
+use it.
 """
 
 from __future__ import annotations
@@ -44,9 +45,26 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="namespace to create at start (repeatable; default: ml-platform)",
     )
+    parser.add_argument(
+        "--pvc-root",
+        action="append",
+        default=None,
+        metavar="CLAIM=PATH",
+        help=(
+            "back the PersistentVolumeClaim CLAIM with the local folder PATH, "
+            "for model servers that the local runner starts (repeatable)"
+        ),
+    )
     parser.add_argument("--tick", type=float, default=0.05, help="controller step, s")
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.pvc_roots = {}
+    for value in args.pvc_root or []:
+        claim, sep, path = value.partition("=")
+        if not sep or not claim or not path:
+            parser.error(f"invalid --pvc-root {value!r}: expected CLAIM=PATH")
+        args.pvc_roots[claim] = path
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -62,6 +80,7 @@ async def _serve(args: argparse.Namespace) -> None:
         kubeconfig_path=args.kubeconfig,
         namespaces=namespaces,
         tick=args.tick,
+        pvc_roots=args.pvc_roots,
     )
     async with cluster:
         sys.stdout.write(f"kubeconfig={cluster.kubeconfig_path}\n")
