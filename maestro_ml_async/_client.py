@@ -51,6 +51,10 @@ class AsyncMaestroClient:
     Args:
         config: A complete configuration; when None, it is read from the
             environment and `env_file`.
+        requests_per_connection: Average number of requests per HTTP
+            connection before the SDK asks the server to close it (see
+            `Config`). 0 switches this off, while None keeps the configured
+            value, as for every setting here.
         env_file: A `.env` file read when `config` is None.
         http_transport: An httpx transport to send requests through (for
             example ``httpx.MockTransport`` in tests).
@@ -71,6 +75,7 @@ class AsyncMaestroClient:
         verify_ssl: bool | None = None,
         max_retries: int | None = None,
         max_concurrency: int | None = None,
+        requests_per_connection: int | None = None,
         env_file: str | Path | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -86,6 +91,7 @@ class AsyncMaestroClient:
             "verify_ssl": verify_ssl,
             "max_retries": max_retries,
             "max_concurrency": max_concurrency,
+            "requests_per_connection": requests_per_connection,
         }
         overrides = {key: value for key, value in explicit.items() if value is not None}
         if config is None:

@@ -37,6 +37,10 @@ __all__ = ["ENV_PREFIX", "MLFLOW_FALLBACKS", "Config"]
 
 ENV_PREFIX = "MAESTRO_ML_"
 
+# Picked from runs of benchmarks/mlflow_bulk.py, recorded in docs/benchmarks.md.
+# Every new connection costs a TCP (and TLS) handshake, so lower values cost more.
+DEFAULT_REQUESTS_PER_CONNECTION = 20
+
 # MLflow's own variables, used when the MAESTRO_ML_* twin is unset. The insecure
 # TLS flag is inverted on the way in because our field is `verify_ssl`.
 MLFLOW_FALLBACKS: dict[str, str] = {
@@ -225,6 +229,17 @@ class Config(BaseSettings):
         le=1024,
         description="Requests in flight at once; the connection pool matches it.",
     )
+    requests_per_connection: int | None = Field(
+        default=DEFAULT_REQUESTS_PER_CONNECTION,
+        ge=0,
+        description=(
+            "Average number of requests one HTTP connection serves before the SDK "
+            "sends 'Connection: close' on it, so that new connections spread over "
+            "the server's workers or replicas. The SDK marks one request in this "
+            "many across the whole pool, so each busy connection closes after "
+            "about this many requests. 0 or None switches this off."
+        ),
+    )
     experiment_name: str | None = Field(
         default=None, description="Experiment passed to training jobs."
     )
@@ -289,6 +304,18 @@ class Config(BaseSettings):
     def _check_finite(cls, value: float) -> float:
         if not math.isfinite(value):
             raise ValueError("must be a finite number of seconds")
+        return value
+
+    @field_validator("requests_per_connection", mode="before")
+    @classmethod
+    def _reject_bool(cls, value: Any) -> Any:
+        # pydantic's lax mode would read True as 1, which would close the
+        # connection after every request.
+        if isinstance(value, bool):
+            raise ValueError(
+                "must be a whole number of requests, not true or false "
+                "(0 switches connection recycling off)"
+            )
         return value
 
     @field_validator("mlflow_uri", "mlflow_registry_uri", "api_url")

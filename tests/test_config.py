@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from maestro_ml_async import (
@@ -369,3 +370,72 @@ def test_non_finite_durations_rejected(
 
     with pytest.raises(ConfigurationException, match="MAESTRO_ML_REQUEST_TIMEOUT"):
         Config.from_env()
+
+
+def test_requests_per_connection_default() -> None:
+    assert Config.from_env().requests_per_connection == 20
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("7", 7), ("1", 1), ("0", 0)])
+def test_requests_per_connection_from_env(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: int
+) -> None:
+    monkeypatch.setenv("MAESTRO_ML_REQUESTS_PER_CONNECTION", raw)
+
+    assert Config.from_env().requests_per_connection == expected
+
+
+def test_requests_per_connection_none_allowed() -> None:
+    assert Config(requests_per_connection=None).requests_per_connection is None
+
+
+@pytest.mark.parametrize("raw", ["-1", "many", "2.5", "true", "10 requests"])
+def test_invalid_requests_per_connection_env(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("MAESTRO_ML_REQUESTS_PER_CONNECTION", raw)
+
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env()
+
+    assert "MAESTRO_ML_REQUESTS_PER_CONNECTION" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [-5, True, False, 2.5, "often"])
+def test_invalid_requests_per_connection_argument(value: object) -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env(requests_per_connection=value)
+
+    assert "argument requests_per_connection=" in str(caught.value)
+
+
+def test_client_rejects_bad_requests_per_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAESTRO_ML_REQUESTS_PER_CONNECTION", "-3")
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    with pytest.raises(ConfigurationException, match="REQUESTS_PER_CONNECTION"):
+        AsyncMaestroClient(
+            mlflow_uri="http://127.0.0.1:43", http_transport=httpx.MockTransport(record)
+        )
+
+    assert sent == []
+
+
+async def test_client_overrides_requests_per_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAESTRO_ML_REQUESTS_PER_CONNECTION", "5")
+    config = Config(mlflow_uri="http://127.0.0.1:44", requests_per_connection=9)
+
+    async with AsyncMaestroClient(requests_per_connection=0) as from_env:
+        assert from_env.config.requests_per_connection == 0
+    async with AsyncMaestroClient(config=config, requests_per_connection=3) as merged:
+        assert merged.config.requests_per_connection == 3
+    async with AsyncMaestroClient(config=config) as plain:
+        assert plain.config.requests_per_connection == 9

@@ -123,6 +123,10 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
     Args:
         config: A complete configuration; when None, it is read from the
             environment and `env_file`.
+        requests_per_connection: Average number of requests per HTTP
+            connection before the SDK asks the server to close it (see
+            `Config`). 0 switches this off, while None keeps the configured
+            value, as for every setting here.
         env_file: A `.env` file read when `config` is None.
         http_transport: An httpx transport to send requests through (for
             example ``httpx.MockTransport`` in tests).
@@ -145,6 +149,7 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
         verify_ssl: bool | None = None,
         max_retries: int | None = None,
         max_concurrency: int | None = None,
+        requests_per_connection: int | None = None,
         env_file: str | Path | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -163,6 +168,7 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
                 verify_ssl=verify_ssl,
                 max_retries=max_retries,
                 max_concurrency=max_concurrency,
+                requests_per_connection=requests_per_connection,
                 env_file=env_file,
                 http_transport=http_transport,
             ),

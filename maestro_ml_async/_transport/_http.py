@@ -52,6 +52,10 @@ API_PREFIX = "/api/2.0/mlflow"
 # sooner avoids reusing a connection just as the server closes it.
 _KEEPALIVE_EXPIRY = 4.0
 
+# After a request with this header, httpcore 1.0 (through h11) closes the
+# connection once the response is read, and HTTP/1.1 servers close their side.
+_CONNECTION_CLOSE = {"Connection": "close"}
+
 
 class ResponseBody(dict[str, Any]):
     """A JSON response object whose missing top-level keys raise `MLflowException`.
@@ -224,6 +228,14 @@ class MlflowTransport:
         self._closed = False
         self._log_level = logging.INFO if config.verbose else logging.DEBUG
         self._limiter = asyncio.Semaphore(config.max_concurrency)
+        # Countdown to the next request that gets "Connection: close". The
+        # transport cannot tell which pooled connection a request will use, so
+        # it marks one request in `requests_per_connection` across the pool.
+        # With C connections busy, each then closes after about that many
+        # requests on average. Switched off, the countdown starts at 0 and
+        # only goes negative, so it never reaches 0 again.
+        self._requests_per_connection = config.requests_per_connection or 0
+        self._requests_until_close = self._requests_per_connection
 
     def close(self) -> None:
         """Mark the transport closed; later requests raise `ClientClosedError`."""
@@ -430,6 +442,9 @@ class MlflowTransport:
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         self.check_open()
+        self._requests_until_close -= 1
+        if self._requests_until_close == 0:
+            headers = self._mark_connection_close(headers)
         kwargs: dict[str, Any] = {"headers": headers}
         if method == "GET":
             kwargs["params"] = _query_params(params)
@@ -454,6 +469,15 @@ class MlflowTransport:
             raise RetryableStatus(response)
         return response
 
+    def _mark_connection_close(
+        self, headers: Mapping[str, str] | None
+    ) -> Mapping[str, str]:
+        """Restart the countdown and add ``Connection: close`` to `headers`."""
+        self._requests_until_close = self._requests_per_connection
+        if not headers:
+            return _CONNECTION_CLOSE
+        return {**headers, **_CONNECTION_CLOSE}
+
     @asynccontextmanager
     async def stream(
         self,
@@ -473,7 +497,13 @@ class MlflowTransport:
         attempt = 0
         while True:
             attempt += 1
-            request = self.http.build_request(method, url, params=_query_params(params))
+            self._requests_until_close -= 1
+            headers = None
+            if self._requests_until_close == 0:
+                headers = self._mark_connection_close(None)
+            request = self.http.build_request(
+                method, url, params=_query_params(params), headers=headers
+            )
             try:
                 async with self._limiter:
                     response = await self.http.send(request, stream=True)
