@@ -122,6 +122,61 @@ STREAM_CHILD = textwrap.dedent(
 )
 
 
+# The child calls the sync API from a coroutine under `asyncio.run`, so the
+# call is handed off, and raises SIGINT while it waits. On Python 3.11+
+# `asyncio.run` handles that SIGINT by cancelling its main task.
+ASYNCIO_RUN_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, os, signal, threading, time
+    from maestro_ml_async._sync._runtime import SyncRunner
+
+    started = threading.Event()
+    cancelled = threading.Event()
+
+    async def slow():
+        started.set()
+        try:
+            await asyncio.sleep(20)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def interrupt():
+        started.wait(10)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    runner = SyncRunner()
+
+    async def main():
+        runner.call(slow)
+
+    started_at = time.monotonic()
+    outcome = "returned"
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        outcome = "KeyboardInterrupt"
+    elapsed = time.monotonic() - started_at
+
+    async def echo():
+        return "still works"
+
+    after = runner.call(echo)
+    restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    runner.close()
+    print(json.dumps({
+        "outcome": outcome,
+        "elapsed": elapsed,
+        "cancelled": cancelled.is_set(),
+        "after": after,
+        "handler_restored": restored,
+    }))
+    """
+)
+
+
 def run_child(code: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_ML_")}
     done = subprocess.run(
@@ -161,3 +216,16 @@ def test_ctrl_c_during_iteration_closes_stream() -> None:
     # The generator is finished after the interrupt, like a sync generator
     # that raised.
     assert result["after"] == "StopIteration"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_under_asyncio_run() -> None:
+    result = run_child(ASYNCIO_RUN_CHILD)
+    assert result["outcome"] == "KeyboardInterrupt"
+    # The call would take 20 s. The waiting caller notices the cancellation
+    # of its task within one wait slice of 0.1 s.
+    assert isinstance(result["elapsed"], float)
+    assert result["elapsed"] < 5.0
+    assert result["cancelled"]
+    assert result["after"] == "still works"
+    assert result["handler_restored"]

@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -192,8 +193,16 @@ class _Call:
     def cancel(self) -> None:
         """Cancel the task, or its start if it has not started (runs on the loop)."""
         self.cancelled = True
-        if self.task is not None:
-            self.task.cancel()
+        task = self.task
+        if task is None or not task.cancel():
+            return
+        coro = task.get_coro()
+        if inspect.iscoroutine(coro) and (
+            inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+        ):
+            # A task cancelled before its first step never enters `_run`, so
+            # nothing else would set the outcome that the caller waits for.
+            self.outcome.set_error(_cancelled_error())
 
 
 def _cancelled_error() -> ClientClosedError:
@@ -271,7 +280,7 @@ def _serve(state: _LoopState, ready: threading.Event) -> None:
             state.owner = ident
             try:
                 while state.handed_off > 0 and not state.stopping:
-                    state.loop.run_forever()
+                    _run_until_stopped(state.loop)
                 if state.stopping:
                     state.closing = True
                     _close_loop(state.loop)
@@ -280,27 +289,63 @@ def _serve(state: _LoopState, ready: threading.Event) -> None:
                 state.owner = None
 
 
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the loop for handed-off calls until something stops it.
+
+    `KeyboardInterrupt` and `SystemExit` raised by a task (one that a call
+    started in the background, say) propagate out of ``run_forever``. Ending
+    the helper thread there would strand every handed-off caller with a
+    false "closed" error, so they are logged and the loop keeps running.
+    """
+    try:
+        loop.run_forever()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        logger.exception(
+            "a task on the sync client's event loop raised %s, and the helper "
+            "thread keeps running the loop for the calls handed to it",
+            type(exc).__name__,
+        )
+
+
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     try:
         _cancel_remaining(loop)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
+        _run_until_done(loop, loop.shutdown_asyncgens())
+        _run_until_done(loop, loop.shutdown_default_executor())
     finally:
         loop.close()
 
 
+def _run_until_done(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+    """Run the loop until `awaitable` is done, like ``run_until_complete``.
+
+    A call that finishes during the shutdown stops the loop to wake its
+    caller, which makes ``run_until_complete`` raise. This runs the loop
+    again after each such stop.
+    """
+    future = asyncio.ensure_future(awaitable, loop=loop)
+    future.add_done_callback(lambda _: loop.stop())
+    while not future.done():
+        loop.run_forever()
+    return future.result()
+
+
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = asyncio.all_tasks(loop)
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning(
-                "a task failed while the sync client shut down: %r", task.exception()
-            )
+    # Repeated because a call that a caller scheduled just before `close`, or
+    # the cleanup of a cancelled task, may start new tasks.
+    while True:
+        tasks = asyncio.all_tasks(loop)
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        _run_until_done(loop, asyncio.gather(*tasks, return_exceptions=True))
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning(
+                    "a task failed while the sync client shut down: %r",
+                    task.exception(),
+                )
 
 
 def _cancel_all(state: _LoopState) -> None:
@@ -360,6 +405,8 @@ class SyncRunner:
         self._generation = _fork_generation
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # The executor's threads, so that `close` can tell when a worker calls it.
+        self._worker_threads: list[threading.Thread] = []
 
     @property
     def closed(self) -> bool:
@@ -437,6 +484,9 @@ class SyncRunner:
                 or when `close` cancels the call while it runs.
             RuntimeError: When called from code that runs on the loop, where
                 blocking on the loop would deadlock.
+            asyncio.CancelledError: In a thread that runs an event loop, when
+                the task that waits here is cancelled (``asyncio.run`` does
+                that on Ctrl-C). The call is cancelled first.
         """
         request = _Call(fn, args, kwargs)
         result: T = self.run(request.start, request.outcome, request.cancel)
@@ -472,7 +522,7 @@ class SyncRunner:
                     raise ClientClosedError(
                         "the client was closed; create a new MaestroClient"
                     )
-                return self._run_here(state.loop, start, outcome, cancel)
+                return self._run_here(state, start, outcome, cancel)
             finally:
                 state.owner = None
                 state.drive.release()
@@ -482,12 +532,13 @@ class SyncRunner:
 
     @staticmethod
     def _run_here(
-        loop: asyncio.AbstractEventLoop,
+        state: _LoopState,
         start: Callable[[], object],
         outcome: _Outcome,
         cancel: Callable[[], object],
     ) -> Any:
         # The caller holds the drive lock, so no other thread runs the loop.
+        loop = state.loop
         outcome.on_finish = loop.stop
         loop.call_soon(start)
         interrupt: _Interrupt | None = None
@@ -499,9 +550,17 @@ class SyncRunner:
             if previous is not signal.default_int_handler:
                 _set_sigint(previous)
                 interrupt = None
+        cancelled_by_close = False
         try:
             while not outcome.finished:
                 loop.run_forever()
+                if state.stopping and not cancelled_by_close:
+                    # `close` cancels the tasks that exist when its callback
+                    # runs, and stops the loop. A call whose `start` was
+                    # scheduled after that callback is cancelled here.
+                    cancelled_by_close = True
+                    if not outcome.finished:
+                        cancel()
         except KeyboardInterrupt:
             # A second Ctrl-C, or one from a handler of the caller's own.
             if not outcome.finished:
@@ -540,28 +599,59 @@ class SyncRunner:
 
     @staticmethod
     def wait(state: _LoopState, outcome: _Outcome, cancel: Callable[[], object]) -> Any:
-        """Block until `outcome` is set; on Ctrl-C run `cancel` on the loop."""
+        """Block until `outcome` is set; on Ctrl-C run `cancel` on the loop.
+
+        Raises:
+            asyncio.CancelledError: When the caller's thread runs an event loop
+                and the task blocked here is cancelled, after cancelling the
+                call as for Ctrl-C.
+        """
         done = outcome.done
         thread = state.thread
+        caller = _current_task()
+        cancel_requests = _cancel_requests(caller)
+        caller_cancelled = False
         try:
             while not done.acquire(timeout=_WAIT_SLICE):
                 if thread is not None and not thread.is_alive():
                     raise ClientClosedError(
                         "the client was closed while a call was in flight"
                     )
+                if caller is not None and _cancel_requests(caller) > cancel_requests:
+                    caller_cancelled = True
+                    break
         except KeyboardInterrupt:
             if not outcome.finished:
                 _cancel_after_interrupt(state.loop, outcome, cancel)
             raise
+        if caller_cancelled:
+            # The caller's loop is blocked here, so only a signal handler can
+            # have cancelled its task. The SIGINT handler of `asyncio.run`
+            # (Python 3.11+) does that on Ctrl-C instead of raising
+            # KeyboardInterrupt, and raises it on a second Ctrl-C.
+            if not outcome.finished:
+                _cancel_after_interrupt(state.loop, outcome, cancel)
+            raise asyncio.CancelledError
         return outcome.value()
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        """Return the worker threads that run sync callbacks given to async APIs."""
+        """Return the worker threads that run sync callbacks given to async APIs.
+
+        Raises:
+            ClientClosedError: After `close`, which has shut the workers down.
+                A new executor would leave threads behind.
+        """
         with self._lock:
+            if self._closed:
+                raise ClientClosedError(
+                    "the client was closed; create a new MaestroClient"
+                )
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     max_workers=_MAX_WORKER_THREADS,
                     thread_name_prefix="maestro-ml-sync-worker",
+                    initializer=_record_worker,
+                    initargs=(self._worker_threads,),
                 )
             return self._executor
 
@@ -602,8 +692,50 @@ class SyncRunner:
         if finalizer is not None:
             finalizer()
         if executor is not None:
-            # Workers blocked on the closed loop give up within one wait slice.
-            executor.shutdown(wait=True, cancel_futures=True)
+            _shut_down_workers(executor, self._worker_threads)
+
+
+def _record_worker(threads: list[threading.Thread]) -> None:
+    threads.append(threading.current_thread())
+
+
+def _shut_down_workers(
+    executor: concurrent.futures.ThreadPoolExecutor,
+    threads: list[threading.Thread],
+) -> None:
+    """Shut the executor down and join its threads, except the calling one.
+
+    Workers blocked on the closed loop give up within one wait slice. A
+    callback that runs in a worker and closes the client cannot join its own
+    thread, which ends when the callback returns.
+    """
+    current = threading.current_thread()
+    if current not in threads:
+        executor.shutdown(wait=True, cancel_futures=True)
+        return
+    executor.shutdown(wait=False, cancel_futures=True)
+    for thread in threads:
+        if thread is not current:
+            thread.join()
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    """Return the task running in this thread's event loop, if there is one."""
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return None
+    return asyncio.current_task(loop)
+
+
+def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
+    # NOTE: Task.cancelling() is new in Python 3.11. On 3.10 this returns 0,
+    # so a cancelled caller is not noticed, but there `asyncio.run` installs
+    # no SIGINT handler, and Ctrl-C raises KeyboardInterrupt in `wait`.
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is None:
+        return 0
+    count: int = cancelling()
+    return count
 
 
 def _unwind(loop: asyncio.AbstractEventLoop, outcome: _Outcome) -> None:
@@ -651,18 +783,15 @@ class TaskDriver:
 
     def __init__(self, runner: SyncRunner, context: contextvars.Context) -> None:
         self._runner = runner
-        self._context = context
-        self._queue: asyncio.Queue[_Step | None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._steps = _StepTask(context)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cancelled = False
 
     def step(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``await fn()`` in the driver's task and return its result."""
         self._loop = self._runner.loop()
         request = _Step(fn)
-        submit = functools.partial(self._submit, request)
-        result: T = self._runner.run(submit, request.outcome, self._cancel)
+        submit = functools.partial(self._steps.submit, request)
+        result: T = self._runner.run(submit, request.outcome, self._steps.cancel)
         return result
 
     def finish(self, fn: Callable[[], Awaitable[Any]] | None = None) -> None:
@@ -682,11 +811,26 @@ class TaskDriver:
                 pass
             fn = None
         try:
-            self._loop.call_soon_threadsafe(self._submit_final, fn)
+            self._loop.call_soon_threadsafe(self._steps.submit_final, fn)
         except RuntimeError:
             pass
 
-    def _submit(self, request: _Step) -> None:
+
+class _StepTask:
+    """The task behind a `TaskDriver`, and the queue of steps it runs.
+
+    Its callbacks may wait on the loop until the next call, because no thread
+    runs the loop between calls. So it keeps no reference to the runner,
+    which a waiting callback would keep from being garbage-collected.
+    """
+
+    def __init__(self, context: contextvars.Context) -> None:
+        self._context = context
+        self._queue: asyncio.Queue[_Step | None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cancelled = False
+
+    def submit(self, request: _Step) -> None:
         if self._cancelled or (self._task is not None and self._task.done()):
             request.outcome.set_error(
                 ClientClosedError("the stream was interrupted and cannot continue")
@@ -695,16 +839,26 @@ class TaskDriver:
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._task = self._context.run(asyncio.ensure_future, self._drive())
+            self._task.add_done_callback(self._fail_waiting)
         self._queue.put_nowait(request)
 
-    def _submit_final(self, fn: Callable[[], Awaitable[Any]] | None) -> None:
+    def _fail_waiting(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before it took a step from the queue, or before
+        # its first step at all, leaves that step's caller waiting.
+        assert self._queue is not None
+        while not self._queue.empty():
+            request = self._queue.get_nowait()
+            if request is not None and not request.outcome.finished:
+                request.outcome.set_error(_cancelled_error())
+
+    def submit_final(self, fn: Callable[[], Awaitable[Any]] | None) -> None:
         if self._queue is None or self._task is None or self._task.done():
             return
         if fn is not None:
             self._queue.put_nowait(_Step(fn))
         self._queue.put_nowait(None)
 
-    def _cancel(self) -> None:
+    def cancel(self) -> None:
         self._cancelled = True
         if self._task is not None:
             self._task.cancel()
@@ -720,7 +874,10 @@ class TaskDriver:
             except asyncio.CancelledError:
                 request.outcome.set_error(_cancelled_error())
                 raise
-            except Exception as exc:
+            except BaseException as exc:
+                # KeyboardInterrupt and SystemExit go to the caller too. Raised
+                # out of the task, they would reach whichever thread runs the
+                # loop, and the caller would wait for this outcome forever.
                 request.outcome.set_error(exc)
             else:
                 request.outcome.set_result(result)
