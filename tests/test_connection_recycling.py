@@ -8,7 +8,9 @@ accepts, which shows that the client really opens new connections.
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,3 +211,32 @@ async def test_server_sees_new_connections(
 
     assert server.requests == 40
     assert server.connections == expected_connections
+
+
+class ImportRecorder(importlib.abc.MetaPathFinder):
+    """Records every module lookup that misses `sys.modules`."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        self.names.append(fullname)
+        return None
+
+
+async def test_pooled_requests_look_up_no_module() -> None:
+    # httpcore imports sniffio on every pooled request. When that package is
+    # missing, each import fails and scans every sys.path entry again, which
+    # is why the SDK depends on it.
+    async with CountingServer(honor_close=True) as server:
+        async with AsyncMaestroClient(mlflow_uri=server.url) as client:
+            await client.models.get("m")
+            recorder = ImportRecorder()
+            sys.meta_path.insert(0, recorder)
+            try:
+                for _ in range(5):
+                    await client.models.get("m")
+            finally:
+                sys.meta_path.remove(recorder)
+    assert server.requests == 6
+    assert recorder.names == []
