@@ -156,24 +156,29 @@ class _Call:
 
     def start(self) -> None:
         """Create the task inside the caller's context (runs on the loop)."""
+        self.start_on(asyncio.get_running_loop())
+
+    def start_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Create the task on `loop`, which need not be running yet.
+
+        A thread that is about to run the loop itself calls this directly, so
+        the task's first step runs in the loop's first iteration.
+        """
         if self.cancelled:
             self.outcome.set_error(_cancelled_error())
             return
         try:
-            if _EAGER_TASKS:
+            if _EAGER_TASKS and loop.is_running():
                 # The first step runs now, inside this callback, so a call that
                 # never waits finishes without another loop iteration.
                 self.task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                    self._run(),
-                    loop=asyncio.get_running_loop(),
-                    context=self.context,
-                    eager_start=True,
+                    self._run(), loop=loop, context=self.context, eager_start=True
                 )
             else:
                 # A Task copies the context that is current when it is created,
                 # so creating it inside `context.run` hands it the caller's
                 # variables (Python 3.10 has no `context` argument).
-                self.task = self.context.run(asyncio.ensure_future, self._run())
+                self.task = self.context.run(loop.create_task, self._run())
         except BaseException as exc:
             self.outcome.set_error(exc)
 
@@ -194,7 +199,15 @@ class _Call:
         """Cancel the task, or its start if it has not started (runs on the loop)."""
         self.cancelled = True
         task = self.task
-        if task is None or not task.cancel():
+        if task is None:
+            return
+        if task.done():
+            # `close` cancels every task directly, so a task can end cancelled
+            # before its first step, without `_run` setting the outcome.
+            if not self.outcome.finished:
+                self.outcome.set_error(_cancelled_error())
+            return
+        if not task.cancel():
             return
         coro = task.get_coro()
         if inspect.iscoroutine(coro) and (
@@ -489,7 +502,9 @@ class SyncRunner:
                 that on Ctrl-C). The call is cancelled first.
         """
         request = _Call(fn, args, kwargs)
-        result: T = self.run(request.start, request.outcome, request.cancel)
+        result: T = self.run(
+            request.start, request.outcome, request.cancel, start_on=request.start_on
+        )
         return result
 
     def run(
@@ -497,12 +512,16 @@ class SyncRunner:
         start: Callable[[], object],
         outcome: _Outcome,
         cancel: Callable[[], object],
+        *,
+        start_on: Callable[[asyncio.AbstractEventLoop], object] | None = None,
     ) -> Any:
         """Run the loop until `outcome` is set, after `start` runs on it.
 
         The calling thread runs the loop itself when it can, and otherwise
         hands `start` to the thread that is running the loop or to the helper
-        thread. On Ctrl-C it runs `cancel` on the loop.
+        thread. On Ctrl-C it runs `cancel` on the loop. `start_on`, when given,
+        replaces `start` for a caller that runs the loop itself: it is called
+        with the loop before the loop runs, which saves one loop iteration.
         """
         state = self._state
         if state is None or self._closed or state.generation != _fork_generation:
@@ -522,6 +541,9 @@ class SyncRunner:
                     raise ClientClosedError(
                         "the client was closed; create a new MaestroClient"
                     )
+                if start_on is not None:
+                    start = functools.partial(start_on, state.loop)
+                    return self._run_here(state, start, outcome, cancel, now=True)
                 return self._run_here(state, start, outcome, cancel)
             finally:
                 state.owner = None
@@ -536,11 +558,19 @@ class SyncRunner:
         start: Callable[[], object],
         outcome: _Outcome,
         cancel: Callable[[], object],
+        *,
+        now: bool = False,
     ) -> Any:
         # The caller holds the drive lock, so no other thread runs the loop.
         loop = state.loop
-        outcome.on_finish = loop.stop
-        loop.call_soon(start)
+        if now:
+            # Nothing runs the loop yet, so the outcome can only be set during
+            # `start` by an error, and then the loop must not be stopped.
+            start()
+            outcome.on_finish = loop.stop
+        else:
+            outcome.on_finish = loop.stop
+            loop.call_soon(start)
         interrupt: _Interrupt | None = None
         if threading.current_thread() is threading.main_thread():
             # Ctrl-C cancels the call instead of raising inside the loop,
