@@ -360,7 +360,7 @@ class Emitter:
             bases = [f'{base}["{wrapped}[{", ".join(parameters)}]"]']
             bases.append(f"Generic[{', '.join(parameters)}]")
         lines = [f"class {plan.sync_name}({', '.join(bases)}):"]
-        summary = f"Sync twin of `{wrapped}`; calls run on the client's loop thread."
+        summary = f"Sync twin of `{wrapped}`; calls run on the client's event loop."
         doc = summary + ("\n\n" + inspect.cleandoc(cls.__doc__) if cls.__doc__ else "")
         lines += docstring_literal(doc, "    ")
         wrapped_type = f"{wrapped}[{', '.join(parameters)}]" if parameters else wrapped

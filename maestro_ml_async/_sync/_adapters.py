@@ -49,7 +49,7 @@ A = TypeVar("A")
 def iterate(runner: SyncRunner, iterator: AsyncIterator[T]) -> Generator[T, None, None]:
     """Yield the items of an async iterator, fetched on the runner's loop.
 
-    Every step runs in one task on the loop thread. Closing the generator (by
+    Every step runs in one task on the loop. Closing the generator (by
     `close()`, by leaving a ``for`` loop over a temporary, or by garbage
     collection) calls the async iterator's ``aclose()`` there, which runs its
     ``finally`` blocks and closes the streams it holds.
@@ -261,7 +261,7 @@ def run_in_worker_thread(
     """Adapt a sync callable to the coroutine function that an async API expects.
 
     The call runs in the runner's worker threads, so `func` may itself use the
-    sync client (which blocks until the loop thread answers) without blocking
+    sync client (which blocks until the loop returns its result) without blocking
     the loop.
 
     Raises:

@@ -110,7 +110,7 @@ T = TypeVar("T")
 
 
 class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
-    """Sync twin of `AsyncMaestroClient`; calls run on the client's loop thread.
+    """Sync twin of `AsyncMaestroClient`; calls run on the client's event loop.
 
     Async client for MLflow (over REST) and the Kubernetes cluster.
 
@@ -266,7 +266,7 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
 
 
 class ArtifactsResource(SyncWrapper["AsyncArtifactsResource"]):
-    """Sync twin of `AsyncArtifactsResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncArtifactsResource`; calls run on the client's event loop.
 
     Run artifacts through the server's artifact proxy.
 
@@ -348,7 +348,7 @@ class ArtifactsResource(SyncWrapper["AsyncArtifactsResource"]):
 
 
 class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
-    """Sync twin of `AsyncDeploymentResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncDeploymentResource`; calls run on the client's event loop.
 
     Deployments of registry models as KServe InferenceServices.
 
@@ -649,7 +649,7 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
 
 
 class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
-    """Sync twin of `AsyncExperimentsResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncExperimentsResource`; calls run on the client's event loop.
 
     Experiments of the tracking server.
 
@@ -762,7 +762,7 @@ class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
 
 
 class LoggedModelsResource(SyncWrapper["AsyncLoggedModelsResource"]):
-    """Sync twin of `AsyncLoggedModelsResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncLoggedModelsResource`; calls run on the client's event loop.
 
     MLflow 3 logged models: models stored in an experiment, with or without a run.
 
@@ -846,7 +846,7 @@ class LoggedModelsResource(SyncWrapper["AsyncLoggedModelsResource"]):
 
 
 class ModelsResource(SyncWrapper["AsyncModelsResource"]):
-    """Sync twin of `AsyncModelsResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncModelsResource`; calls run on the client's event loop.
 
     The model registry: registered models, versions, stages and aliases.
 
@@ -1340,7 +1340,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
 
 
 class RunsResource(SyncWrapper["AsyncRunsResource"]):
-    """Sync twin of `AsyncRunsResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncRunsResource`; calls run on the client's event loop.
 
     Runs: create and end them, log metrics, params and tags, and watch them.
 
@@ -1605,7 +1605,7 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
 
 
 class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
-    """Sync twin of `AsyncTrainingResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncTrainingResource`; calls run on the client's event loop.
 
     Training jobs: Training Operator kinds, batch Jobs and Trainer v2 TrainJobs.
 
@@ -1871,7 +1871,7 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
 
 
 class WebhooksResource(SyncWrapper["AsyncWebhooksResource"]):
-    """Sync twin of `AsyncWebhooksResource`; calls run on the client's loop thread.
+    """Sync twin of `AsyncWebhooksResource`; calls run on the client's event loop.
 
     Registry webhooks: the server POSTs signed events to a URL.
 
@@ -1965,7 +1965,7 @@ class WebhooksResource(SyncWrapper["AsyncWebhooksResource"]):
 
 
 class SyncDeployment(SyncWrapper["Deployment"]):
-    """Sync twin of `Deployment`; calls run on the client's loop thread.
+    """Sync twin of `Deployment`; calls run on the client's event loop.
 
     A registry model served by a KServe InferenceService.
 
@@ -2179,7 +2179,7 @@ class SyncDeployment(SyncWrapper["Deployment"]):
 
 
 class SyncTrainingJob(SyncWrapper["TrainingJob"]):
-    """Sync twin of `TrainingJob`; calls run on the client's loop thread.
+    """Sync twin of `TrainingJob`; calls run on the client's event loop.
 
     A training job on the cluster, as last read.
 
