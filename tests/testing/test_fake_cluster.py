@@ -150,3 +150,26 @@ async def test_store_no_op_write_keeps_version() -> None:
         before = cluster.store.resource_version
         cluster.store.mutate(pods, "default", "p", lambda obj: None)
         assert cluster.store.resource_version == before
+
+
+def test_module_parses_pvc_roots() -> None:
+    from maestro_ml_async.testing.__main__ import _parse_args
+
+    args = _parse_args(
+        ["--pvc-root", "models=/data/models", "--pvc-root", "cache=/tmp/a=b"]
+    )
+    # Only the first "=" splits, so a path may itself contain one.
+    assert args.pvc_roots == {"models": "/data/models", "cache": "/tmp/a=b"}
+    assert _parse_args([]).pvc_roots == {}
+
+
+@pytest.mark.parametrize("value", ["models", "=/data", "models="])
+def test_module_rejects_bad_pvc_root(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maestro_ml_async.testing.__main__ import _parse_args
+
+    with pytest.raises(SystemExit) as caught:
+        _parse_args(["--pvc-root", value])
+    assert caught.value.code == 2
+    assert "expected CLAIM=PATH" in capsys.readouterr().err
