@@ -24,7 +24,7 @@ Contestants:
 ``requests_per_connection=1`` closes the connection after every request, like
 ``httpx no-ka``. ``--requests-per-connection 0,10,20`` replaces the contestants
 with the SDK alone, once per value (``sdk n=0``, ``sdk n=10``, ...), to compare
-values; that mode prints the medians but no verdict.
+values. That mode prints the medians but no verdict.
 
 On 2 cores the server, not the client, is the bottleneck, so how the client's
 connections spread over uvicorn's worker processes decides throughput. The

@@ -184,7 +184,7 @@ def test_own_sigint_handler_left_alone(runner: SyncRunner) -> None:
 
 
 def test_tasks_pause_between_calls(runner: SyncRunner) -> None:
-    # Nobody runs the loop between calls, so a task left behind by one call
+    # No thread runs the loop between calls, so a task left behind by one call
     # makes progress only during the next one, and is not lost.
     ticks: list[int] = []
 

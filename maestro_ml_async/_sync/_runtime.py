@@ -10,7 +10,7 @@ CPU as the client's own work on a mocked request (``benchmarks/sync_overhead.py`
 measures both). A caller that cannot run the loop hands its coroutine to a
 helper thread instead. That happens when another thread is running the loop,
 or when the caller's thread already runs an event loop (a Jupyter cell, an
-async test). Between calls nobody runs the loop, so background tasks such as
+async test). Between calls no thread runs the loop, so background tasks such as
 shared watches pause and resume with the next call.
 
 The runner uses asyncio directly rather than an anyio blocking portal. That way
@@ -216,6 +216,10 @@ class _Call:
             # A task cancelled before its first step never enters `_run`, so
             # nothing else would set the outcome that the caller waits for.
             self.outcome.set_error(_cancelled_error())
+
+
+def _closed_error() -> ClientClosedError:
+    return ClientClosedError("the client was closed; create a new MaestroClient")
 
 
 def _cancelled_error() -> ClientClosedError:
@@ -538,13 +542,8 @@ class SyncRunner:
             state.owner = ident
             try:
                 if state.stopping:
-                    raise ClientClosedError(
-                        "the client was closed; create a new MaestroClient"
-                    )
-                if start_on is not None:
-                    start = functools.partial(start_on, state.loop)
-                    return self._run_here(state, start, outcome, cancel, now=True)
-                return self._run_here(state, start, outcome, cancel)
+                    raise _closed_error()
+                return self._run_here(state, start, outcome, cancel, start_on)
             finally:
                 state.owner = None
                 state.drive.release()
@@ -558,15 +557,14 @@ class SyncRunner:
         start: Callable[[], object],
         outcome: _Outcome,
         cancel: Callable[[], object],
-        *,
-        now: bool = False,
+        start_on: Callable[[asyncio.AbstractEventLoop], object] | None,
     ) -> Any:
         # The caller holds the drive lock, so no other thread runs the loop.
         loop = state.loop
-        if now:
+        if start_on is not None:
             # Nothing runs the loop yet, so the outcome can only be set during
-            # `start` by an error, and then the loop must not be stopped.
-            start()
+            # `start_on` by an error, and then the loop must not be stopped.
+            start_on(loop)
             outcome.on_finish = loop.stop
         else:
             outcome.on_finish = loop.stop
@@ -621,9 +619,7 @@ class SyncRunner:
         except RuntimeError:
             with state.count_lock:
                 state.handed_off -= 1
-            raise ClientClosedError(
-                "the client was closed; create a new MaestroClient"
-            ) from None
+            raise _closed_error() from None
         state.wake.set()
         return self.wait(state, outcome, cancel)
 
@@ -673,9 +669,7 @@ class SyncRunner:
         """
         with self._lock:
             if self._closed:
-                raise ClientClosedError(
-                    "the client was closed; create a new MaestroClient"
-                )
+                raise _closed_error()
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     max_workers=_MAX_WORKER_THREADS,

@@ -442,10 +442,7 @@ class MlflowTransport:
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         self.check_open()
-        self._requests_until_close -= 1
-        if self._requests_until_close == 0:
-            headers = self._mark_connection_close(headers)
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {"headers": self._count_request(headers)}
         if method == "GET":
             kwargs["params"] = _query_params(params)
         elif content is not None:
@@ -469,10 +466,16 @@ class MlflowTransport:
             raise RetryableStatus(response)
         return response
 
-    def _mark_connection_close(
+    def _count_request(
         self, headers: Mapping[str, str] | None
-    ) -> Mapping[str, str]:
-        """Restart the countdown and add ``Connection: close`` to `headers`."""
+    ) -> Mapping[str, str] | None:
+        """Count one request and return the headers to send with it.
+
+        Every `requests_per_connection`-th request gets ``Connection: close``.
+        """
+        self._requests_until_close -= 1
+        if self._requests_until_close != 0:
+            return headers
         self._requests_until_close = self._requests_per_connection
         if not headers:
             return _CONNECTION_CLOSE
@@ -497,12 +500,11 @@ class MlflowTransport:
         attempt = 0
         while True:
             attempt += 1
-            self._requests_until_close -= 1
-            headers = None
-            if self._requests_until_close == 0:
-                headers = self._mark_connection_close(None)
             request = self.http.build_request(
-                method, url, params=_query_params(params), headers=headers
+                method,
+                url,
+                params=_query_params(params),
+                headers=self._count_request(None),
             )
             try:
                 async with self._limiter:

@@ -255,11 +255,7 @@ async def create_job_objects(
                 "PATCH", configmap_path, body=patch, content_type=_MERGE_PATCH
             )
         except BaseException:
-            job_path = resource_path(
-                kind.group, kind.version, kind.plural, request.namespace, request.name
-            )
-            await _delete_quietly(transport, job_path)
-            await _delete_quietly(transport, configmap_path)
+            await _delete_created(transport, request, configmap_path)
             raise
     await _settle_name_race(transport, request, created, configmap_path)
     return created
@@ -274,8 +270,9 @@ async def _check_name_free(transport: ClusterTransport, request: JobRequest) -> 
     submits can both pass this read, so `_settle_name_race` checks again after
     the create.
     """
-    for kind, _ in await _jobs_of_other_kinds(transport, request):
-        raise _name_taken(kind, request)
+    found = await _jobs_of_other_kinds(transport, request)
+    if found:
+        raise _name_taken(found[0][0], request)
 
 
 async def _jobs_of_other_kinds(
@@ -321,8 +318,6 @@ async def _settle_name_race(
     have a resolution of one second, so two submits in the same second can
     both be deleted, but two submits of this client never both keep a job.
     """
-    from .._transport._kube import resource_path
-
     mine = _creation_time(created)
     for kind, other in await _jobs_of_other_kinds(transport, request):
         theirs = _creation_time(other)
@@ -335,16 +330,7 @@ async def _settle_name_race(
             request.name,
             kind.kind,
         )
-        job_path = resource_path(
-            request.kind.group,
-            request.kind.version,
-            request.kind.plural,
-            request.namespace,
-            request.name,
-        )
-        await _delete_quietly(transport, job_path)
-        if configmap_path is not None:
-            await _delete_quietly(transport, configmap_path)
+        await _delete_created(transport, request, configmap_path)
         raise _name_taken(kind, request)
 
 
@@ -362,6 +348,21 @@ def _name_taken(kind: JobKind, request: JobRequest) -> KubernetesConflictExcepti
         "choose another name or delete that job first",
         reason="AlreadyExists",
     )
+
+
+async def _delete_created(
+    transport: ClusterTransport, request: JobRequest, configmap_path: str | None
+) -> None:
+    """Delete the job that this submit created, and its code ConfigMap if any."""
+    from .._transport._kube import resource_path
+
+    kind = request.kind
+    job_path = resource_path(
+        kind.group, kind.version, kind.plural, request.namespace, request.name
+    )
+    await _delete_quietly(transport, job_path)
+    if configmap_path is not None:
+        await _delete_quietly(transport, configmap_path)
 
 
 async def _delete_quietly(transport: ClusterTransport, path: str) -> None:
