@@ -42,6 +42,7 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _MERGE_PATCH = "application/merge-patch+json"
 _LOCAL_PREFIXES = ("./", "../", "~")
+_MAX_LABEL = 63
 
 
 def _check_count(value: object, what: str) -> int:
@@ -108,6 +109,46 @@ def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return result
 
 
+def _longest_child_name(kind: JobKind, name: str, workers: int) -> str | None:
+    """Return the longest Service or pod hostname that the job's controller makes.
+
+    The Training Operator names each replica's Service and pod
+    ``<job>-<replica type>-<index>`` (the MPIJob launcher ``<job>-launcher``),
+    an Indexed batch Job gives pod ``i`` the hostname ``<job>-<i>``, and a
+    JobSet names the pods of a TrainJob ``<job>-<replicated job>-0-<i>``.
+    Those names must be DNS labels of at most 63 characters.
+    """
+    last = max(workers, 1) - 1
+    if kind.operator:
+        names = []
+        if kind.master is not None:
+            suffix = "" if kind.kind == "MPIJob" else "-0"
+            names.append(f"{name}-{kind.master.lower()}{suffix}")
+            if workers > 0:
+                names.append(f"{name}-worker-{workers - 1}")
+        else:
+            names.append(f"{name}-worker-{last}")
+        return max(names, key=len)
+    if kind.kind == "TrainJob":
+        # NOTE: the replicated job is called "node" in Trainer v2's
+        # torch-distributed runtime; another runtime may use a longer name.
+        return f"{name}-{kind.container}-0-{last}"
+    return f"{name}-{last}" if workers > 1 else None
+
+
+def _check_child_names(kind: JobKind, name: str, workers: int) -> None:
+    longest = _longest_child_name(kind, name, workers)
+    if longest is None or len(longest) <= _MAX_LABEL:
+        return
+    allowed = len(name) - (len(longest) - _MAX_LABEL)
+    raise ValidationException(
+        f"job name {name!r} is too long for a {kind.kind} with {workers} "
+        f"workers: its controller would name a Service or pod {longest!r} "
+        f"({len(longest)} characters), above the DNS label limit of "
+        f"{_MAX_LABEL}; use a name of at most {allowed} characters"
+    )
+
+
 def _check_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     result = check_string_map(params, "params")
     for key, value in (params or {}).items():
@@ -166,8 +207,9 @@ def build_request(
         ValidationException: An argument is invalid.
     """
     # Pods and Services are named after the job, and Service names are DNS
-    # labels, so the job name is held to the label limit of 63 characters.
-    check_kubernetes_name(name, what="job name", max_length=63)
+    # labels, so the job name is held to the label limit of 63 characters, and
+    # `_check_child_names` then checks the names derived from it.
+    check_kubernetes_name(name, what="job name", max_length=_MAX_LABEL)
     if not name[0].isalpha():
         # The Training Operator's webhook and Services require RFC 1035
         # labels, which start with a letter; batch Jobs follow the same rule
@@ -184,17 +226,20 @@ def build_request(
         raise ValidationException(
             f"image must be a container image reference without spaces, got {image!r}"
         )
+    kind = kind_for_framework(framework)
+    workers = _check_count(workers, "workers")
+    _check_child_names(kind, name, workers)
     path_text, bundle = _load_local_code(code_path)
     return JobRequest(
         name=name,
         namespace=namespace,
         framework=framework,
-        kind=kind_for_framework(framework),
+        kind=kind,
         image=image,
         command=check_str_list(command, "command"),
         args=check_str_list(args, "args") or [],
         gpus=_check_count(gpus, "gpus"),
-        workers=_check_count(workers, "workers"),
+        workers=workers,
         params=_check_params(params),
         env=_check_env(env),
         resources=check_resources(resources),

@@ -139,3 +139,42 @@ async def test_job_name_must_start_with_letter(
         await client.training.submit_job("9lives", framework, "img")
 
     assert cluster.stats.requests_by_verb["create"] == creates
+
+
+CHILD_NAME_CASES = [
+    # (framework, workers, longest name length that the controller accepts)
+    ("pytorch", 3, 63 - len("-master-0")),
+    ("pytorch", 12, 63 - len("-worker-11")),
+    ("tensorflow", 0, 63 - len("-chief-0")),
+    ("mpi", 0, 63 - len("-launcher")),
+    ("jax", 0, 63 - len("-worker-0")),
+    ("trainjob", 4, 63 - len("-node-0-3")),
+    ("sklearn", 12, 63 - len("-11")),
+]
+
+
+@pytest.mark.parametrize(("framework", "workers", "longest"), CHILD_NAME_CASES)
+async def test_child_names_fit_dns_labels(
+    cluster: FakeCluster,
+    client: AsyncMaestroClient,
+    framework: str,
+    workers: int,
+    longest: int,
+) -> None:
+    creates = cluster.stats.requests_by_verb["create"]
+    too_long = "a" * (longest + 1)
+
+    with pytest.raises(ValidationException) as caught:
+        await client.training.submit_job(too_long, framework, "img", workers=workers)
+
+    assert f"at most {longest} characters" in str(caught.value)
+    assert cluster.stats.requests_by_verb["create"] == creates
+    job = await client.training.submit_job(
+        "a" * longest, framework, "img", workers=workers
+    )
+    assert len(job.name) == longest
+
+
+async def test_single_batch_pod_keeps_full_name(client: AsyncMaestroClient) -> None:
+    job = await client.training.submit_job("b" * 63, "sklearn", "img", workers=1)
+    assert len(job.name) == 63
