@@ -730,9 +730,9 @@ class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
     def search(
         self,
         filter_string: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        view_type: ViewType | str = ViewType.ACTIVE_ONLY,
         *,
-        order_by: list[str] | None = None,
-        view_type: ViewType = ViewType.ACTIVE_ONLY,
         max_results: int | None = None,
         page_size: int = 1000,
     ) -> Pager[Experiment]:
@@ -740,17 +740,21 @@ class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
 
         Args:
             filter_string: A filter on ``name`` and ``tags.<key>``.
-            order_by: For example ``["name ASC"]``; ties are broken by id.
+            order_by: One clause such as ``"name ASC"``, or a list of clauses;
+                ties are broken by id.
             view_type: Active, deleted or all experiments.
             max_results: Stop after this many experiments (None: all).
             page_size: Experiments per request (1 to 1000).
+
+        Raises:
+            ValidationException: An argument is invalid; no request is sent.
         """
         return Pager(
             self._runner,
             self._async.search(
                 filter_string,
-                order_by=order_by,
-                view_type=view_type,
+                order_by,
+                view_type,
                 max_results=max_results,
                 page_size=page_size,
             ),
@@ -1460,32 +1464,35 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
 
     def search(
         self,
-        experiment_ids: Sequence[str],
+        experiment_ids: Sequence[str] | str | int,
         filter_string: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        view_type: ViewType | str = ViewType.ACTIVE_ONLY,
         *,
-        order_by: list[str] | None = None,
-        view_type: ViewType = ViewType.ACTIVE_ONLY,
         max_results: int | None = None,
         page_size: int = 1000,
     ) -> Pager[Run]:
         """Search the runs of some experiments, for example ``metrics.loss < 0.1``.
 
         Args:
-            experiment_ids: The experiments to search in.
+            experiment_ids: The experiments to search in, or a single id.
             filter_string: A filter on ``metrics.``, ``params.``, ``tags.`` and
                 ``attributes.`` fields.
-            order_by: For example ``["metrics.loss ASC"]``.
+            order_by: One clause such as ``"metrics.loss ASC"``, or a list.
             view_type: Active, deleted or all runs.
             max_results: Stop after this many runs (None: all).
             page_size: Runs per request (1 to 50,000).
+
+        Raises:
+            ValidationException: An argument is invalid; no request is sent.
         """
         return Pager(
             self._runner,
             self._async.search(
                 experiment_ids,
                 filter_string,
-                order_by=order_by,
-                view_type=view_type,
+                order_by,
+                view_type,
                 max_results=max_results,
                 page_size=page_size,
             ),
@@ -1576,7 +1583,7 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
 
         Args:
             run_id: The run to watch.
-            keys: Only these metric keys (None: all).
+            keys: Only these metric keys (None: all); a string is one key.
             poll_interval: Seconds between polls.
             include_existing: Also yield the points logged before watching.
         """
@@ -2155,6 +2162,8 @@ class SyncDeployment(SyncWrapper["Deployment"]):
 
         That is: the controller observed the current generation, Ready is
         true, and the latest created revision is also the latest ready one.
+        A status without ``observedGeneration`` (as ModelMesh writes it) is
+        judged by Ready and the revisions alone.
         """
         return self._async.up_to_date
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..types.deployment import Deployment
+from ..types.deployment import Deployment, ModelFailure
 
 __all__ = ["Readiness", "describe_not_ready", "evaluate_readiness"]
 
@@ -57,12 +57,18 @@ def evaluate_readiness(
         not_revision: A revision that does not count as the new one: while the
             latest created revision is still this one, the state is pending.
     """
-    if not deployment.has_status or deployment.observed_generation is None:
+    if not deployment.has_status:
         return Readiness("pending")
     generation = deployment.generation or 0
     if min_generation is not None and generation < min_generation:
         return Readiness("pending")
-    if deployment.observed_generation < generation:
+    observed = deployment.observed_generation
+    if observed is None and not deployment.conditions:
+        return Readiness("pending")
+    # NOTE: ModelMesh InferenceServices have conditions but no
+    # observedGeneration. Ready and the revisions then decide alone, so a wait
+    # started right after a change may still see the previous Ready.
+    if observed is not None and observed < generation:
         # A failure recorded for an older spec says nothing about this one.
         return Readiness("pending")
     reasons, details = _failures(deployment)
@@ -82,8 +88,7 @@ def _failures(deployment: Deployment) -> tuple[list[str], list[str]]:
     reasons: list[str] = []
     details: list[str] = []
     failure = deployment.model_failure
-    blocked = deployment.transition_status in _FAILED_TRANSITIONS
-    if failure is not None and (blocked or failure.reason in FAILURE_REASONS):
+    if failure is not None and _failure_is_current(deployment, failure):
         reason = failure.reason or deployment.transition_status or "ModelLoadFailed"
         text = f"{reason}: {failure.message or 'the model server failed'}"
         if failure.exit_code is not None:
@@ -100,6 +105,21 @@ def _failures(deployment: Deployment) -> tuple[list[str], list[str]]:
     return reasons, details
 
 
+def _failure_is_current(deployment: Deployment, failure: ModelFailure) -> bool:
+    # KServe's status code (inference_service_status.go) keeps lastFailureInfo
+    # after the model loads again and only moves transitionStatus to InProgress
+    # or UpToDate, so a failure counts only while the transition status reports it.
+    transition = deployment.transition_status
+    if transition is not None:
+        if transition not in _FAILED_TRANSITIONS:
+            return False
+    elif failure.reason not in FAILURE_REASONS:
+        return False
+    revision = failure.model_revision_name
+    latest = deployment.latest_created_revision
+    return revision is None or latest is None or revision == latest
+
+
 def describe_not_ready(deployment: Deployment | None) -> str:
     """Return every reason why a deployment is not ready, for a timeout message."""
     if deployment is None:
@@ -108,7 +128,11 @@ def describe_not_ready(deployment: Deployment | None) -> str:
         return "the controller has not written a status yet"
     parts: list[str] = []
     generation, observed = deployment.generation, deployment.observed_generation
-    if observed is None or (generation is not None and observed < generation):
+    if observed is None and not deployment.conditions:
+        parts.append("the controller has not observed any generation yet")
+    elif observed is None:
+        parts.append("the status has no observedGeneration")
+    elif observed is not None and generation is not None and observed < generation:
         parts.append(
             f"the controller has observed generation {observed}, not {generation}"
         )

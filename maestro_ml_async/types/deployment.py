@@ -180,10 +180,13 @@ class Deployment(BaseModel):
 
         That is: the controller observed the current generation, Ready is
         true, and the latest created revision is also the latest ready one.
+        A status without ``observedGeneration`` (as ModelMesh writes it) is
+        judged by Ready and the revisions alone.
         """
-        if self.generation is None or self.observed_generation is None:
+        observed = self.observed_generation
+        if self.generation is None or not self.ready:
             return False
-        if self.observed_generation < self.generation or not self.ready:
+        if observed is not None and observed < self.generation:
             return False
         created, ready = self.latest_created_revision, self.latest_ready_revision
         return created is None or created == ready

@@ -238,7 +238,7 @@ async def test_wait_timeout_lists_conditions(
     message = str(caught.value)
     assert "Ready=Unknown (RevisionMissing" in message
     assert "PredictorConfigurationReady=Unknown" in message
-    assert "observed generation None" in message
+    assert "the status has no observedGeneration" in message
 
 
 async def test_wait_pending_without_status(

@@ -307,3 +307,59 @@ def test_import_skips_kubernetes_client() -> None:
         "sys.exit('kubernetes_asyncio' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_readiness_ignores_recovered_failure() -> None:
+    # KServe leaves lastFailureInfo in place after the model loads again.
+    old_failure = {"reason": "ModelLoadFailed", "message": "oom", "exitCode": 137}
+    recovered = isvc(
+        status(
+            modelStatus={"transitionStatus": "UpToDate", "lastFailureInfo": old_failure}
+        )
+    )
+    loading = isvc(
+        status(
+            ready="Unknown",
+            modelStatus={
+                "transitionStatus": "InProgress",
+                "lastFailureInfo": old_failure,
+            },
+        )
+    )
+
+    assert evaluate_readiness(parse_deployment(recovered)).state == "ready"
+    assert evaluate_readiness(parse_deployment(loading)).state == "pending"
+
+
+def test_readiness_ignores_failure_of_old_revision() -> None:
+    failure = {
+        "reason": "ModelLoadFailed",
+        "message": "bad",
+        "modelRevisionName": "svc-predictor-00001",
+    }
+    obj = isvc(
+        status(
+            ready="Unknown",
+            modelStatus={
+                "transitionStatus": "BlockedByFailedLoad",
+                "lastFailureInfo": failure,
+            },
+        )
+    )
+
+    assert evaluate_readiness(parse_deployment(obj)).state == "pending"
+
+
+def test_readiness_without_observed_generation() -> None:
+    ready = status()
+    del ready["observedGeneration"]
+    failed = status(ready="False", reason="RevisionFailed")
+    del failed["observedGeneration"]
+    only_url = {"url": "http://svc.ns.example.com"}
+
+    assert evaluate_readiness(parse_deployment(isvc(ready))).state == "ready"
+    assert evaluate_readiness(parse_deployment(isvc(failed))).state == "failed"
+    assert evaluate_readiness(parse_deployment(isvc(only_url))).state == "pending"
+    assert "not observed any generation" in describe_not_ready(
+        parse_deployment(isvc(only_url))
+    )
