@@ -25,6 +25,7 @@ from ..types.deployment import (
     RolloutState,
     TrafficTarget,
 )
+from ._training_quantities import check_quantity
 
 __all__ = [
     "GROUP",
@@ -191,12 +192,9 @@ def _check_quantities(section: str, values: object) -> dict[str, str]:
     for key, value in values.items():
         if not isinstance(key, str) or not key:
             raise ValidationException(f"resource names in {section!r} must be strings")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValidationException(
-                f"quantity of {key!r} in {section!r} must be a string or a number, "
-                f"got {value!r}"
-            )
-        checked[key] = str(value)
+        # The API server rejects a quantity outside the Kubernetes grammar with
+        # 422, after the registry lookup, so it is checked here first.
+        checked[key] = check_quantity(value, f"quantity of {key!r} in {section!r}")
     return checked
 
 

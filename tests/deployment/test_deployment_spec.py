@@ -156,6 +156,12 @@ def test_resources_forms() -> None:
         check_resources({})
     with pytest.raises(ValidationException):
         check_resources({"cpu": True})
+    assert check_resources({"cpu": 0.5, "memory": "1.5Gi"}) == {
+        "requests": {"cpu": "0.5", "memory": "1.5Gi"},
+        "limits": {"cpu": "0.5", "memory": "1.5Gi"},
+    }
+    with pytest.raises(ValidationException, match="not a valid quantity"):
+        check_resources({"requests": {"memory": "1 Gi"}})
 
 
 def test_storage_map_longest_prefix() -> None:
