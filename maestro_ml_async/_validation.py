@@ -8,6 +8,7 @@ instead of as a 400 from the server, or half-way through a batch.
 from __future__ import annotations
 
 import enum
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import TypeVar
@@ -19,10 +20,14 @@ __all__ = [
     "MAX_REGISTRY_TAG_VALUE_LENGTH",
     "check_alias",
     "check_choice",
+    "check_entity_key",
+    "check_experiment_id",
+    "check_filter",
     "check_key_values",
     "check_kubernetes_name",
     "check_max_results",
     "check_name",
+    "check_order_by",
     "check_stage",
     "check_version",
 ]
@@ -36,6 +41,10 @@ _ALIAS_PATTERN = re.compile(r"^[\w\-]*$")
 _VERSION_ALIAS_PATTERN = re.compile(r"^[vV]\d+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# The characters MLflow 3.17 allows in metric, param and tag keys on a Linux or
+# macOS server; a Windows server also rejects ':'. \w includes non-ASCII letters
+# and digits, as it does in the server's own Python check.
+_ENTITY_KEY_PATTERN = re.compile(r"^[/\w.\- :]*$")
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -148,6 +157,35 @@ def check_tag_key(key: object, *, what: str = "tag key") -> str:
     return key
 
 
+def check_entity_key(key: object, *, what: str = "tag key") -> str:
+    """Check a metric, param or tag key that is written to the server.
+
+    Besides the length, MLflow checks two rules because it may store keys as
+    file names: only letters, digits, ``_``, ``-``, ``.``, space, ``:`` and
+    ``/``, and no key that POSIX path normalisation changes (``a//b``, ``x/``,
+    ``./x``, ``/x``, ``..``). Checking them here keeps a `log_batch` of several
+    requests from failing after its first requests were written.
+    """
+    checked = check_tag_key(key, what=what)
+    if not _ENTITY_KEY_PATTERN.match(checked):
+        raise ValidationException(
+            f"{what} {checked!r} is invalid: MLflow allows only letters, digits, "
+            "'_', '-', '.', ' ', ':' and '/' in keys"
+        )
+    normalised = posixpath.normpath(checked)
+    if (
+        normalised != checked
+        or normalised == "."
+        or normalised.startswith("..")
+        or normalised.startswith("/")
+    ):
+        raise ValidationException(
+            f"{what} {checked!r} is invalid: MLflow rejects keys that change as "
+            f"file paths, and this one would become {normalised!r}"
+        )
+    return checked
+
+
 def check_tag_value(
     key: str,
     value: object,
@@ -197,6 +235,43 @@ def check_key_values(
         text = check_tag_value(checked, value, max_length=max_length)
         result.append({"key": checked, "value": text})
     return result
+
+
+def check_experiment_id(experiment_id: object) -> str:
+    """Check an experiment id (a string, or an int as MLflow's client allows)."""
+    if isinstance(experiment_id, bool) or not isinstance(experiment_id, (str, int)):
+        raise ValidationException(
+            f"experiment_id must be a string, got {type(experiment_id).__name__}"
+        )
+    text = str(experiment_id).strip()
+    if not text:
+        raise ValidationException("experiment_id must not be empty")
+    return text
+
+
+def check_filter(filter_string: object) -> str | None:
+    """Check a search filter: None or a string."""
+    if filter_string is None:
+        return None
+    if not isinstance(filter_string, str):
+        raise ValidationException(
+            f"filter_string must be a string, got {type(filter_string).__name__}"
+        )
+    return filter_string.strip() or None
+
+
+def check_order_by(order_by: object) -> list[str] | None:
+    """Check an ``order_by`` argument: None, one clause, or a list of clauses."""
+    if order_by is None:
+        return None
+    clauses = [order_by] if isinstance(order_by, str) else order_by
+    if not isinstance(clauses, (list, tuple)) or not all(
+        isinstance(clause, str) and clause.strip() for clause in clauses
+    ):
+        raise ValidationException(
+            f"order_by must be a list of non-empty strings, got {order_by!r}"
+        )
+    return [clause.strip() for clause in clauses]
 
 
 def check_max_results(value: object, *, maximum: int, name: str = "max_results") -> int:

@@ -416,3 +416,29 @@ async def test_watch_reports_new_version(
     assert event.version == "1"
     assert event.type.value in ("VERSION_CREATED", "VERSION_READY")
     await client.models.delete(name)
+
+
+async def test_tag_key_rules_checked_before_sending(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    name = f"keys-{unique}"
+    with pytest.raises(ValidationException, match="invalid"):
+        await client.models.create(name, tags={"k?": "v"})
+    with pytest.raises(ModelNotFoundException):
+        await client.models.get(name)
+
+    await client.models.create(name)
+    version = await client.models.create_version(name, "s3://bucket/model")
+    for bad_key in ("k?", "a//b", "x/"):
+        calls = [
+            client.models.set_tag(name, bad_key, "v"),
+            client.models.set_version_tag(name, version.version, bad_key, "v"),
+            client.models.create_version(name, "s3://b/m", tags={bad_key: "v"}),
+        ]
+        for call in calls:
+            with pytest.raises(ValidationException, match="invalid") as caught:
+                await call
+            # The server's own rejection would be an InvalidParameterException.
+            assert type(caught.value) is ValidationException
+    versions = await client.models.search_versions(f"name = '{name}'")
+    assert [item.version for item in versions] == [version.version]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from maestro_ml_async import ValidationException
-from maestro_ml_async._validation import check_choice, check_stage
+from maestro_ml_async._validation import check_choice, check_entity_key, check_stage
 from maestro_ml_async.types.tracking import RunStatus
 
 
@@ -30,3 +30,42 @@ def test_choice_lists_allowed_values(value: object) -> None:
     message = str(caught.value)
     assert message.startswith("status must be one of RUNNING, SCHEDULED")
     assert repr(value) in message
+
+
+ENTITY_KEYS = [
+    "loss",
+    "train/loss",
+    "val loss:epoch-1.5",
+    "ünïcødé_ключ",
+    "key ",
+    "a..b",
+    "bad!key",
+    "k?",
+    "a//b",
+    "x/",
+    "./x",
+    "/abs",
+    "..up",
+    ".",
+    "tab\tkey",
+    "line\n",
+]
+
+
+@pytest.mark.parametrize("key", ENTITY_KEYS)
+def test_entity_key_matches_mlflow_rule(key: str) -> None:
+    # mlflow is a test dependency only; its server runs this same check.
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_tag_name
+
+    try:
+        _validate_tag_name(key)
+        server_accepts = True
+    except MlflowException:
+        server_accepts = False
+
+    if server_accepts:
+        assert check_entity_key(key) == key
+    else:
+        with pytest.raises(ValidationException, match="is invalid"):
+            check_entity_key(key)

@@ -740,14 +740,14 @@ class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
 
         Args:
             filter_string: A filter on ``name`` and ``tags.<key>``.
-            order_by: One clause such as ``"name ASC"``, or a list of clauses;
-                ties are broken by id.
+            order_by: One clause such as ``"name ASC"``, or a list of clauses.
+                Ties are broken by id.
             view_type: Active, deleted or all experiments.
             max_results: Stop after this many experiments (None: all).
             page_size: Experiments per request (1 to 1000).
 
         Raises:
-            ValidationException: An argument is invalid; no request is sent.
+            ValidationException: An argument is invalid. No request is sent then.
         """
         return Pager(
             self._runner,
@@ -1484,7 +1484,7 @@ class RunsResource(SyncWrapper["AsyncRunsResource"]):
             page_size: Runs per request (1 to 50,000).
 
         Raises:
-            ValidationException: An argument is invalid; no request is sent.
+            ValidationException: An argument is invalid. No request is sent then.
         """
         return Pager(
             self._runner,

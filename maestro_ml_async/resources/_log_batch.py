@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from .._exceptions import ValidationException
-from .._validation import check_tag_key, check_tag_value
+from .._validation import check_entity_key, check_tag_value
 from ..types._wire import datetime_to_ms, float_to_wire
 from ..types.tracking import Metric, Param, RunTag
 
@@ -74,7 +74,7 @@ def metric_to_wire(
     key: str, value: object, timestamp: Timestamp | None, step: object
 ) -> dict[str, Any]:
     """Check one metric point and return its log-batch JSON form."""
-    checked_key = check_tag_key(key, what="metric key")
+    checked_key = check_entity_key(key, what="metric key")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationException(
             f"value of metric {checked_key!r} must be a number, got {value!r}"
@@ -171,7 +171,7 @@ def normalize_params(params: ParamsInput) -> list[dict[str, str]]:
     """
     seen: dict[str, str] = {}
     for key, value in _key_value_pairs(params, "params"):
-        checked = check_tag_key(key, what="param key")
+        checked = check_entity_key(key, what="param key")
         text = check_tag_value(
             checked, value, max_length=MAX_PARAM_VALUE_LENGTH, what="param"
         )
@@ -188,7 +188,7 @@ def normalize_tags(tags: TagsInput) -> list[dict[str, str]]:
     last value, as setting the tags one by one would."""
     seen: dict[str, str] = {}
     for key, value in _key_value_pairs(tags, "tags"):
-        checked = check_tag_key(key)
+        checked = check_entity_key(key)
         seen[checked] = check_tag_value(
             checked, value, max_length=MAX_RUN_TAG_VALUE_LENGTH
         )

@@ -17,7 +17,13 @@ from .._exceptions import (
     RegistrationTimeoutException,
     ValidationException,
 )
-from .._validation import check_name, check_tag_key, check_version
+from .._validation import (
+    check_entity_key,
+    check_filter,
+    check_name,
+    check_order_by,
+    check_version,
+)
 from ..types.models import PROMPT_TAG_KEY, Model, ModelVersion
 
 __all__ = [
@@ -88,31 +94,6 @@ def check_new_model_name(name: object, *, what: str = "model name") -> str:
     return checked
 
 
-def check_filter(filter_string: object) -> str | None:
-    """Check a search filter: None or a string."""
-    if filter_string is None:
-        return None
-    if not isinstance(filter_string, str):
-        raise ValidationException(
-            f"filter_string must be a string, got {type(filter_string).__name__}"
-        )
-    return filter_string.strip() or None
-
-
-def check_order_by(order_by: object) -> list[str] | None:
-    """Check an ``order_by`` argument: None, one clause, or a list of clauses."""
-    if order_by is None:
-        return None
-    clauses = [order_by] if isinstance(order_by, str) else order_by
-    if not isinstance(clauses, (list, tuple)) or not all(
-        isinstance(clause, str) and clause.strip() for clause in clauses
-    ):
-        raise ValidationException(
-            f"order_by must be a list of non-empty strings, got {order_by!r}"
-        )
-    return [clause.strip() for clause in clauses]
-
-
 def exclude_prompts(filter_string: str | None) -> str:
     """Add the clause that hides prompts to a registry search filter.
 
@@ -133,7 +114,7 @@ def check_writable_tag_key(key: object) -> str:
     The prompt marker tag is rejected because setting or deleting it would turn a
     model into a prompt or the other way round.
     """
-    checked = check_tag_key(key)
+    checked = check_entity_key(key)
     if checked == PROMPT_TAG_KEY:
         raise ValidationException(
             f"tag {PROMPT_TAG_KEY!r} marks prompts; the models API does not change it"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 
 from .._exceptions import (
     RateLimitedException,
@@ -233,6 +233,23 @@ def _check_watch_args(run_ids: Collection[str], poll_interval: float) -> list[st
     return ids
 
 
+def _check_keys(keys: Collection[str] | None) -> frozenset[str] | None:
+    """Return the watched metric keys as a set, taking a single string as one key."""
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, Iterable):
+        raise ValidationException(
+            f"keys must be a collection of metric keys, got {type(keys).__name__}"
+        )
+    checked = frozenset(keys)
+    for key in checked:
+        if not isinstance(key, str) or not key:
+            raise ValidationException(f"invalid metric key {key!r} in keys")
+    return checked
+
+
 async def _read_histories(
     transport: MlflowTransport, reads: list[tuple[_RunState, str]]
 ) -> list[list[Metric]]:
@@ -299,8 +316,8 @@ async def watch_runs(
     row (see `PollBackoff`).
     """
     ids = _check_watch_args(run_ids, poll_interval)
+    key_set = _check_keys(keys)
     backoff = PollBackoff(poll_interval, f"run watch poll of {ids}", logger)
-    key_set = None if keys is None else frozenset(keys)
     states = {run_id: _RunState(run_id, key_set) for run_id in ids}
     snapshotter = _Snapshotter(transport, ids)
     first = True

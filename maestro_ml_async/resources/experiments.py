@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .._exceptions import (
     AlreadyExistsException,
@@ -15,8 +15,13 @@ from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
 from .._validation import (
     check_choice,
+    check_entity_key,
+    check_experiment_id,
+    check_filter,
     check_key_values,
+    check_max_results,
     check_name,
+    check_order_by,
     check_tag_key,
     check_tag_value,
 )
@@ -42,17 +47,6 @@ def _check_experiment_name(name: object) -> str:
             f"{MAX_EXPERIMENT_NAME_LENGTH}"
         )
     return checked
-
-
-def _check_experiment_id(experiment_id: object) -> str:
-    if isinstance(experiment_id, bool) or not isinstance(experiment_id, (str, int)):
-        raise ValidationException(
-            f"experiment_id must be a string, got {type(experiment_id).__name__}"
-        )
-    text = str(experiment_id).strip()
-    if not text:
-        raise ValidationException("experiment_id must not be empty")
-    return text
 
 
 def _check_active(experiment: Experiment) -> Experiment:
@@ -94,9 +88,14 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             AlreadyExistsException: An experiment with this name exists (also a
                 deleted one, until it is purged).
         """
+        checked_tags = check_key_values(
+            tags, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH
+        )
+        for tag in checked_tags:
+            check_entity_key(tag["key"])
         body: dict[str, object] = {
             "name": _check_experiment_name(name),
-            "tags": check_key_values(tags, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH),
+            "tags": checked_tags,
         }
         if artifact_location is not None:
             body["artifact_location"] = artifact_location
@@ -110,7 +109,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         response = await self._transport.call(
             "GET",
             "experiments/get",
-            params={"experiment_id": _check_experiment_id(experiment_id)},
+            params={"experiment_id": check_experiment_id(experiment_id)},
             not_found=ExperimentNotFoundException,
         )
         return parse_field(response, "experiment", Experiment.model_validate)
@@ -159,9 +158,9 @@ class AsyncExperimentsResource(AsyncMlflowResource):
     def search(
         self,
         filter_string: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        view_type: ViewType | str = ViewType.ACTIVE_ONLY,
         *,
-        order_by: list[str] | None = None,
-        view_type: ViewType = ViewType.ACTIVE_ONLY,
         max_results: int | None = None,
         page_size: int = MAX_SEARCH_PAGE_SIZE,
     ) -> AsyncPager[Experiment]:
@@ -169,26 +168,32 @@ class AsyncExperimentsResource(AsyncMlflowResource):
 
         Args:
             filter_string: A filter on ``name`` and ``tags.<key>``.
-            order_by: For example ``["name ASC"]``; ties are broken by id.
+            order_by: One clause such as ``"name ASC"``, or a list of clauses.
+                Ties are broken by id.
             view_type: Active, deleted or all experiments.
             max_results: Stop after this many experiments (None: all).
             page_size: Experiments per request (1 to 1000).
+
+        Raises:
+            ValidationException: An argument is invalid. No request is sent then.
         """
-        if not 1 <= page_size <= MAX_SEARCH_PAGE_SIZE:
-            raise ValidationException(
-                f"page_size must be between 1 and {MAX_SEARCH_PAGE_SIZE}, "
-                f"got {page_size}"
-            )
+        query = check_filter(filter_string)
+        clauses = check_order_by(order_by) or []
+        size = check_max_results(
+            page_size, maximum=MAX_SEARCH_PAGE_SIZE, name="page_size"
+        )
+        if max_results is not None:
+            size = min(size, check_max_results(max_results, maximum=2**31 - 1))
         view = check_choice(ViewType, view_type, what="view_type")
 
         async def fetch(token: str | None) -> Page[Experiment]:
             body: dict[str, object] = {
-                "max_results": page_size,
+                "max_results": size,
                 "view_type": view.value,
-                "order_by": list(order_by or []),
+                "order_by": clauses,
             }
-            if filter_string:
-                body["filter"] = filter_string
+            if query:
+                body["filter"] = query
             if token:
                 body["page_token"] = token
             response = await self._transport.call(
@@ -205,7 +210,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             "POST",
             "experiments/update",
             json={
-                "experiment_id": _check_experiment_id(experiment_id),
+                "experiment_id": check_experiment_id(experiment_id),
                 "new_name": _check_experiment_name(new_name),
             },
             not_found=ExperimentNotFoundException,
@@ -216,7 +221,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         await self._transport.call(
             "POST",
             "experiments/delete",
-            json={"experiment_id": _check_experiment_id(experiment_id)},
+            json={"experiment_id": check_experiment_id(experiment_id)},
             not_found=ExperimentNotFoundException,
         )
 
@@ -225,13 +230,13 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         await self._transport.call(
             "POST",
             "experiments/restore",
-            json={"experiment_id": _check_experiment_id(experiment_id)},
+            json={"experiment_id": check_experiment_id(experiment_id)},
             not_found=ExperimentNotFoundException,
         )
 
     async def set_tag(self, experiment_id: str, key: str, value: object) -> None:
         """Set an experiment tag (values up to 5000 characters)."""
-        checked = check_tag_key(key)
+        checked = check_entity_key(key)
         text = check_tag_value(
             checked, value, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH
         )
@@ -239,7 +244,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             "POST",
             "experiments/set-experiment-tag",
             json={
-                "experiment_id": _check_experiment_id(experiment_id),
+                "experiment_id": check_experiment_id(experiment_id),
                 "key": checked,
                 "value": text,
             },
@@ -252,7 +257,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             "POST",
             "experiments/delete-experiment-tag",
             json={
-                "experiment_id": _check_experiment_id(experiment_id),
+                "experiment_id": check_experiment_id(experiment_id),
                 "key": check_tag_key(key),
             },
             not_found=ExperimentNotFoundException,

@@ -9,7 +9,16 @@ from datetime import datetime
 from .._exceptions import RunNotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_choice, check_tag_key, check_tag_value
+from .._validation import (
+    check_choice,
+    check_entity_key,
+    check_experiment_id,
+    check_filter,
+    check_max_results,
+    check_order_by,
+    check_tag_key,
+    check_tag_value,
+)
 from ..types._wire import datetime_to_ms
 from ..types.tracking import Metric, Run, RunInfo, RunStatus, RunStatusChange, ViewType
 from ._base import AsyncMlflowResource
@@ -39,6 +48,27 @@ def _check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not run_id.strip():
         raise ValidationException(f"run_id must be a non-empty string, got {run_id!r}")
     return run_id.strip()
+
+
+def _check_run_name(run_name: object) -> str:
+    if not isinstance(run_name, str):
+        raise ValidationException(
+            f"run_name must be a string or None, got {type(run_name).__name__}"
+        )
+    return run_name
+
+
+def _check_experiment_ids(experiment_ids: object) -> list[str]:
+    # One id alone is accepted, as MLflow's experiment ids are often passed as
+    # ints.
+    if isinstance(experiment_ids, (str, int)) and not isinstance(experiment_ids, bool):
+        return [check_experiment_id(experiment_ids)]
+    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes):
+        raise ValidationException(
+            "experiment_ids must be a list of experiment ids, "
+            f"got {type(experiment_ids).__name__}"
+        )
+    return [check_experiment_id(item) for item in experiment_ids]
 
 
 def _to_ms(value: datetime | int, what: str) -> int:
@@ -72,15 +102,14 @@ class AsyncRunsResource(AsyncMlflowResource):
             tags: Run tags (values up to 8000 characters).
             start_time: The start time; now when None.
         """
+        when = datetime.now().astimezone() if start_time is None else start_time
         body: dict[str, object] = {
-            "experiment_id": str(experiment_id),
+            "experiment_id": check_experiment_id(experiment_id),
             "tags": normalize_tags(tags or {}),
-            "start_time": _to_ms(
-                start_time or datetime.now().astimezone(), "start_time"
-            ),
+            "start_time": _to_ms(when, "start_time"),
         }
         if run_name is not None:
-            body["run_name"] = run_name
+            body["run_name"] = _check_run_name(run_name)
         response = await self._transport.call(
             "POST", "runs/create", json=body, retry=RetryMode.UNSENT
         )
@@ -111,7 +140,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         if end_time is not None:
             body["end_time"] = _to_ms(end_time, "end_time")
         if run_name is not None:
-            body["run_name"] = run_name
+            body["run_name"] = _check_run_name(run_name)
         response = await self._transport.call(
             "POST", "runs/update", json=body, not_found=RunNotFoundException
         )
@@ -153,49 +182,47 @@ class AsyncRunsResource(AsyncMlflowResource):
 
     def search(
         self,
-        experiment_ids: Sequence[str],
+        experiment_ids: Sequence[str] | str | int,
         filter_string: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        view_type: ViewType | str = ViewType.ACTIVE_ONLY,
         *,
-        order_by: list[str] | None = None,
-        view_type: ViewType = ViewType.ACTIVE_ONLY,
         max_results: int | None = None,
         page_size: int = 1000,
     ) -> AsyncPager[Run]:
         """Search the runs of some experiments, for example ``metrics.loss < 0.1``.
 
         Args:
-            experiment_ids: The experiments to search in.
+            experiment_ids: The experiments to search in, or a single id.
             filter_string: A filter on ``metrics.``, ``params.``, ``tags.`` and
                 ``attributes.`` fields.
-            order_by: For example ``["metrics.loss ASC"]``.
+            order_by: One clause such as ``"metrics.loss ASC"``, or a list.
             view_type: Active, deleted or all runs.
             max_results: Stop after this many runs (None: all).
             page_size: Runs per request (1 to 50,000).
+
+        Raises:
+            ValidationException: An argument is invalid. No request is sent then.
         """
-        # One id alone, as MLflow's experiment ids are often passed as ints.
-        if isinstance(experiment_ids, (str, int)):
-            experiment_ids = [str(experiment_ids)]
-        if not isinstance(experiment_ids, Iterable):
-            raise ValidationException(
-                "experiment_ids must be a list of experiment ids, "
-                f"got {type(experiment_ids).__name__}"
-            )
-        ids = [str(item) for item in experiment_ids]
-        if not 1 <= page_size <= MAX_RUNS_PAGE_SIZE:
-            raise ValidationException(
-                f"page_size must be between 1 and {MAX_RUNS_PAGE_SIZE}, got {page_size}"
-            )
+        ids = _check_experiment_ids(experiment_ids)
+        query = check_filter(filter_string)
+        clauses = check_order_by(order_by) or []
+        size = check_max_results(
+            page_size, maximum=MAX_RUNS_PAGE_SIZE, name="page_size"
+        )
+        if max_results is not None:
+            size = min(size, check_max_results(max_results, maximum=2**31 - 1))
         view = check_choice(ViewType, view_type, what="view_type")
 
         async def fetch(token: str | None) -> Page[Run]:
             body: dict[str, object] = {
                 "experiment_ids": ids,
                 "run_view_type": view.value,
-                "max_results": page_size,
-                "order_by": list(order_by or []),
+                "max_results": size,
+                "order_by": clauses,
             }
-            if filter_string:
-                body["filter"] = filter_string
+            if query:
+                body["filter"] = query
             if token:
                 body["page_token"] = token
             response = await self._transport.call("POST", "runs/search", json=body)
@@ -231,7 +258,7 @@ class AsyncRunsResource(AsyncMlflowResource):
 
     async def log_param(self, run_id: str, key: str, value: object) -> None:
         """Log a param; logging the same value again is a no-op, a new value fails."""
-        checked = check_tag_key(key, what="param key")
+        checked = check_entity_key(key, what="param key")
         text = check_tag_value(
             checked, value, max_length=MAX_PARAM_VALUE_LENGTH, what="param"
         )
@@ -244,7 +271,7 @@ class AsyncRunsResource(AsyncMlflowResource):
 
     async def set_tag(self, run_id: str, key: str, value: object) -> None:
         """Set a run tag (values up to 8000 characters)."""
-        checked = check_tag_key(key)
+        checked = check_entity_key(key)
         text = check_tag_value(checked, value, max_length=MAX_RUN_TAG_VALUE_LENGTH)
         await self._transport.call(
             "POST",
@@ -358,7 +385,7 @@ class AsyncRunsResource(AsyncMlflowResource):
 
         Args:
             run_id: The run to watch.
-            keys: Only these metric keys (None: all).
+            keys: Only these metric keys (None: all); a string is one key.
             poll_interval: Seconds between polls.
             include_existing: Also yield the points logged before watching.
         """

@@ -132,3 +132,38 @@ async def test_get_or_create_deleted_name_explains(
     await client.experiments.restore(experiment.experiment_id)
     restored = await client.experiments.get_or_create(name)
     assert restored.experiment_id == experiment.experiment_id
+
+
+async def test_search_order_by_string_and_positional(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    names = [f"order-{unique}-{i}" for i in range(3)]
+    for name in names:
+        await client.experiments.create(name)
+
+    pager = client.experiments.search(
+        f"name LIKE 'order-{unique}-%'", "name DESC", ViewType.ACTIVE_ONLY
+    )
+    assert [experiment.name async for experiment in pager] == names[::-1]
+    with pytest.raises(ValidationException, match="order_by"):
+        client.experiments.search(order_by=[" "])
+    with pytest.raises(ValidationException, match="filter_string"):
+        client.experiments.search(5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationException, match="page_size"):
+        client.experiments.search(page_size=True)
+    with pytest.raises(ValidationException, match="max_results"):
+        client.experiments.search(max_results=-1)
+
+
+async def test_tag_key_rules_checked_before_sending(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    with pytest.raises(ValidationException, match="invalid"):
+        await client.experiments.create(f"keys-{unique}", tags={"k?": "v"})
+    assert await client.experiments.get_by_name(f"keys-{unique}") is None
+
+    experiment = await client.experiments.create(f"keys-{unique}")
+    with pytest.raises(ValidationException, match="invalid") as caught:
+        await client.experiments.set_tag(experiment.experiment_id, "a//b", "v")
+    # The server's own rejection would be an InvalidParameterException.
+    assert type(caught.value) is ValidationException

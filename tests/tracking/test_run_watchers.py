@@ -243,3 +243,27 @@ async def test_watch_many_across_experiments(
     for run in runs:
         mine = [type(e).__name__ for e in events if e.run_id == run.run_id]
         assert mine == ["RunStatusChange", "RunMetricUpdate", "RunStatusChange"]
+
+
+async def test_watch_single_string_key(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    await client.runs.log_batch(
+        run.run_id, metrics=[("loss", 1.0, 1000, 0), ("l", 2.0, 1000, 0)]
+    )
+    await client.runs.terminate(run.run_id)
+
+    # A bare string names one key; it is not split into the letters l, o, s.
+    points = [
+        p
+        async for p in client.runs.watch_metrics(run.run_id, "loss", poll_interval=POLL)
+    ]
+    assert [(p.key, p.value) for p in points] == [("loss", 1.0)]
+    with pytest.raises(ValidationException, match="metric key"):
+        await client.runs.watch_metrics(run.run_id, ["loss", ""]).__anext__()
+    with pytest.raises(ValidationException, match="keys"):
+        await client.runs.watch_many(
+            [run.run_id],
+            keys=5,  # type: ignore[arg-type]
+        ).__anext__()

@@ -261,3 +261,80 @@ def test_metric_equality_unchanged_in_range() -> None:
 
     assert parsed == built
     assert parsed.timestamp_ms == 1_700_000_000_123
+
+
+async def test_key_rules_checked_before_sending(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    run = await client.runs.create(experiment_id)
+    good = [("loss", float(step), 1_000 + step, step) for step in range(1_500)]
+
+    for bad_key in ("bad!key", "a//b", "x/", "./x", "/abs", "..up"):
+        calls = [
+            client.runs.log_batch(run.run_id, metrics=[*good, (bad_key, 1.0)]),
+            client.runs.log_metric(run.run_id, bad_key, 1.0),
+            client.runs.log_param(run.run_id, bad_key, "1"),
+            client.runs.set_tag(run.run_id, bad_key, "v"),
+            client.runs.create(experiment_id, tags={bad_key: "v"}),
+        ]
+        for call in calls:
+            with pytest.raises(ValidationException, match="invalid") as caught:
+                await call
+            # The server's own rejection would be an InvalidParameterException.
+            assert type(caught.value) is ValidationException
+
+    history = await client.runs.get_metric_history(run.run_id, "loss")
+    assert history == []
+    odd = "ünï/cødé key.v-1:x_y"
+    await client.runs.log_batch(run.run_id, metrics=[(odd, 1.0)], params={odd: "p"})
+    await client.runs.set_tag(run.run_id, odd, "t")
+    fetched = await client.runs.get(run.run_id)
+    assert fetched.data.latest_metrics[odd].value == 1.0
+    assert fetched.data.params[odd] == "p"
+    assert fetched.data.tags[odd] == "t"
+
+
+async def test_search_arguments_checked_at_call(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    with pytest.raises(ValidationException, match="order_by"):
+        client.runs.search([experiment_id], order_by=[""])
+    with pytest.raises(ValidationException, match="filter_string"):
+        client.runs.search([experiment_id], 5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationException, match="page_size"):
+        client.runs.search([experiment_id], page_size=True)
+    with pytest.raises(ValidationException, match="max_results"):
+        client.runs.search([experiment_id], max_results=0)
+    with pytest.raises(ValidationException, match="experiment_id"):
+        client.runs.search([experiment_id, None])  # type: ignore[list-item]
+
+
+async def test_search_order_by_string_and_positional(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    for index in range(3):
+        await client.runs.create(experiment_id, run_name=f"s{index}")
+
+    by_string = client.runs.search(
+        [experiment_id], None, "attributes.run_name DESC", ViewType.ACTIVE_ONLY
+    )
+    names = [run.info.run_name async for run in by_string]
+    assert names == ["s2", "s1", "s0"]
+    limited = await client.runs.search(
+        experiment_id, order_by="attributes.run_name ASC", max_results=2
+    )
+    assert [run.info.run_name for run in limited] == ["s0", "s1"]
+
+
+async def test_create_checks_experiment_and_keeps_zero_start(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    with pytest.raises(ValidationException, match="experiment_id"):
+        await client.runs.create(None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationException, match="experiment_id"):
+        await client.runs.create("  ")
+    with pytest.raises(ValidationException, match="run_name"):
+        await client.runs.create(experiment_id, run_name=5)  # type: ignore[arg-type]
+
+    run = await client.runs.create(experiment_id, start_time=0)
+    assert run.info.start_time == datetime(1970, 1, 1, tzinfo=timezone.utc)
