@@ -292,6 +292,29 @@ class MlflowTransport:
         self.http = self._http_factory()
         self._limiter = asyncio.Semaphore(self.config.max_concurrency)
 
+    @property
+    def limiter(self) -> asyncio.Semaphore:
+        """The semaphore that keeps at most `max_concurrency` requests in flight.
+
+        It matches the size of the connection pool. A caller that sends through
+        `http` directly acquires it for as long as its response is open, so
+        that a request waits here instead of timing out in the pool's queue.
+        """
+        return self._limiter
+
+    def log_response(
+        self, method: str, path: str, status_code: int, elapsed_ms: float
+    ) -> None:
+        """Log one finished request at DEBUG (INFO when verbose), without headers."""
+        logger.log(
+            self._log_level,
+            "%s %s -> %d (%.1f ms)",
+            method,
+            path,
+            status_code,
+            elapsed_ms,
+        )
+
     def url(self, path: str, *, registry: bool = False) -> str:
         """Return the absolute URL of a server path such as ``/get-artifact``."""
         base = self.config.registry_uri if registry else self.config.mlflow_uri
@@ -454,14 +477,7 @@ class MlflowTransport:
         async with self._limiter:
             response = await self.http.request(method, url, **kwargs)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.log(
-            self._log_level,
-            "%s %s -> %d (%.1f ms)",
-            method,
-            path,
-            response.status_code,
-            elapsed_ms,
-        )
+        self.log_response(method, path, response.status_code, elapsed_ms)
         if response.status_code in RETRY_STATUSES:
             raise RetryableStatus(response)
         return response

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from .._exceptions import (
 )
 from .._pagination import next_page_token
 from .._transport._errors import error_from_response, parse_json_body
-from .._transport._retry import RETRY_STATUSES
+from .._transport._retry import RETRY_STATUSES, parse_retry_after
 from ..types.tracking import ArtifactInfo
 from ._artifact_paths import (
     check_upload_path,
@@ -148,38 +149,57 @@ class AsyncArtifactsResource(AsyncMlflowResource):
                 content=body() if body is not None else None,
                 headers=headers,
             )
-            try:
-                response = await transport.http.send(request, stream=True)
-            except httpx.TransportError as exc:
-                if attempt >= config.max_retries:
-                    raise TransportException(
-                        f"artifact request failed: {type(exc).__name__}: {exc}",
-                        method=method,
-                        path=path,
-                    ) from None
-                attempt += 1
-                await self._backoff(attempt, method, path, type(exc).__name__)
-                continue
-            try:
-                if response.is_success:
-                    yield response
-                    return
-                await response.aread()
-                if _is_serving_off(response):
-                    raise _serving_off_error(response)
-                retryable = response.status_code in RETRY_STATUSES
-                if not retryable or attempt >= config.max_retries:
-                    raise error_from_response(response)
-            finally:
-                await response.aclose()
+            # The semaphore is held while the body streams, because the
+            # response keeps its pooled connection until it is closed.
+            async with transport.limiter:
+                started = time.perf_counter()
+                try:
+                    response = await transport.http.send(request, stream=True)
+                except httpx.TransportError as exc:
+                    if attempt >= config.max_retries:
+                        raise TransportException(
+                            f"artifact request failed: {type(exc).__name__}: {exc}",
+                            method=method,
+                            path=path,
+                        ) from None
+                    failure, retry_after = type(exc).__name__, None
+                else:
+                    elapsed_ms = (time.perf_counter() - started) * 1000
+                    transport.log_response(
+                        method, path, response.status_code, elapsed_ms
+                    )
+                    try:
+                        if response.is_success:
+                            yield response
+                            return
+                        await response.aread()
+                        if _is_serving_off(response):
+                            raise _serving_off_error(response)
+                        retryable = response.status_code in RETRY_STATUSES
+                        if not retryable or attempt >= config.max_retries:
+                            raise error_from_response(response)
+                    finally:
+                        await response.aclose()
+                    failure = f"HTTP {response.status_code}"
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
             attempt += 1
-            await self._backoff(attempt, method, path, f"HTTP {response.status_code}")
+            await self._backoff(attempt, method, path, failure, retry_after)
 
-    async def _backoff(self, attempt: int, method: str, path: str, why: str) -> None:
+    async def _backoff(
+        self,
+        attempt: int,
+        method: str,
+        path: str,
+        why: str,
+        retry_after: float | None = None,
+    ) -> None:
         config = self._transport.config
         delay = random.uniform(
             0, min(config.retry_backoff_max, config.retry_backoff_base * 2**attempt)
         )
+        if retry_after is not None:
+            # The server's Retry-After wins, up to the bound on all retries.
+            delay = max(delay, min(retry_after, config.retry_max_elapsed))
         logger.info(
             "retrying %s %s after %s (attempt %d, waiting %.2f s)",
             method,

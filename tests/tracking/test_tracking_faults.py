@@ -576,3 +576,61 @@ async def test_registry_watch_repeated_token_raises(fake: AsyncMaestroClient) ->
     with pytest.raises(MLflowException) as caught:
         await asyncio.wait_for(stream.__anext__(), 5)
     assert caught.value.error_code == "REPEATED_PAGE_TOKEN"
+
+
+@respx.mock
+async def test_artifact_transfers_share_request_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = build_config({"mlflow_uri": BASE, "max_concurrency": 2})
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    in_flight = 0
+    peak = 0
+
+    async def slow_accept(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, json={})
+
+    respx.put(url__startswith=PROXY).mock(side_effect=slow_accept)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(8):
+        (folder / f"f{index}.txt").write_text(str(index))
+
+    caplog.set_level("DEBUG", logger="maestro_ml_async.transport")
+    async with AsyncMaestroClient(config=config) as client:
+        uploaded = await client.artifacts.upload_dir(RUN_ID, folder, max_concurrency=6)
+    # The pool has two connections, so a third transfer waits for a free
+    # slot instead of timing out in the pool's queue.
+    assert len(uploaded) == 8
+    assert peak == 2
+    logged = [r.getMessage() for r in caplog.records if "PUT" in r.getMessage()]
+    assert len(logged) == 8
+    assert all("-> 200" in message for message in logged)
+
+
+@respx.mock
+async def test_artifact_retry_after_honoured(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    route = respx.put(url__startswith=PROXY).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "0.3"}, text="slow down"),
+            httpx.Response(200, json={}),
+        ]
+    )
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await fake.artifacts.upload_file(RUN_ID, source)
+    elapsed = loop.time() - started
+
+    assert route.call_count == 2
+    assert elapsed >= 0.3
