@@ -3,19 +3,22 @@
 The version is resolved through MLflow's REST API (by number, alias or stage),
 then its download URI (``model-versions/get-download-uri``) is rewritten by the
 configured prefix map into a URI that KServe's storage initializer can read.
-KServe does not resolve ``models:/`` registry URIs itself.
+KServe does not resolve ``runs:/`` or ``models:/`` URIs itself, so those are
+first followed through the REST API to the artifact location they name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .._exceptions import (
     DeploymentException,
     InvalidParameterException,
     ModelVersionNotFoundException,
+    NotFoundException,
+    RunNotFoundException,
     ValidationException,
 )
 from .._transport import MlflowTransport
@@ -34,6 +37,7 @@ __all__ = [
 
 # Schemes that KServe's storage initializer downloads from (KServe 0.15).
 KSERVE_SCHEMES = ("s3", "gs", "pvc", "https", "hdfs", "oci", "hf")
+_MAX_URI_HOPS = 4
 _EXAMPLE_MAP = '{"mlflow-artifacts:/": "s3://<bucket>/<artifact root>/"}'
 
 
@@ -128,14 +132,115 @@ async def resolve_model(
         registry=True,
         not_found=ModelVersionNotFoundException,
     )
-    artifact_uri = str(body.get("artifact_uri") or version.get("source") or "")
+    download_uri = str(body.get("artifact_uri") or version.get("source") or "")
+    what = f"model {model_name!r} version {number}"
+    artifact_uri = await _follow_mlflow_uri(
+        transport, download_uri, what=what, deployment_name=deployment_name
+    )
     storage_uri = map_storage_uri(
-        artifact_uri,
-        storage_uri_map,
-        what=f"model {model_name!r} version {number}",
-        deployment_name=deployment_name,
+        artifact_uri, storage_uri_map, what=what, deployment_name=deployment_name
     )
     return ModelSpec(model_name, number, storage_uri, artifact_uri)
+
+
+async def _follow_mlflow_uri(
+    transport: MlflowTransport, uri: str, *, what: str, deployment_name: str | None
+) -> str:
+    """Resolve ``runs:/`` and ``models:/`` URIs to the artifact location they name.
+
+    MLflow 3.17 returns a version's ``runs:/<run id>/<path>`` source unchanged
+    from get-download-uri, and KServe cannot read such a URI.
+
+    Raises:
+        DeploymentException: The run or model that the URI names is missing,
+            or the URIs refer to each other more than `_MAX_URI_HOPS` times.
+    """
+    current = uri
+    for _ in range(_MAX_URI_HOPS):
+        scheme = urlsplit(current).scheme.lower()
+        try:
+            if scheme == "runs":
+                current = await _run_artifact_uri(transport, current)
+            elif scheme == "models":
+                current = await _model_artifact_uri(transport, current)
+            else:
+                return current
+        except (NotFoundException, InvalidParameterException) as exc:
+            raise DeploymentException(
+                f"cannot deploy {what}: its artifact location {current!r} names "
+                f"an MLflow object that was not found ({exc}); register the "
+                "version again from an existing run or model",
+                deployment_name=deployment_name,
+            ) from exc
+    raise DeploymentException(
+        f"cannot deploy {what}: its artifact location {uri!r} still refers to "
+        f"another MLflow URI after {_MAX_URI_HOPS} steps ({current!r})",
+        deployment_name=deployment_name,
+    )
+
+
+def _uri_body(uri: str) -> str:
+    # Accept both "runs:/<id>/<path>" and "runs://<id>/<path>".
+    return uri.split(":", 1)[1].lstrip("/")
+
+
+async def _run_artifact_uri(transport: MlflowTransport, uri: str) -> str:
+    run_id, _, path = _uri_body(uri).partition("/")
+    if not run_id:
+        raise InvalidParameterException(f"{uri!r} names no run id")
+    body = await transport.call(
+        "GET", "runs/get", params={"run_id": run_id}, not_found=RunNotFoundException
+    )
+    root = str(_dig(body, "run", "info", "artifact_uri") or "")
+    if not root:
+        raise InvalidParameterException(f"run {run_id!r} has no artifact_uri")
+    path = path.strip("/")
+    return f"{root.rstrip('/')}/{path}" if path else root
+
+
+async def _model_artifact_uri(transport: MlflowTransport, uri: str) -> str:
+    """Resolve ``models:/<name>/<version|stage>``, ``models:/<name>@<alias>``
+    and ``models:/<logged model id>`` (MLflow 3)."""
+    body_text = _uri_body(uri).rstrip("/")
+    name, slash, rest = body_text.rpartition("/")
+    if not slash:
+        name, at, alias = body_text.rpartition("@")
+        if not at:
+            return await _logged_model_uri(transport, body_text)
+        selector = VersionSelector(alias=alias)
+    elif rest.isdigit():
+        selector = VersionSelector(version=rest)
+    else:
+        selector = VersionSelector(stage=rest)
+    version = await _fetch_version(transport, name, selector)
+    body = await transport.call(
+        "GET",
+        "model-versions/get-download-uri",
+        params={"name": name, "version": str(version.get("version") or "")},
+        registry=True,
+        not_found=ModelVersionNotFoundException,
+    )
+    return str(body.get("artifact_uri") or version.get("source") or "")
+
+
+async def _logged_model_uri(transport: MlflowTransport, model_id: str) -> str:
+    body = await transport.call(
+        "GET", f"logged-models/{quote(model_id, safe='')}", not_found=NotFoundException
+    )
+    location = str(_dig(body, "model", "info", "artifact_uri") or "")
+    if not location:
+        raise InvalidParameterException(
+            f"logged model {model_id!r} has no artifact_uri"
+        )
+    return location
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
 
 
 async def _fetch_version(
