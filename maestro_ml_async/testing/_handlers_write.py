@@ -10,9 +10,11 @@ from . import _status
 from ._context import ServerContext
 from ._handlers_read import request_selector, without_type
 from ._http import Target, flag, json_response, read_body, status_response
+from ._managed import FieldManager, apply, check_manager_name, manager_from_request
 from ._patch import PatchError, json_patch, merge_patch
 from ._resources import ResourceType
 from ._status import StoreError
+from ._strategic import strategic_merge_patch
 
 Obj = dict[str, Any]
 
@@ -79,6 +81,15 @@ def _check_identity(rtype: ResourceType, body: Any, target: Target) -> Obj:
     return meta
 
 
+def _field_manager(request: web.Request, target: Target) -> FieldManager:
+    """Return the manager of a write: ``fieldManager`` or the User-Agent prefix."""
+    name = manager_from_request(
+        request.query.get("fieldManager"), request.headers.get("User-Agent", "")
+    )
+    check_manager_name(name)
+    return FieldManager(name, target.subresource or "")
+
+
 def _method_not_allowed() -> web.Response:
     message = "the server does not allow this method on the requested resource"
     return status_response(_status.failure(405, "MethodNotAllowed", message, {}))
@@ -92,7 +103,12 @@ async def handle_create(
         return _method_not_allowed()
     body = await read_body(request)
     _check_identity(target.rtype, body, target)
-    created = ctx.store.create(target.rtype, body, dry_run=_dry_run(request))
+    created = ctx.store.create(
+        target.rtype,
+        body,
+        dry_run=_dry_run(request),
+        manager=_field_manager(request, target),
+    )
     return json_response(created, 201)
 
 
@@ -124,6 +140,7 @@ async def handle_replace(
         body,
         status_only=target.subresource == "status",
         dry_run=_dry_run(request),
+        manager=_field_manager(request, target),
     )
     return json_response(replaced)
 
@@ -141,19 +158,18 @@ def _unsupported_patch(rtype: ResourceType) -> StoreError:
 
 def _patched(rtype: ResourceType, content_type: str, stored: Obj, patch: Any) -> Obj:
     """Return the stored object with the patch applied."""
-    if content_type == JSON_PATCH:
-        try:
+    try:
+        if content_type == JSON_PATCH:
             result = json_patch(stored, patch)
-        except PatchError as exc:
-            raise StoreError(_status.failure(422, "Invalid", str(exc), {})) from None
-    else:
-        if not isinstance(patch, dict):
+        elif content_type == STRATEGIC_PATCH:
+            result = strategic_merge_patch(stored, patch)
+        elif isinstance(patch, dict):
+            result = merge_patch(stored, patch)
+        else:
             message = "a merge patch body must be a JSON object"
             raise StoreError(_status.bad_request(message))
-        # NOTE: strategic merge patches on built-in types are applied as JSON
-        # merge patches, so list fields such as containers are replaced whole
-        # instead of being merged by their merge keys.
-        result = merge_patch(stored, patch)
+    except PatchError as exc:
+        raise StoreError(_status.failure(422, "Invalid", str(exc), {})) from None
     if not isinstance(result, dict):
         raise StoreError(_status.bad_request("the patched object is not an object"))
     return result
@@ -188,6 +204,7 @@ async def handle_patch(
         result,
         status_only=target.subresource == "status",
         dry_run=_dry_run(request),
+        manager=_field_manager(request, target),
     )
     return json_response(patched)
 
@@ -202,26 +219,33 @@ def _pin_identity(obj: Obj, target: Target) -> None:
 async def _handle_apply(
     ctx: ServerContext, request: web.Request, target: Target
 ) -> web.Response:
-    """Server-side apply, approximated as a merge patch that may create.
+    """Server-side apply: merge the config and track its fields' owner.
 
-    NOTE: field ownership is not tracked, so apply never reports a
-    FieldManagerConflict and does not remove fields that a manager stopped
-    setting.
+    The applied fields belong to the ``fieldManager``. A field that another
+    manager owns with a different value is a 409 conflict unless
+    ``force=true``, and fields that the manager stopped applying are removed
+    when no other manager owns them.
     """
     assert target.name is not None
     if not request.query.get("fieldManager"):
         message = "PATCH requests with apply-patch+yaml must set the fieldManager"
         raise StoreError(_status.bad_request(message))
+    manager = _field_manager(request, target)
     body = await read_body(request, yaml_allowed=True)
     _check_identity(target.rtype, body, target)
+    if body["metadata"].get("managedFields") is not None:
+        message = "metadata.managedFields must be nil"
+        raise StoreError(_status.bad_request(message))
     dry_run = _dry_run(request)
+    force = flag(request, "force")
     stored = ctx.store.get(target.rtype, target.namespace, target.name)
     if stored is None:
         if target.subresource is not None:
             raise StoreError(_status.not_found(target.rtype, target.name))
-        created = ctx.store.create(target.rtype, body, dry_run=dry_run)
+        new = apply(target.rtype, None, body, manager, force=force)
+        created = ctx.store.create(target.rtype, new, dry_run=dry_run)
         return json_response(created, 201)
-    result = merge_patch(stored, body)
+    result = apply(target.rtype, stored, body, manager, force=force)
     _pin_identity(result, target)
     applied = ctx.store.replace(
         target.rtype,

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from . import _status
+from ._managed import FieldManager, record_update
 from ._resources import RESOURCE_TYPES, ResourceType
 from ._status import StoreError
 from ._validation import apply_create_defaults, fold_string_data, resolve_name
@@ -122,13 +123,21 @@ class Store:
 
     # Writes
 
-    def create(self, rtype: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        rtype: ResourceType,
+        obj: Obj,
+        *,
+        dry_run: bool = False,
+        manager: FieldManager | None = None,
+    ) -> Obj:
         """Store a new object and return it as stored.
 
         The server assigns ``uid``, ``resourceVersion``, ``generation`` 1 and
         ``creationTimestamp``, and resolves ``generateName``. A namespaced object
         without ``metadata.namespace`` goes to ``default``. With ``dry_run`` the
         object is checked and returned but not stored, and has no resourceVersion.
+        With ``manager`` the write is recorded in ``metadata.managedFields``.
 
         Raises:
             StoreError: 404 when the namespace does not exist, 409 AlreadyExists,
@@ -150,6 +159,8 @@ class Store:
         meta["generation"] = 1
         meta["creationTimestamp"] = format_timestamp(datetime.now(timezone.utc))
         apply_create_defaults(rtype, new, uid)
+        if manager is not None:
+            record_update(rtype, None, new, manager)
         if dry_run:
             return new
         return self._commit(rtype, "ADDED", new, None)
@@ -161,6 +172,7 @@ class Store:
         *,
         status_only: bool = False,
         dry_run: bool = False,
+        manager: FieldManager | None = None,
     ) -> Obj:
         """Replace an object and return it as stored.
 
@@ -170,7 +182,9 @@ class Store:
         ``.status``, and a ``status_only`` write keeps everything but ``.status``.
         A write that changes nothing keeps the resourceVersion and sends no event.
         Removing the last finalizer of an object that is being deleted removes it.
-        With ``dry_run`` the result is returned but not stored.
+        With ``dry_run`` the result is returned but not stored. Without
+        ``metadata.managedFields`` in ``obj`` the stored ones are kept, and with
+        ``manager`` the fields that the write changed move to that manager.
 
         Raises:
             StoreError: 404 when the object does not exist, 409 Conflict when the
@@ -187,7 +201,11 @@ class Store:
             raise StoreError(_status.conflict(rtype, name))
 
         new = self._merge_write(rtype, stored, obj, status_only)
-        if new == stored or dry_run:
+        if new == stored:
+            return new
+        if manager is not None:
+            record_update(rtype, stored, new, manager)
+        if dry_run:
             return new
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get(
             "finalizers"
@@ -337,6 +355,9 @@ class Store:
                 new["status"] = copy.deepcopy(obj["status"])
             else:
                 new.pop("status", None)
+            managed = (obj.get("metadata") or {}).get("managedFields")
+            if managed is not None:
+                new["metadata"]["managedFields"] = copy.deepcopy(managed)
             return new
 
         new = _with_type(rtype, obj)
@@ -348,6 +369,8 @@ class Store:
             else:
                 meta.pop(field, None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
         if rtype.has_status:
             if "status" in stored:
                 new["status"] = copy.deepcopy(stored["status"])

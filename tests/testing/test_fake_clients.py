@@ -7,10 +7,12 @@ fake cluster serves from the test's event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import kubernetes
+import kubernetes.dynamic
 import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client, config, watch
@@ -155,6 +157,60 @@ async def test_official_client_pods_and_logs(fake_cluster: FakeCluster) -> None:
     assert text == "final"
     assert results["missing"] == 404
     assert {"default", "ml-platform", "kube-system"} <= set(results["namespaces"])
+
+
+def official_apply(cluster: FakeCluster) -> dict[str, Any]:
+    """Run server-side apply through the official client's dynamic client."""
+    api_client = official_client(cluster)
+    dynamic = kubernetes.dynamic.DynamicClient(api_client)
+    jobs = dynamic.resources.get(api_version="kubeflow.org/v1", kind="PyTorchJob")
+    results: dict[str, Any] = {}
+    manifest = pytorch_job("applied", team="ml")
+    manifest["metadata"]["namespace"] = "default"
+    created = dynamic.server_side_apply(jobs, body=manifest, field_manager="sdk")
+    results["created"] = created.to_dict()
+    dynamic.patch(
+        jobs,
+        name="applied",
+        namespace="default",
+        body={"metadata": {"labels": {"team": "ops"}}},
+        content_type="application/merge-patch+json",
+        field_manager="hand-edit",
+    )
+    try:
+        dynamic.server_side_apply(jobs, body=manifest, field_manager="sdk")
+    except kubernetes.client.ApiException as exc:
+        results["conflict"] = (exc.status, json.loads(exc.body))
+    forced = dynamic.server_side_apply(
+        jobs, body=manifest, field_manager="sdk", force_conflicts=True
+    )
+    results["forced"] = forced.to_dict()
+    api_client.close()
+    return results
+
+
+async def test_official_client_server_side_apply(fake_cluster: FakeCluster) -> None:
+    results = await asyncio.to_thread(official_apply, fake_cluster)
+
+    managed = results["created"]["metadata"]["managedFields"]
+    assert [(entry["manager"], entry["operation"]) for entry in managed] == [
+        ("sdk", "Apply")
+    ]
+    status, body = results["conflict"]
+    assert status == 409
+    assert body["reason"] == "Conflict"
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldManagerConflict",
+            "message": 'conflict with "hand-edit" using kubeflow.org/v1',
+            "field": ".metadata.labels.team",
+        }
+    ]
+    assert results["forced"]["metadata"]["labels"] == {"team": "ml"}
+    owners = {
+        entry["manager"] for entry in results["forced"]["metadata"]["managedFields"]
+    }
+    assert owners == {"sdk"}, "the forced apply took the only field of hand-edit"
 
 
 @pytest_asyncio.fixture

@@ -244,3 +244,70 @@ async def test_typed_generator_gets_clear_error(tls_cluster: FakeCluster) -> Non
     assert "does not decode protobuf" in err
     assert "kubectl create -f" in err
     assert tls_cluster.store.peek(RESOURCE_TYPES["configmaps"]) == []
+
+
+async def test_server_side_apply_conflict(tls_cluster: FakeCluster) -> None:
+    code, _, err = await kubectl(
+        tls_cluster, "apply", "--server-side", "-f", "-", stdin=PYTORCH_JOB
+    )
+    assert code == 0, err
+    merge = '{"metadata":{"labels":{"team":"ops"}}}'
+    code, _, err = await kubectl(
+        tls_cluster, "patch", "pytorchjob", "demo", "--type", "merge", "-p", merge
+    )
+    assert code == 0, err
+
+    code, _, err = await kubectl(
+        tls_cluster, "apply", "--server-side", "-f", "-", stdin=PYTORCH_JOB
+    )
+
+    assert code == 1
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl-patch" using '
+        "kubeflow.org/v1: .metadata.labels.team"
+    ) in err
+    code, _, err = await kubectl(
+        tls_cluster,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=PYTORCH_JOB,
+    )
+    assert code == 0, err
+    got = await kubectl_json(
+        tls_cluster, "get", "pytorchjob", "demo", "--show-managed-fields"
+    )
+    assert got["metadata"]["labels"] == {"team": "ml"}
+    owners = {
+        (entry["manager"], entry["operation"])
+        for entry in got["metadata"]["managedFields"]
+        if "subresource" not in entry
+    }
+    assert owners == {("kubectl", "Apply")}
+
+
+async def test_set_image_merges_containers(tls_cluster: FakeCluster) -> None:
+    pod = """
+apiVersion: v1
+kind: Pod
+metadata: {name: two, namespace: default}
+spec:
+  containers:
+  - {name: main, image: busybox, command: [sleep, "60"]}
+  - {name: side, image: envoy}
+"""
+    code, _, err = await kubectl(tls_cluster, "apply", "-f", "-", stdin=pod)
+    assert code == 0, err
+
+    code, _, err = await kubectl(
+        tls_cluster, "set", "image", "pod/two", "main=busybox:2"
+    )
+
+    assert code == 0, err
+    got = await kubectl_json(tls_cluster, "get", "pod", "two")
+    assert got["spec"]["containers"] == [
+        {"name": "main", "image": "busybox:2", "command": ["sleep", "60"]},
+        {"name": "side", "image": "envoy"},
+    ]
