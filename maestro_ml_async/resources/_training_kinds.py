@@ -11,7 +11,7 @@ Failed, and a Trainer v2 TrainJob reports Complete, Failed and Suspended.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..types.training import (
@@ -175,19 +175,45 @@ def derive_status(kind: JobKind, obj: dict[str, Any]) -> JobStatus:
         return JobStatus.FAILED
     if "Succeeded" in true or "Complete" in true:
         return JobStatus.SUCCEEDED
-    if "Suspended" in true:
+    latest = _latest_true(status, ("Suspended", "Restarting", "Running"))
+    if latest == "Suspended":
         return JobStatus.SUSPENDED
     if kind.operator:
-        return _operator_status(status, true)
+        return _operator_status(status, latest)
     if kind.kind == "Job":
         return _batch_status(status, true)
     return _trainjob_status(status)
 
 
-def _operator_status(status: dict[str, Any], true: set[str]) -> JobStatus:
-    if "Restarting" in true:
+def _latest_true(status: dict[str, Any], types: tuple[str, ...]) -> str | None:
+    """Return the type of the newest true condition among `types`, or None.
+
+    The Training Operator appends the condition it sets to the end of the list,
+    so a later entry is newer. When every candidate has a lastTransitionTime,
+    the latest time decides instead, with list order breaking ties.
+    """
+    candidates: list[tuple[datetime | None, int, str]] = []
+    for index, raw in enumerate(status.get("conditions") or []):
+        if not isinstance(raw, dict) or raw.get("status") != "True":
+            continue
+        if raw.get("type") not in types:
+            continue
+        when = _time(raw.get("lastTransitionTime"))
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        candidates.append((when, index, str(raw["type"])))
+    if not candidates:
+        return None
+    if all(when is not None for when, _, _ in candidates):
+        return max(candidates, key=lambda c: (c[0], c[1]))[2]
+    return max(candidates, key=lambda c: c[1])[2]
+
+
+def _operator_status(status: dict[str, Any], latest: str | None) -> JobStatus:
+    # Should Running and Restarting both be true, the newer one decides.
+    if latest == "Restarting":
         return JobStatus.RESTARTING
-    if "Running" in true:
+    if latest == "Running":
         return JobStatus.RUNNING
     # The operator counts only pods in phase Running as active, so an active or
     # succeeded replica means the job has run even while no Running condition

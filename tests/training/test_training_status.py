@@ -30,7 +30,52 @@ def job(**status: Any) -> dict[str, Any]:
     return {"metadata": {"name": "j", "namespace": "ns"}, "status": status}
 
 
+def timed(kind: str, when: str) -> dict[str, str]:
+    return {"type": kind, "status": "True", "lastTransitionTime": when}
+
+
 CASES: list[tuple[str, JobKind, dict[str, Any], JobStatus]] = [
+    (
+        "operator restarting after running",
+        PYTORCH,
+        job(conditions=[condition("Running"), condition("Restarting")]),
+        JobStatus.RESTARTING,
+    ),
+    (
+        "operator running again after restarting",
+        PYTORCH,
+        job(conditions=[condition("Restarting"), condition("Running")]),
+        JobStatus.RUNNING,
+    ),
+    (
+        "operator newer time beats list order",
+        PYTORCH,
+        job(
+            conditions=[
+                timed("Running", "2026-01-01T10:05:00Z"),
+                timed("Restarting", "2026-01-01T10:00:00Z"),
+            ]
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "operator resumed after suspend",
+        PYTORCH,
+        job(conditions=[condition("Suspended"), condition("Running")]),
+        JobStatus.RUNNING,
+    ),
+    (
+        "operator suspended after running",
+        PYTORCH,
+        job(conditions=[condition("Running"), condition("Suspended")]),
+        JobStatus.SUSPENDED,
+    ),
+    (
+        "operator failed beats later running",
+        PYTORCH,
+        job(conditions=[condition("Failed"), condition("Running")]),
+        JobStatus.FAILED,
+    ),
     ("batch new", BATCH_JOB, job(), JobStatus.CREATED),
     (
         "batch pending pod",
