@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from ._exceptions import ValidationException
@@ -22,6 +22,7 @@ __all__ = [
     "check_choice",
     "check_entity_key",
     "check_experiment_id",
+    "check_experiment_ids",
     "check_filter",
     "check_key_values",
     "check_kubernetes_name",
@@ -247,6 +248,19 @@ def check_experiment_id(experiment_id: object) -> str:
     if not text:
         raise ValidationException("experiment_id must not be empty")
     return text
+
+
+def check_experiment_ids(experiment_ids: object) -> list[str]:
+    """Check a list of experiment ids. One id alone is accepted, as a list of one,
+    because MLflow's experiment ids are often passed as ints."""
+    if isinstance(experiment_ids, (str, int)) and not isinstance(experiment_ids, bool):
+        return [check_experiment_id(experiment_ids)]
+    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes):
+        raise ValidationException(
+            "experiment_ids must be a list of experiment ids, "
+            f"got {type(experiment_ids).__name__}"
+        )
+    return [check_experiment_id(item) for item in experiment_ids]
 
 
 def check_filter(filter_string: object) -> str | None:

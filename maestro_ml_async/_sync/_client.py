@@ -807,7 +807,11 @@ class LoggedModelsResource(SyncWrapper["AsyncLoggedModelsResource"]):
     def finalize(
         self, model_id: str, status: LoggedModelStatus | str = LoggedModelStatus.READY
     ) -> LoggedModel:
-        """Set the final upload status: READY or UPLOAD_FAILED."""
+        """Set the final upload status: READY or UPLOAD_FAILED.
+
+        The status may be a `LoggedModelStatus`, its value
+        (``LOGGED_MODEL_READY``) or the short name (``ready``), in any case.
+        """
         return self._runner.call(self._async.finalize, model_id, status)
 
     def get(self, model_id: str) -> LoggedModel:
@@ -816,7 +820,7 @@ class LoggedModelsResource(SyncWrapper["AsyncLoggedModelsResource"]):
 
     def search(
         self,
-        experiment_ids: Sequence[str],
+        experiment_ids: Sequence[str] | str | int,
         filter_string: str | None = None,
         *,
         order_by: Sequence[Mapping[str, object]] | None = None,

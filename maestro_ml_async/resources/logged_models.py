@@ -13,7 +13,15 @@ from urllib.parse import quote
 from .._exceptions import NotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_key_values, check_tag_key
+from .._validation import (
+    check_choice,
+    check_experiment_id,
+    check_experiment_ids,
+    check_filter,
+    check_key_values,
+    check_max_results,
+    check_tag_key,
+)
 from ..types.tracking import LoggedModel, LoggedModelStatus
 from ._base import AsyncMlflowResource, object_path
 from ._log_batch import MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH
@@ -27,6 +35,35 @@ MAX_SEARCH_PAGE_SIZE = 100
 
 def _model_path(model_id: str, suffix: str = "") -> str:
     return object_path("logged-models", model_id, suffix, what="logged model id")
+
+
+def _check_status(status: object) -> LoggedModelStatus:
+    if isinstance(status, str):
+        short = status.strip().upper()
+        for member in LoggedModelStatus:
+            if short in (member.name, member.value):
+                return member
+    return check_choice(LoggedModelStatus, status, what="status")
+
+
+def _check_order_by(order_by: object) -> list[dict[str, object]]:
+    """Check ``[{"field_name": ..., "ascending": ...}]`` order clauses."""
+    if order_by is None:
+        return []
+    if isinstance(order_by, (str, Mapping)) or not isinstance(order_by, Sequence):
+        raise ValidationException(
+            "order_by must be a list of {'field_name': ..., 'ascending': ...} "
+            f"mappings, got {order_by!r}"
+        )
+    clauses = []
+    for entry in order_by:
+        field_name = entry.get("field_name") if isinstance(entry, Mapping) else None
+        if not isinstance(field_name, str) or not field_name.strip():
+            raise ValidationException(
+                f"each order_by entry needs a non-empty 'field_name', got {entry!r}"
+            )
+        clauses.append(dict(entry))
+    return clauses
 
 
 class AsyncLoggedModelsResource(AsyncMlflowResource):
@@ -64,7 +101,7 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
     ) -> LoggedModel:
         """Create a logged model in PENDING status; `finalize` marks it READY."""
         body: dict[str, object] = {
-            "experiment_id": str(experiment_id),
+            "experiment_id": check_experiment_id(experiment_id),
             "params": check_key_values(
                 params, max_length=MAX_PARAM_VALUE_LENGTH, what="params"
             ),
@@ -77,8 +114,13 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
             ("model_type", model_type),
             ("source_run_id", source_run_id),
         ):
-            if value is not None:
-                body[field_name] = value
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationException(
+                    f"{field_name} must be a non-empty string or None, got {value!r}"
+                )
+            body[field_name] = value
         response = await self._call(
             "POST", "logged-models", json=body, retry=RetryMode.UNSENT
         )
@@ -96,7 +138,7 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
 
     def search(
         self,
-        experiment_ids: Sequence[str],
+        experiment_ids: Sequence[str] | str | int,
         filter_string: str | None = None,
         *,
         order_by: Sequence[Mapping[str, object]] | None = None,
@@ -113,25 +155,25 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
             max_results: Stop after this many models (None: all).
             page_size: Models per request (1 to 100).
         """
-        if isinstance(experiment_ids, str):
-            experiment_ids = [experiment_ids]
-        ids = [str(item) for item in experiment_ids]
+        ids = check_experiment_ids(experiment_ids)
         if not ids:
             raise ValidationException("experiment_ids must not be empty")
-        if not 1 <= page_size <= MAX_SEARCH_PAGE_SIZE:
-            raise ValidationException(
-                f"page_size must be between 1 and {MAX_SEARCH_PAGE_SIZE}, "
-                f"got {page_size}"
-            )
+        query = check_filter(filter_string)
+        clauses = _check_order_by(order_by)
+        size = check_max_results(
+            page_size, maximum=MAX_SEARCH_PAGE_SIZE, name="page_size"
+        )
+        if max_results is not None:
+            size = min(size, check_max_results(max_results, maximum=2**31 - 1))
 
         async def fetch(token: str | None) -> Page[LoggedModel]:
             body: dict[str, object] = {
                 "experiment_ids": ids,
-                "max_results": page_size,
-                "order_by": [dict(entry) for entry in order_by or []],
+                "max_results": size,
+                "order_by": clauses,
             }
-            if filter_string:
-                body["filter"] = filter_string
+            if query:
+                body["filter"] = query
             if token:
                 body["page_token"] = token
             response = await self._call("POST", "logged-models/search", json=body)
@@ -145,16 +187,21 @@ class AsyncLoggedModelsResource(AsyncMlflowResource):
         model_id: str,
         status: LoggedModelStatus | str = LoggedModelStatus.READY,
     ) -> LoggedModel:
-        """Set the final upload status: READY or UPLOAD_FAILED."""
-        final = LoggedModelStatus(status)
+        """Set the final upload status: READY or UPLOAD_FAILED.
+
+        The status may be a `LoggedModelStatus`, its value
+        (``LOGGED_MODEL_READY``) or the short name (``ready``), in any case.
+        """
+        final = _check_status(status)
         if final not in (LoggedModelStatus.READY, LoggedModelStatus.UPLOAD_FAILED):
             raise ValidationException(
                 f"finalize needs READY or UPLOAD_FAILED, got {final.value}"
             )
+        path = _model_path(model_id)
         response = await self._call(
             "PATCH",
-            _model_path(model_id),
-            json={"model_id": model_id, "status": final.value},
+            path,
+            json={"model_id": model_id.strip(), "status": final.value},
         )
         return parse_field(response, "model", LoggedModel.from_wire)
 

@@ -13,6 +13,7 @@ from .._validation import (
     check_choice,
     check_entity_key,
     check_experiment_id,
+    check_experiment_ids,
     check_filter,
     check_max_results,
     check_order_by,
@@ -56,19 +57,6 @@ def _check_run_name(run_name: object) -> str:
             f"run_name must be a string or None, got {type(run_name).__name__}"
         )
     return run_name
-
-
-def _check_experiment_ids(experiment_ids: object) -> list[str]:
-    # One id alone is accepted, as MLflow's experiment ids are often passed as
-    # ints.
-    if isinstance(experiment_ids, (str, int)) and not isinstance(experiment_ids, bool):
-        return [check_experiment_id(experiment_ids)]
-    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes):
-        raise ValidationException(
-            "experiment_ids must be a list of experiment ids, "
-            f"got {type(experiment_ids).__name__}"
-        )
-    return [check_experiment_id(item) for item in experiment_ids]
 
 
 def _to_ms(value: datetime | int, what: str) -> int:
@@ -204,7 +192,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         Raises:
             ValidationException: An argument is invalid. No request is sent then.
         """
-        ids = _check_experiment_ids(experiment_ids)
+        ids = check_experiment_ids(experiment_ids)
         query = check_filter(filter_string)
         clauses = check_order_by(order_by) or []
         size = check_max_results(

@@ -53,3 +53,55 @@ async def test_logged_model_lifecycle(client: AsyncMaestroClient, unique: str) -
 async def test_finalize_needs_final_status(client: AsyncMaestroClient) -> None:
     with pytest.raises(ValidationException):
         await client.logged_models.finalize("m-1", LoggedModelStatus.PENDING)
+
+
+async def test_finalize_accepts_short_status_names(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    experiment = await client.experiments.create(f"lm-status-{unique}")
+    first = await client.logged_models.create(experiment.experiment_id)
+    second = await client.logged_models.create(experiment.experiment_id)
+
+    ready = await client.logged_models.finalize(first.model_id, "ready")
+    assert ready.status is LoggedModelStatus.READY
+    failed = await client.logged_models.finalize(
+        second.model_id, "LOGGED_MODEL_UPLOAD_FAILED"
+    )
+    assert failed.status is LoggedModelStatus.UPLOAD_FAILED
+    with pytest.raises(ValidationException, match="status must be one of"):
+        await client.logged_models.finalize(first.model_id, "done")
+
+
+async def test_arguments_checked_before_sending(client: AsyncMaestroClient) -> None:
+    models = client.logged_models
+    with pytest.raises(ValidationException, match="experiment_id"):
+        await models.create(None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationException, match="name"):
+        await models.create("1", name="")
+    with pytest.raises(ValidationException, match="experiment_ids"):
+        models.search([])
+    with pytest.raises(ValidationException, match="experiment_id"):
+        models.search([None])  # type: ignore[list-item]
+    with pytest.raises(ValidationException, match="page_size"):
+        models.search(["1"], page_size=101)
+    with pytest.raises(ValidationException, match="order_by"):
+        models.search(["1"], order_by="creation_time")  # type: ignore[arg-type]
+    with pytest.raises(ValidationException, match="field_name"):
+        models.search(["1"], order_by=[{"ascending": True}])
+    with pytest.raises(ValidationException, match="filter_string"):
+        models.search(["1"], 7)  # type: ignore[arg-type]
+
+
+async def test_search_single_int_id_and_order(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    experiment = await client.experiments.create(f"lm-order-{unique}")
+    for name in ("b", "a", "c"):
+        await client.logged_models.create(experiment.experiment_id, name=name)
+
+    found = await client.logged_models.search(
+        int(experiment.experiment_id),
+        order_by=[{"field_name": "name", "ascending": True}],
+        max_results=2,
+    )
+    assert [model.name for model in found] == ["a", "b"]
