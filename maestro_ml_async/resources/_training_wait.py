@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
-from .._exceptions import TrainingException
+from .._exceptions import TrainingException, ValidationException
 from ..types.training import JobStatus, TrainingJob, TrainingTimeoutException
 from ._training_kinds import LABEL_MANAGED_BY, MANAGED_BY, JobKind
 from ._training_logs import pod_wait_reason
 
 __all__ = [
     "CANCELLED_ANNOTATION",
+    "check_timeout",
     "is_stale",
     "reached",
     "selector_for",
@@ -20,6 +22,25 @@ __all__ = [
 
 CANCELLED_ANNOTATION = "maestro-ml.io/cancelled"
 """Annotation that `cancel_job` sets, so a wait can tell cancelled from queued."""
+
+
+def check_timeout(value: object, what: str) -> float | None:
+    """Return a timeout in seconds: None, or a number that is not negative.
+
+    ``0`` checks the current state only, and ``math.inf`` waits without limit.
+
+    Raises:
+        ValidationException: `value` is not a number, is NaN or is negative.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationException(
+            f"{what} must be a number of seconds or None, got {value!r}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValidationException(f"{what} must not be negative or NaN, got {value}")
+    return float(value)
 
 
 def timeout_error(

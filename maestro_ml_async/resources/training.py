@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from ._training_logs import JobLogStreamer, read_current_logs
 from ._training_submit import build_request, create_job_objects
 from ._training_wait import (
     CANCELLED_ANNOTATION,
+    check_timeout,
     is_stale,
     reached,
     selector_for,
@@ -335,7 +337,8 @@ class AsyncTrainingResource:
             namespace: The namespace; the configured one by default.
 
         Raises:
-            ValidationException: `until` is not a JobStatus value.
+            ValidationException: `until` is not a JobStatus value, or
+                `timeout` is negative, NaN or not a number.
             TrainingException: The job failed (with the operator's reason and
                 message), was deleted or cancelled, or can no longer reach
                 `until` (for example it succeeded while `until` is failed).
@@ -343,8 +346,9 @@ class AsyncTrainingResource:
                 status and the waiting reasons of the job's pods.
         """
         target = check_choice(JobStatus, until, what="until")
+        checked = check_timeout(timeout, "timeout")
         ns = self._namespace(namespace)
-        limit = self._config.training_job_timeout if timeout is None else timeout
+        limit = self._config.training_job_timeout if checked is None else checked
         kind, current = await self._find(name, ns)
         job = self._bind(job_from_object(current, kind))
         if reached(job, target):
@@ -512,9 +516,11 @@ class AsyncTrainingResource:
         the previous instance of each restarted container first.
 
         Raises:
+            ValidationException: `pod_timeout` is negative, NaN or not a number.
             TrainingTimeoutException: No container started within
                 `pod_timeout`; it carries the pods' waiting reasons.
         """
+        pod_limit = check_timeout(pod_timeout, "pod_timeout")
         ns = self._namespace(namespace)
         kind, _ = await self._find(name, ns)
         transport = await self._transport()
@@ -522,6 +528,8 @@ class AsyncTrainingResource:
             for line in await read_current_logs(transport, kind, name, ns):
                 yield line
             return
-        streamer = JobLogStreamer(transport, kind, name, ns, pod_timeout)
+        streamer = JobLogStreamer(
+            transport, kind, name, ns, math.inf if pod_limit is None else pod_limit
+        )
         async for line in streamer.stream():
             yield line

@@ -178,3 +178,33 @@ async def test_child_names_fit_dns_labels(
 async def test_single_batch_pod_keeps_full_name(client: AsyncMaestroClient) -> None:
     job = await client.training.submit_job("b" * 63, "sklearn", "img", workers=1)
     assert len(job.name) == 63
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "5", True])
+async def test_wait_rejects_bad_timeout(
+    client: AsyncMaestroClient, timeout: object
+) -> None:
+    await client.training.submit_job("timed", "sklearn", "img")
+
+    with pytest.raises(ValidationException, match="timeout must"):
+        await client.training.wait_for_job("timed", timeout=timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pod_timeout", [-0.5, float("nan"), "10"])
+async def test_logs_reject_bad_pod_timeout(
+    client: AsyncMaestroClient, pod_timeout: object
+) -> None:
+    await client.training.submit_job("logged", "sklearn", "img")
+
+    with pytest.raises(ValidationException, match="pod_timeout must"):
+        async for _ in client.training.logs("logged", pod_timeout=pod_timeout):  # type: ignore[arg-type]
+            pass
+
+
+async def test_wait_with_zero_timeout_checks_once(client: AsyncMaestroClient) -> None:
+    await client.training.submit_job("instant", "sklearn", "img")
+    await client.training.wait_for_job("instant", timeout=10)
+
+    job = await client.training.wait_for_job("instant", timeout=0)
+
+    assert job.status is JobStatus.SUCCEEDED
