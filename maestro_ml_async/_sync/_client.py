@@ -1685,6 +1685,7 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         the previous instance of each restarted container first.
 
         Raises:
+            ValidationException: `pod_timeout` is negative, NaN or not a number.
             TrainingTimeoutException: No container started within
                 `pod_timeout`; it carries the pods' waiting reasons.
         """
@@ -1809,7 +1810,8 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
             namespace: The namespace; the configured one by default.
 
         Raises:
-            ValidationException: `until` is not a JobStatus value.
+            ValidationException: `until` is not a JobStatus value, or
+                `timeout` is negative, NaN or not a number.
             TrainingException: The job failed (with the operator's reason and
                 message), was deleted or cancelled, or can no longer reach
                 `until` (for example it succeeded while `until` is failed).
