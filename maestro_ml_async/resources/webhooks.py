@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from .._exceptions import NotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
+from .._validation import check_choice, check_max_results
 from ..types.webhooks import (
     Webhook,
     WebhookEvent,
@@ -74,6 +76,23 @@ def _events(events: Iterable[WebhookEventInput]) -> builtins.list[dict[str, str]
     return result
 
 
+def _check_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationException(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_url(url: object) -> str:
+    text = _check_text(url, "webhook url")
+    parts = urlsplit(text.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValidationException(
+            f"webhook url {text!r} is invalid: use an http:// or https:// URL "
+            "with a host (MLflow accepts only https unless the server allows http)"
+        )
+    return text
+
+
 def _webhook_path(webhook_id: str, suffix: str = "") -> str:
     return object_path("webhooks", webhook_id, suffix, what="webhook id")
 
@@ -108,10 +127,10 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             status: ACTIVE or DISABLED.
         """
         body: dict[str, object] = {
-            "name": name,
-            "url": url,
+            "name": _check_text(name, "webhook name"),
+            "url": _check_url(url),
             "events": _events(events),
-            "status": WebhookStatus(status).value,
+            "status": check_choice(WebhookStatus, status, what="status").value,
         }
         if description is not None:
             body["description"] = description
@@ -126,13 +145,12 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         self, *, max_results: int | None = None, page_size: int = 100
     ) -> AsyncPager[Webhook]:
         """List the server's webhooks, page by page."""
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValidationException(
-                f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
-            )
+        size = check_max_results(page_size, maximum=MAX_PAGE_SIZE, name="page_size")
+        if max_results is not None:
+            size = min(size, check_max_results(max_results, maximum=2**31 - 1))
 
         async def fetch(token: str | None) -> Page[Webhook]:
-            params: dict[str, object] = {"max_results": page_size}
+            params: dict[str, object] = {"max_results": size}
             if token:
                 params["page_token"] = token
             response = await self._transport.call(
@@ -167,9 +185,9 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         """Change some fields of a webhook; None leaves a field unchanged."""
         body: dict[str, object] = {}
         if name is not None:
-            body["name"] = name
+            body["name"] = _check_text(name, "webhook name")
         if url is not None:
-            body["url"] = url
+            body["url"] = _check_url(url)
         if events is not None:
             body["events"] = _events(events)
         if description is not None:
@@ -177,7 +195,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         if secret is not None:
             body["secret"] = secret
         if status is not None:
-            body["status"] = WebhookStatus(status).value
+            body["status"] = check_choice(WebhookStatus, status, what="status").value
         response = await self._transport.call(
             "PATCH", _webhook_path(webhook_id), json=body, feature=_FEATURE
         )

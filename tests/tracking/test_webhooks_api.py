@@ -357,3 +357,34 @@ def test_hostile_timestamp_rejected(timestamp: str) -> None:
     )
     with pytest.raises(WebhookVerificationError):
         parse_webhook_delivery(hostile, body, SECRET, tolerance=None)
+
+
+async def test_webhook_arguments_checked_locally(client: AsyncMaestroClient) -> None:
+    hooks = client.webhooks
+    event = ["model_version.created"]
+    for url in ("", "ftp://host/x", "https://", "not a url", None):
+        with pytest.raises(ValidationException, match="url"):
+            await hooks.create("x", url, event)  # type: ignore[arg-type]
+    with pytest.raises(ValidationException, match="name"):
+        await hooks.create(" ", "https://hooks.example/x", event)
+    with pytest.raises(ValidationException, match="status must be one of"):
+        await hooks.create("x", "https://hooks.example/x", event, status="on")
+    with pytest.raises(ValidationException, match="status must be one of"):
+        await hooks.update("wh-1", status="paused")
+    with pytest.raises(ValidationException, match="page_size"):
+        hooks.list(page_size=0)
+
+
+async def test_webhook_status_any_case(
+    hooks_client: AsyncMaestroClient, unique: str
+) -> None:
+    webhook = await hooks_client.webhooks.create(
+        f"case-{unique}",
+        "http://127.0.0.1:9/hook",
+        "registered_model.created",
+        status="disabled",
+    )
+    assert webhook.status is WebhookStatus.DISABLED
+    updated = await hooks_client.webhooks.update(webhook.webhook_id, status="Active")
+    assert updated.status is WebhookStatus.ACTIVE
+    await hooks_client.webhooks.delete(webhook.webhook_id)
