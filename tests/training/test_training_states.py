@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from _training_helpers import make_client
 
 from maestro_ml_async import AsyncMaestroClient, TrainingException
 from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
@@ -275,3 +276,17 @@ async def test_log_follow_resumes_after_drop(
     lines, _ = await asyncio.gather(collect_logs(job), job.wait(timeout=10))
     assert fault.hits == 1
     assert [line.line for line in lines] == [f"m{i}" for i in range(8)]
+
+
+async def test_wait_defaults_to_configured_timeout(cluster: FakeCluster) -> None:
+    cluster.scripts.set("jobs", "slow", hang())
+    async with make_client(cluster, training_job_timeout=0.3) as configured:
+        job = await configured.training.submit_job("slow", "sklearn", "img")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        with pytest.raises(TrainingTimeoutException) as caught:
+            await job.wait()
+
+        assert "within 0.3 s" in str(caught.value)
+        assert loop.time() - started < 5
