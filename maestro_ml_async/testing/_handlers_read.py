@@ -12,6 +12,7 @@ from aiohttp import web
 from . import _status
 from ._context import ServerContext
 from ._http import Target, flag, int_param, json_response, wants_table
+from ._list_options import EXACT, list_options, parse_resource_version
 from ._resources import ResourceType
 from ._selectors import Selector, combine, parse_field_selector, parse_label_selector
 from ._status import StoreError
@@ -94,22 +95,52 @@ def decode_continue(
     return resource_version, last_key
 
 
+def _listed_objects(
+    ctx: ServerContext, request: web.Request, target: Target
+) -> tuple[list[Obj], int, str]:
+    """Return the objects to list, the list's resourceVersion and the start key.
+
+    A continue token or ``resourceVersionMatch=Exact`` lists the objects as
+    they were at that resourceVersion. Any other list shows the current
+    objects, after checking that a requested ``resourceVersion`` is not newer.
+    """
+    rtype = target.rtype
+    options = list_options(request, watch=False)
+    requested = parse_resource_version(options.resource_version)
+    current = ctx.store.resource_version
+    if options.continue_token:
+        list_rv, start = decode_continue(ctx, rtype, options.continue_token)
+    elif requested is not None and options.match == EXACT:
+        list_rv, start = requested, ""
+    else:
+        if requested is not None and requested > current:
+            # The API server waits up to 3 s for its cache to reach the
+            # version. The fake's store is always current, so it returns
+            # the error at once.
+            status = _status.resource_version_too_large(requested, current)
+            raise StoreError(status)
+        return ctx.store.peek(rtype, target.namespace), current, ""
+    if list_rv > current:
+        raise StoreError(_status.resource_version_too_large(list_rv, current))
+    objects = ctx.store.snapshot(rtype, target.namespace, list_rv)
+    if objects is None:
+        message = "The resourceVersion for the provided list is too old."
+        if options.continue_token:
+            message = _EXPIRED_CONTINUE
+        raise StoreError(_status.expired(message))
+    return objects, list_rv, start
+
+
 def select_page(
     ctx: ServerContext, request: web.Request, target: Target
 ) -> tuple[list[Obj], Obj]:
     """Return the list items of the request's page and the list metadata."""
-    rtype = target.rtype
-    selector = request_selector(request, rtype)
+    selector = request_selector(request, target.rtype)
     limit = int_param(request, "limit")
-    token = request.query.get("continue")
-    start = ""
-    list_rv = ctx.store.resource_version
-    if token:
-        list_rv, start = decode_continue(ctx, rtype, token)
-
+    objects, list_rv, start = _listed_objects(ctx, request, target)
     items = [
         obj
-        for obj in ctx.store.peek(rtype, target.namespace)
+        for obj in objects
         if _object_key(obj) > start and (selector is None or selector(obj))
     ]
     meta: Obj = {"resourceVersion": str(list_rv)}
@@ -125,8 +156,8 @@ def handle_list(
 ) -> web.Response:
     """Return a list page (``limit``/``continue``), filtered by the selectors.
 
-    NOTE: a continued page shows the objects as they are now, not as they were
-    at the token's resourceVersion as etcd would.
+    Continued pages show the objects as they were when the first page was
+    listed, as etcd does, until the token's version leaves the watch history.
     """
     rtype = target.rtype
     items, meta = select_page(ctx, request, target)

@@ -113,6 +113,31 @@ class Store:
         """
         return [copy.deepcopy(obj) for obj in self.peek(rtype, namespace)], self._rv
 
+    def snapshot(
+        self, rtype: ResourceType, namespace: str | None, rv: int
+    ) -> ObjList | None:
+        """Return the objects as they were at ``rv``, sorted, for read-only use.
+
+        The state is rebuilt by undoing the type's history events after ``rv``.
+        Returns ``None`` when some of those events were dropped from the ring.
+        """
+        if rv < self._evicted[rtype.key]:
+            return None
+        objects = dict(self._objects[rtype.key])
+        for event in reversed(self._history[rtype.key]):
+            if event.resource_version <= rv:
+                break
+            meta = event.object["metadata"]
+            key = self._key(rtype, meta.get("namespace"), meta["name"])
+            if event.previous is None:
+                objects.pop(key, None)
+            else:
+                objects[key] = event.previous
+        keys = sorted(objects)
+        if namespace is not None and rtype.namespaced:
+            keys = [key for key in keys if key[0] == namespace]
+        return [objects[key] for key in keys]
+
     def peek(self, rtype: ResourceType, namespace: str | None = None) -> ObjList:
         """Return the stored objects themselves, sorted, for read-only use."""
         items = self._objects[rtype.key]

@@ -18,9 +18,9 @@ from . import _faults, _status
 from ._context import STOP_EVENT, ServerContext
 from ._handlers_read import request_selector
 from ._http import JSON_TYPE, Target, dumps, flag, int_param, wants_table
+from ._list_options import list_options, parse_resource_version
 from ._resources import ResourceType
 from ._selectors import Selector
-from ._status import StoreError
 from ._store import WatchEvent
 from ._table import to_table
 
@@ -146,17 +146,6 @@ class _Stream:
         await self.response.write(dumps({"type": "BOOKMARK", "object": obj}) + b"\n")
 
 
-def _start_version(request: web.Request) -> int | None:
-    text = request.query.get("resourceVersion", "")
-    if text in ("", "0"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        message = f"invalid resource version: {text!r}"
-        raise StoreError(_status.bad_request(message)) from None
-
-
 def _new_response() -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON_TYPE})
     response.enable_chunked_encoding()
@@ -172,19 +161,25 @@ async def serve_watch(
     """Serve a watch stream until ``timeoutSeconds``, a fault or server stop."""
     rtype = target.rtype
     view = _Filter(target.namespace, request_selector(request, rtype))
-    start = _start_version(request)
+    options = list_options(request, watch=True)
+    start = parse_resource_version(options.resource_version)
     timeout = int_param(request, "timeoutSeconds")
-    send_initial = flag(request, "sendInitialEvents")
+    send_initial = options.send_initial_events is True
+    # Without a resourceVersion, a watch starts with the current objects
+    # unless the request sets sendInitialEvents=false explicitly.
+    synthetic = send_initial or (start is None and options.send_initial_events is None)
 
     queue = ctx.store.subscribe(rtype.key)
     ctx.watch_queues.add(queue)
     ctx.stats.watch_connections_open += 1
     ctx.stats.watch_connections_total += 1
     try:
-        if start is None or send_initial:
+        if synthetic:
             current = [obj for obj in ctx.store.peek(rtype) if view.accepts(obj)]
             backlog = [WatchEvent("ADDED", obj, 0, rtype.key) for obj in current]
             history: list[WatchEvent] | None = backlog
+        elif start is None:
+            history = []
         else:
             history = ctx.store.history_since(rtype, start)
         response = _new_response()
