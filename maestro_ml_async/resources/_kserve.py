@@ -92,7 +92,7 @@ def check_deployment_name(name: object) -> str:
     checked = check_kubernetes_name(
         name, what="deployment name", max_length=MAX_DEPLOYMENT_NAME_LENGTH
     )
-    if not _DNS_1035_LABEL.match(checked):
+    if not _DNS_1035_LABEL.fullmatch(checked):
         raise ValidationException(
             f"deployment name {checked!r} must start with a lowercase letter "
             "(KServe names are DNS-1035 labels)"

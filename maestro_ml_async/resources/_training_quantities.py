@@ -42,7 +42,7 @@ def check_quantity(value: object, what: str) -> str:
         text = str(value)
     elif isinstance(value, float) and math.isfinite(value):
         text = repr(value)
-    if text is None or not _QUANTITY.match(text):
+    if text is None or not _QUANTITY.fullmatch(text):
         raise ValidationException(
             f"{what} {value!r} is not a valid quantity; use a number or a "
             "Kubernetes quantity such as '500m', '2', '1.5Gi' or '1e9'"

@@ -43,6 +43,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _MERGE_PATCH = "application/merge-patch+json"
 _LOCAL_PREFIXES = ("./", "../", "~")
 _MAX_LABEL = 63
+_RFC_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
 
 def _check_count(value: object, what: str) -> int:
@@ -84,9 +85,9 @@ def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
         prefix, _, name = key.rpartition("/")
         if prefix:
             check_kubernetes_name(prefix, what=f"label prefix of {key!r}")
-        if not _LABEL_NAME.match(name):
+        if not _LABEL_NAME.fullmatch(name):
             raise ValidationException(f"label key {key!r} is not a valid label name")
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             raise ValidationException(
                 f"label value {value!r} of {key!r} is invalid: use at most 63 "
                 "letters, digits, '-', '_' or '.', starting and ending with a "
@@ -98,7 +99,7 @@ def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
 def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
     result = check_string_map(env, "env")
     for key in result:
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValidationException(f"env name {key!r} is not a valid variable name")
     for key, value in (env or {}).items():
         if not isinstance(value, str):
@@ -216,6 +217,13 @@ def build_request(
         # here so a name works with every framework.
         raise ValidationException(
             f"job name {name!r} must start with a lowercase letter (RFC 1035 label)"
+        )
+    if not _RFC_1035_LABEL.fullmatch(name):
+        # check_kubernetes_name anchors with "$", which also matches before a
+        # trailing newline.
+        raise ValidationException(
+            f"job name {name!r} is not a valid Kubernetes name: use lowercase "
+            "letters, digits and '-', starting with a letter"
         )
     framework = _check_framework(framework)
     if (

@@ -25,6 +25,7 @@ from maestro_ml_async.resources._kserve import (
     ModelSpec,
     PredictorOptions,
     build_inference_service,
+    check_deployment_name,
     check_resources,
     label_safe,
     parse_deployment,
@@ -369,3 +370,8 @@ def test_readiness_without_observed_generation() -> None:
     assert "not observed any generation" in describe_not_ready(
         parse_deployment(isvc(only_url))
     )
+
+
+def test_deployment_name_rejects_trailing_newline() -> None:
+    with pytest.raises(ValidationException):
+        check_deployment_name("svc\n")

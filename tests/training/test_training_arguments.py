@@ -208,3 +208,29 @@ async def test_wait_with_zero_timeout_checks_once(client: AsyncMaestroClient) ->
     job = await client.training.wait_for_job("instant", timeout=0)
 
     assert job.status is JobStatus.SUCCEEDED
+
+
+BAD_TRAILING_NEWLINE = [
+    ({"name": "nl\n"}, "not a valid Kubernetes name"),
+    ({"resources": {"cpu": "500m\n"}}, "not a valid quantity"),
+    ({"env": {"A\n": "1"}}, "not a valid variable name"),
+    ({"labels": {"team\n": "a"}}, "not a valid label name"),
+    ({"labels": {"team": "a\n"}}, "is invalid"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_TRAILING_NEWLINE)
+async def test_trailing_newline_is_rejected(
+    cluster: FakeCluster,
+    client: AsyncMaestroClient,
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    arguments: dict[str, Any] = {"name": "ok", "framework": "pytorch", "image": "img"}
+    arguments.update(change)
+    creates = cluster.stats.requests_by_verb["create"]
+
+    with pytest.raises(ValidationException, match=message):
+        await client.training.submit_job(**arguments)
+
+    assert cluster.stats.requests_by_verb["create"] == creates
