@@ -8,6 +8,7 @@ instead of as a 400 from the server, or half-way through a batch.
 from __future__ import annotations
 
 import enum
+import numbers
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -194,15 +195,19 @@ def check_tag_value(
     max_length: int = MAX_REGISTRY_TAG_VALUE_LENGTH,
     what: str = "tag",
 ) -> str:
-    """Check a tag (or param) value and return it as a string."""
+    """Check a tag (or param) value and return it as a string.
+
+    Numbers (NumPy scalars included) and booleans become ``str(value)``, as
+    MLflow's client writes them, so ``True`` is stored as ``"True"``.
+    """
     if value is None:
         return ""
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+    if not isinstance(value, (str, bool, numbers.Number)):
         raise ValidationException(
-            f"value of {what} {key!r} must be a string or a number, "
-            f"got {type(value).__name__}"
+            f"value of {what} {key!r} must be a string, a number or a bool, "
+            f"got {type(value).__name__}; convert it with str() or json.dumps()"
         )
-    text = str(value)
+    text = value if isinstance(value, str) else str(value)
     if len(text) > max_length:
         raise ValidationException(
             f"value of {what} {key!r} is {len(text)} characters; the maximum is "

@@ -10,6 +10,7 @@ which is never less than the server's character count.
 from __future__ import annotations
 
 import json
+import numbers
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -75,14 +76,23 @@ def metric_to_wire(
 ) -> dict[str, Any]:
     """Check one metric point and return its log-batch JSON form."""
     checked_key = check_entity_key(key, what="metric key")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real and numbers.Integral also admit NumPy scalars such as
+    # float32 and int64, which training code often logs.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValidationException(
             f"value of metric {checked_key!r} must be a number, got {value!r}"
         )
-    if isinstance(step, bool) or not isinstance(step, int):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValidationException(
+            f"value of metric {checked_key!r} is too large for a 64-bit float"
+        ) from None
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise ValidationException(
             f"step of metric {checked_key!r} must be an integer, got {step!r}"
         )
+    step = int(step)
     if not _INT64_MIN <= step <= _INT64_MAX:
         raise ValidationException(
             f"step of metric {checked_key!r} is {step}, outside the 64-bit "
@@ -101,7 +111,7 @@ def metric_to_wire(
         )
     return {
         "key": checked_key,
-        "value": float_to_wire(float(value)),
+        "value": float_to_wire(number),
         "timestamp": timestamp_ms,
         "step": step,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
@@ -45,10 +46,11 @@ def datetime_to_ms(value: datetime | int) -> int:
     """Convert a datetime (naive means UTC) or integer milliseconds to int ms."""
     if isinstance(value, bool):
         raise ValueError(f"expected a datetime or epoch milliseconds, got {value!r}")
-    if isinstance(value, int):
+    # numbers.Integral also admits NumPy integers such as int64.
+    if isinstance(value, numbers.Integral):
         if value < 0:
             raise ValueError(f"timestamps must not be negative, got {value}")
-        return value
+        return int(value)
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         # Integer arithmetic on the timedelta avoids float rounding of the ms.

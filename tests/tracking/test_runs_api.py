@@ -338,3 +338,36 @@ async def test_create_checks_experiment_and_keeps_zero_start(
 
     run = await client.runs.create(experiment_id, start_time=0)
     assert run.info.start_time == datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+async def test_numpy_scalars_and_bools_logged(
+    client: AsyncMaestroClient, experiment_id: str
+) -> None:
+    numpy = pytest.importorskip("numpy")
+    run = await client.runs.create(experiment_id)
+
+    await client.runs.log_metric(
+        run.run_id, "f32", numpy.float32(0.5), step=numpy.int64(3)
+    )
+    await client.runs.log_batch(
+        run.run_id,
+        metrics=[("i64", numpy.int64(7), numpy.int64(1_000), numpy.int32(2))],
+        params={"use_bn": True, "lr": numpy.float64(0.01), "depth": numpy.int64(4)},
+        tags={"debug": False},
+    )
+    await client.runs.set_tag(run.run_id, "seed", numpy.int64(42))
+
+    fetched = await client.runs.get(run.run_id)
+    latest = fetched.data.latest_metrics
+    assert latest["f32"].value == 0.5
+    assert latest["f32"].step == 3
+    assert latest["i64"].value == 7.0
+    assert latest["i64"].step == 2
+    assert latest["i64"].timestamp_ms == 1_000
+    assert fetched.data.params == {"use_bn": "True", "lr": "0.01", "depth": "4"}
+    assert fetched.data.tags["debug"] == "False"
+    assert fetched.data.tags["seed"] == "42"
+    with pytest.raises(ValidationException, match="too large"):
+        await client.runs.log_metric(run.run_id, "huge", 10**400)
+    with pytest.raises(ValidationException, match=r"json\.dumps"):
+        await client.runs.log_param(run.run_id, "layers", [64, 32])  # type: ignore[arg-type]
