@@ -170,6 +170,21 @@ def _field_value(obj: Obj, field: str) -> str:
     return str(node)
 
 
+def _unknown_field(rtype: ResourceType, field: str) -> str:
+    """Return the API server's error text for an unsupported field selector.
+
+    Types with their own field label conversion (pods, events, secrets,
+    namespaces, Jobs) use one wording, and every other type, custom resources
+    included, uses apimachinery's DefaultMetaV1FieldSelectorConversion.
+    """
+    if rtype.key in _EXTRA_FIELDS:
+        return f"field label not supported: {field}"
+    return (
+        f'"{field}" is not a known field selector: only "metadata.name", '
+        '"metadata.namespace"'
+    )
+
+
 def parse_field_selector(rtype: ResourceType, text: str | None) -> Selector | None:
     """Parse a ``fieldSelector`` query value into a predicate on objects.
 
@@ -190,9 +205,7 @@ def parse_field_selector(rtype: ResourceType, text: str | None) -> Selector | No
             raise StoreError(_status.bad_request(f"invalid selector: '{text}'"))
         field, operator, value = match.groups()
         if field not in allowed:
-            raise StoreError(
-                _status.bad_request(f'field label not supported: "{field}"')
-            )
+            raise StoreError(_status.bad_request(_unknown_field(rtype, field)))
         terms.append((field, operator != "!=", value))
 
     def matches(obj: Obj) -> bool:

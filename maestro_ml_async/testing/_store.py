@@ -59,6 +59,30 @@ class WatchEvent(NamedTuple):
     previous: Obj | None = None
 
 
+def tracks_generation(rtype: ResourceType) -> bool:
+    """Return whether objects of the type carry ``metadata.generation``.
+
+    Custom resources and batch Jobs do. ConfigMaps, Secrets, ServiceAccounts,
+    Events and Namespaces do not. Pods did not before Kubernetes 1.33, and the
+    fake follows 1.32 here.
+    """
+    return rtype.custom or rtype.key == "jobs.batch"
+
+
+def _generation_part(rtype: ResourceType, obj: Obj) -> Obj:
+    """Return the fields whose change bumps the generation.
+
+    Custom resources count every field but metadata and (with a status
+    subresource) status, as apiextensions-apiserver does. Jobs count the spec.
+    """
+    if not rtype.custom:
+        return {"spec": obj.get("spec")}
+    skipped = {"apiVersion", "kind", "metadata"}
+    if rtype.has_status:
+        skipped.add("status")
+    return {key: value for key, value in obj.items() if key not in skipped}
+
+
 def format_timestamp(moment: datetime) -> str:
     """Format a time as RFC 3339 in UTC with seconds precision, like metadata."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -158,11 +182,12 @@ class Store:
     ) -> Obj:
         """Store a new object and return it as stored.
 
-        The server assigns ``uid``, ``resourceVersion``, ``generation`` 1 and
-        ``creationTimestamp``, and resolves ``generateName``. A namespaced object
-        without ``metadata.namespace`` goes to ``default``. With ``dry_run`` the
-        object is checked and returned but not stored, and has no resourceVersion.
-        With ``manager`` the write is recorded in ``metadata.managedFields``.
+        The server assigns ``uid``, ``resourceVersion``, ``generation`` 1 (for
+        types in ``tracks_generation``) and ``creationTimestamp``, and resolves
+        ``generateName``. A namespaced object without ``metadata.namespace`` goes
+        to ``default``. With ``dry_run`` the object is checked and returned but
+        not stored, and has no resourceVersion. With ``manager`` the write is
+        recorded in ``metadata.managedFields``.
 
         Raises:
             StoreError: 404 when the namespace does not exist, 409 AlreadyExists,
@@ -181,7 +206,8 @@ class Store:
             meta.pop(field, None)
         uid = str(uuid.uuid4())
         meta["uid"] = uid
-        meta["generation"] = 1
+        if tracks_generation(rtype):
+            meta["generation"] = 1
         meta["creationTimestamp"] = format_timestamp(datetime.now(timezone.utc))
         apply_create_defaults(rtype, new, uid)
         if manager is not None:
@@ -202,9 +228,10 @@ class Store:
         """Replace an object and return it as stored.
 
         A ``metadata.resourceVersion`` in ``obj`` is a precondition; without one
-        the write is unconditional. ``generation`` grows only when ``spec``
-        changes. With a status subresource, a main write keeps the stored
-        ``.status``, and a ``status_only`` write keeps everything but ``.status``.
+        the write is unconditional. ``generation`` grows only when the fields
+        of ``_generation_part`` change. With a status subresource, a main write
+        keeps the stored ``.status``, and a ``status_only`` write keeps
+        everything but ``.status``.
         A write that changes nothing keeps the resourceVersion and sends no event.
         Removing the last finalizer of an object that is being deleted removes it.
         With ``dry_run`` the result is returned but not stored. Without
@@ -403,7 +430,8 @@ class Store:
                 new.pop("status", None)
         if rtype.key == "secrets":
             fold_string_data(new)
-        if new.get("spec") != stored.get("spec"):
+        changed = _generation_part(rtype, new) != _generation_part(rtype, stored)
+        if tracks_generation(rtype) and changed:
             meta["generation"] = old_meta.get("generation", 1) + 1
         return new
 
@@ -417,7 +445,8 @@ class Store:
         if not meta.get("deletionTimestamp"):
             meta["deletionTimestamp"] = format_timestamp(datetime.now(timezone.utc))
             meta["deletionGracePeriodSeconds"] = 0
-            meta["generation"] = meta.get("generation", 1) + 1
+            if tracks_generation(rtype):
+                meta["generation"] = meta.get("generation", 1) + 1
         if new == stored:
             return copy.deepcopy(stored)
         return self._commit(rtype, "MODIFIED", new, stored)

@@ -227,7 +227,14 @@ async def test_list_field_selectors(http: aiohttp.ClientSession) -> None:
     assert [item["metadata"]["name"] for item in body["items"]] == ["a"]
     status, body = await call(http, "GET", PJ, params={"fieldSelector": "spec.x=1"})
     assert status == 400
-    assert "field label not supported" in body["message"]
+    assert body["message"] == (
+        '"spec.x" is not a known field selector: only "metadata.name", '
+        '"metadata.namespace"'
+    )
+    pods = "/api/v1/namespaces/default/pods"
+    status, body = await call(http, "GET", pods, params={"fieldSelector": "spec.x=1"})
+    assert status == 400
+    assert body["message"] == "field label not supported: spec.x"
 
 
 async def test_event_and_pod_field_selectors(http: aiohttp.ClientSession) -> None:
@@ -646,3 +653,34 @@ async def test_request_stats(
     assert stats.requests_by_verb["list"] == 1
     assert stats.requests_by_verb["get"] == 1
     assert stats.requests_by_resource["list pytorchjobs"] == 1
+
+
+async def test_generation_only_where_tracked(http: aiohttp.ClientSession) -> None:
+    config_maps = "/api/v1/namespaces/default/configmaps"
+    cm = {"metadata": {"name": "c"}, "data": {"a": "1"}}
+    status, created = await call(http, "POST", config_maps, json=cm)
+    assert status == 201
+    assert "generation" not in created["metadata"]
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    body = {"metadata": {"name": "j"}, "spec": {"parallelism": 1, "template": {}}}
+    status, job_created = await call(http, "POST", jobs, json=body)
+    assert status == 201
+    assert job_created["metadata"]["generation"] == 1
+    status, patched = await call(
+        http, "PATCH", f"{jobs}/j", json={"spec": {"parallelism": 2}}, headers=MERGE
+    )
+    assert status == 200
+    assert patched["metadata"]["generation"] == 2
+
+
+async def test_custom_top_level_field_bumps_generation(
+    http: aiohttp.ClientSession,
+) -> None:
+    await create(http, PJ, job("j"))
+
+    status, patched = await call(
+        http, "PATCH", f"{PJ}/j", json={"extra": {"x": 1}}, headers=MERGE
+    )
+
+    assert status == 200
+    assert patched["metadata"]["generation"] == 2
