@@ -10,6 +10,7 @@ from . import _status
 from ._context import ServerContext
 from ._handlers_read import request_selector, without_type
 from ._http import Target, flag, json_response, read_body, status_response
+from ._immutable import check_update
 from ._managed import FieldManager, apply, check_manager_name, manager_from_request
 from ._patch import PatchError, json_patch, merge_patch
 from ._resources import ResourceType
@@ -135,6 +136,7 @@ async def handle_replace(
     meta = _check_identity(target.rtype, body, target)
     if target.rtype.custom and not meta.get("resourceVersion"):
         raise _missing_version(target.rtype, target.name)
+    _check_immutable(ctx, target, body)
     replaced = ctx.store.replace(
         target.rtype,
         body,
@@ -199,6 +201,7 @@ async def handle_patch(
         raise StoreError(_status.not_found(rtype, target.name))
     result = _patched(rtype, content_type, stored, patch)
     _pin_identity(result, target)
+    _check_immutable(ctx, target, result)
     patched = ctx.store.replace(
         rtype,
         result,
@@ -207,6 +210,15 @@ async def handle_patch(
         manager=_field_manager(request, target),
     )
     return json_response(patched)
+
+
+def _check_immutable(ctx: ServerContext, target: Target, new: Obj) -> None:
+    """Reject a main-resource write that changes an immutable field."""
+    if target.subresource is not None or target.name is None:
+        return
+    stored = ctx.store.peek_one(target.rtype, target.namespace, target.name)
+    if stored is not None:
+        check_update(target.rtype, stored, new)
 
 
 def _pin_identity(obj: Obj, target: Target) -> None:
@@ -247,6 +259,7 @@ async def _handle_apply(
         return json_response(created, 201)
     result = apply(target.rtype, stored, body, manager, force=force)
     _pin_identity(result, target)
+    _check_immutable(ctx, target, result)
     applied = ctx.store.replace(
         target.rtype,
         result,

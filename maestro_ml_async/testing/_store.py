@@ -126,6 +126,12 @@ class Store:
         stored = self._objects[rtype.key].get(self._key(rtype, namespace, name))
         return copy.deepcopy(stored) if stored is not None else None
 
+    def peek_one(
+        self, rtype: ResourceType, namespace: str | None, name: str
+    ) -> Obj | None:
+        """Return one stored object itself, for read-only use, or ``None``."""
+        return self._objects[rtype.key].get(self._key(rtype, namespace, name))
+
     def list(
         self, rtype: ResourceType, namespace: str | None = None
     ) -> tuple[ObjList, int]:

@@ -6,6 +6,10 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
+
+from maestro_ml_async.testing._patch import PatchError
+from maestro_ml_async.testing._strategic import strategic_merge_patch
 
 Obj = dict[str, Any]
 PJ = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs"
@@ -309,21 +313,12 @@ async def test_long_field_manager_gets_400(http: aiohttp.ClientSession) -> None:
     assert "128 characters" in body["message"]
 
 
-async def test_strategic_patch_merges_by_key(http: aiohttp.ClientSession) -> None:
+async def test_strategic_patch_sets_image(http: aiohttp.ClientSession) -> None:
     await call(http, "POST", PODS, json=pod("p"))
     patch = {
         "spec": {
             "$setElementOrder/containers": [{"name": "main"}, {"name": "sidecar"}],
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "busybox:2",
-                    "env": [
-                        {"name": "B", "$patch": "delete"},
-                        {"name": "C", "value": "3"},
-                    ],
-                }
-            ],
+            "containers": [{"name": "main", "image": "busybox:2"}],
         }
     }
 
@@ -333,51 +328,51 @@ async def test_strategic_patch_merges_by_key(http: aiohttp.ClientSession) -> Non
     main, sidecar = body["spec"]["containers"]
     assert main["image"] == "busybox:2"
     assert main["command"] == ["sleep", "9"]
-    assert main["env"] == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
+    assert len(main["env"]) == 2
     assert sidecar == {"name": "sidecar", "image": "envoy:1"}
     assert "$setElementOrder/containers" not in body["spec"]
 
 
-async def test_strategic_patch_directives(http: aiohttp.ClientSession) -> None:
-    await call(http, "POST", PODS, json=pod("p"))
+async def test_strategic_patch_metadata_lists(http: aiohttp.ClientSession) -> None:
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u1"}
+    created = dict(pod("p"))
+    created["metadata"] = dict(created["metadata"], ownerReferences=[owner])
+    await call(http, "POST", PODS, json=created)
     patch = {
         "metadata": {
             "finalizers": ["a/two", "a/one"],
             "$deleteFromPrimitiveList/finalizers": ["a/one"],
-        },
-        "spec": {
-            "containers": [{"name": "sidecar", "$patch": "delete"}],
-            "volumes": [
-                {
-                    "name": "data",
-                    "configMap": {"name": "c"},
-                    "$retainKeys": ["name", "configMap"],
-                }
+            "ownerReferences": [
+                {"uid": "u1", "$patch": "delete"},
+                {"apiVersion": "v1", "kind": "Secret", "name": "s", "uid": "u2"},
             ],
-            "$setElementOrder/containers": [{"name": "main"}],
-        },
+            "labels": {"$patch": "replace", "fresh": "1"},
+        }
     }
 
     status, body = await call(http, "PATCH", f"{PODS}/p", json=patch, headers=STRATEGIC)
 
     assert status == 200
-    assert body["metadata"]["finalizers"] == ["a/two"]
-    assert [item["name"] for item in body["spec"]["containers"]] == ["main"]
-    assert body["spec"]["volumes"] == [{"name": "data", "configMap": {"name": "c"}}]
+    meta = body["metadata"]
+    assert meta["finalizers"] == ["a/two"]
+    assert [ref["uid"] for ref in meta["ownerReferences"]] == ["u2"]
+    assert meta["labels"] == {"fresh": "1"}
 
 
-async def test_strategic_patch_replace_directive(http: aiohttp.ClientSession) -> None:
+async def test_pod_spec_update_is_forbidden(http: aiohttp.ClientSession) -> None:
     await call(http, "POST", PODS, json=pod("p"))
-    patch = {
-        "spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]},
-        "metadata": {"labels": {"$patch": "replace", "fresh": "1"}},
-    }
+    patch = {"spec": {"containers": [{"name": "main", "env": [{"name": "C"}]}]}}
 
     status, body = await call(http, "PATCH", f"{PODS}/p", json=patch, headers=STRATEGIC)
 
-    assert status == 200
-    assert body["spec"]["containers"] == [{"name": "only", "image": "x"}]
-    assert body["metadata"]["labels"] == {"fresh": "1"}
+    assert status == 422
+    assert body["reason"] == "Invalid"
+    assert body["message"].startswith(
+        'Pod "p" is invalid: spec: Forbidden: pod updates may not change fields'
+    )
+    (cause,) = body["details"]["causes"]
+    assert cause["field"] == "spec"
+    assert cause["reason"] == "FieldValueForbidden"
 
 
 async def test_strategic_patch_missing_merge_key(http: aiohttp.ClientSession) -> None:
@@ -388,3 +383,102 @@ async def test_strategic_patch_missing_merge_key(http: aiohttp.ClientSession) ->
 
     assert status == 422
     assert "does not contain declared merge key: name" in body["message"]
+
+
+def test_strategic_merge_keyed_lists() -> None:
+    spec = pod("p")["spec"]
+    patch = {
+        "containers": [
+            {
+                "name": "main",
+                "env": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}],
+            },
+            {"name": "sidecar", "$patch": "delete"},
+            {"name": "new", "image": "x"},
+        ],
+        "volumes": [
+            {
+                "name": "data",
+                "configMap": {"name": "c"},
+                "emptyDir": None,
+                "$retainKeys": ["name", "configMap"],
+            }
+        ],
+    }
+
+    result = strategic_merge_patch(spec, patch)
+
+    main, new = result["containers"]
+    assert main["env"] == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
+    assert main["image"] == "busybox:1"
+    assert new == {"name": "new", "image": "x"}
+    assert result["volumes"] == [{"name": "data", "configMap": {"name": "c"}}]
+    assert spec["containers"][1]["name"] == "sidecar", "the input is not modified"
+
+
+def test_strategic_merge_replace_and_order() -> None:
+    spec = pod("p")["spec"]
+
+    replaced = strategic_merge_patch(
+        spec, {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}
+    )
+    reordered = strategic_merge_patch(
+        spec, {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "main"}]}
+    )
+    atomic = strategic_merge_patch(
+        spec, {"containers": [{"name": "main", "command": ["true"]}]}
+    )
+
+    assert replaced["containers"] == [{"name": "only", "image": "x"}]
+    assert [item["name"] for item in reordered["containers"]] == ["sidecar", "main"]
+    assert atomic["containers"][0]["command"] == ["true"], "scalar lists replace"
+    with pytest.raises(PatchError):
+        strategic_merge_patch(spec, {"$patch": "delete"})
+    with pytest.raises(PatchError):
+        strategic_merge_patch(spec, {"metadata": {"$patch": "bogus"}})
+
+
+async def test_job_template_is_immutable(http: aiohttp.ClientSession) -> None:
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    template = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
+    body = {"metadata": {"name": "j"}, "spec": {"template": template}}
+    status, _ = await call(http, "POST", jobs, json=body)
+    assert status == 201
+    changed = {
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "y"}]}}}
+    }
+
+    status, response = await call(
+        http, "PATCH", f"{jobs}/j", json=changed, headers=MERGE
+    )
+
+    assert status == 422
+    (cause,) = response["details"]["causes"]
+    assert cause["field"] == "spec.template"
+    assert response["message"].startswith('Job.batch "j" is invalid: spec.template:')
+    status, _ = await call(
+        http, "PATCH", f"{jobs}/j", json={"spec": {"suspend": True}}, headers=MERGE
+    )
+    assert status == 200
+
+
+async def test_immutable_config_map_data(http: aiohttp.ClientSession) -> None:
+    body = dict(config_map("c", {"a": "1"}), immutable=True)
+    status, _ = await call(http, "POST", CM, json=body)
+    assert status == 201
+
+    status, response = await call(
+        http, "PATCH", f"{CM}/c", json={"data": {"a": "2"}}, headers=MERGE
+    )
+
+    assert status == 422
+    assert [cause["field"] for cause in response["details"]["causes"]] == ["data"]
+    status, relabelled = await call(
+        http,
+        "PATCH",
+        f"{CM}/c",
+        json={"metadata": {"labels": {"x": "1"}}},
+        headers=MERGE,
+    )
+    assert status == 200
+    assert relabelled["data"] == {"a": "1"}
