@@ -1162,6 +1162,36 @@ def test_model_parses_rest_json() -> None:
     assert Model(name="empty").production_version is None
 
 
+def test_registry_nulls_mean_defaults() -> None:
+    from maestro_ml_async.types.models import Model, ModelVersion
+
+    # A gateway or another server of MLflow's REST API may send null for empty
+    # fields.
+    version = ModelVersion.model_validate(
+        {
+            "name": "m",
+            "version": "2",
+            "aliases": None,
+            "tags": None,
+            "status": None,
+            "current_stage": None,
+            "description": None,
+        }
+    )
+    model = Model.model_validate(
+        {"name": "m", "aliases": None, "latest_versions": None, "tags": None}
+    )
+
+    assert version.aliases == []
+    assert version.tags == {}
+    assert version.status == "READY"
+    assert version.current_stage == "None"
+    assert model.latest_versions == []
+    assert model.aliases == {}
+    with pytest.raises(ValueError, match="name"):
+        Model.model_validate({"name": None})
+
+
 def test_version_parses_rest_json() -> None:
     from maestro_ml_async.types.models import ModelVersion
 

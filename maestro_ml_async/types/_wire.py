@@ -6,9 +6,13 @@ import math
 import numbers
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel
 
 __all__ = [
     "datetime_to_ms",
+    "drop_null_defaults",
     "float_from_wire",
     "float_to_wire",
     "key_values_to_dict",
@@ -97,3 +101,20 @@ def float_to_wire(value: float) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+def drop_null_defaults(model: type[BaseModel], data: Any) -> Any:
+    """Leave out JSON nulls of fields that have a default, so the default applies.
+
+    MLflow omits empty fields, but a proxy, a gateway or another server of
+    its REST API may send ``null`` instead. A null then means the same as a
+    missing field, and a required field that is null still fails validation.
+    """
+    if not isinstance(data, Mapping):
+        return data
+    fields = model.model_fields
+    return {
+        key: value
+        for key, value in data.items()
+        if value is not None or key not in fields or fields[key].is_required()
+    }

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._validation import canonical_stage
-from ._wire import key_values_to_dict, ms_to_utc
+from ._wire import drop_null_defaults, key_values_to_dict, ms_to_utc
 
 __all__ = [
     "Model",
@@ -41,6 +41,11 @@ def is_prompt_tags(tags: Mapping[str, str]) -> bool:
 
 class _RegistryModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        return drop_null_defaults(cls, data)
 
     @field_validator(
         "creation_timestamp",

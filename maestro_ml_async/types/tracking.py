@@ -22,7 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from ._wire import datetime_to_ms, float_from_wire, key_values_to_dict, ms_to_utc
+from ._wire import (
+    datetime_to_ms,
+    drop_null_defaults,
+    float_from_wire,
+    key_values_to_dict,
+    ms_to_utc,
+)
 
 __all__ = [
     "ArtifactInfo",
@@ -67,6 +73,11 @@ class ViewType(str, enum.Enum):
 
 class _TrackingModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        return drop_null_defaults(cls, data)
 
 
 class Metric(_TrackingModel):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._wire import ms_to_utc
+from ._wire import drop_null_defaults, ms_to_utc
 
 __all__ = [
     "Webhook",
@@ -84,6 +85,11 @@ class Webhook(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        return drop_null_defaults(cls, data)
+
     webhook_id: str
     name: str
     url: str
@@ -103,6 +109,11 @@ class WebhookTestResult(BaseModel):
     """The outcome of the server's test delivery to a webhook's URL."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        return drop_null_defaults(cls, data)
 
     success: bool = False
     response_status: int | None = None

@@ -634,3 +634,42 @@ async def test_artifact_retry_after_honoured(
 
     assert route.call_count == 2
     assert elapsed >= 0.3
+
+
+@respx.mock
+async def test_null_fields_read_as_missing(fake: AsyncMaestroClient) -> None:
+    body = run_body()
+    body["run"]["info"].update({"end_time": None, "run_name": None})
+    body["run"]["data"] = {"metrics": None, "params": None, "tags": None}
+    body["run"]["inputs"] = None
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=body))
+    respx.get(f"{API}/experiments/get").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "experiment": {
+                    "experiment_id": "1",
+                    "name": "e",
+                    "artifact_location": None,
+                    "lifecycle_stage": None,
+                    "tags": None,
+                }
+            },
+        )
+    )
+    respx.get(f"{API}/artifacts/list").mock(
+        return_value=httpx.Response(
+            200, json={"files": [{"path": "a.txt", "is_dir": None, "file_size": None}]}
+        )
+    )
+
+    run = await fake.runs.get(RUN_ID)
+    experiment = await fake.experiments.get("1")
+    files = await fake.artifacts.list(RUN_ID)
+
+    assert run.data.metrics == []
+    assert run.data.params == {}
+    assert run.info.end_time is None
+    assert experiment.lifecycle_stage == "active"
+    assert experiment.tags == {}
+    assert [(f.path, f.is_dir) for f in files] == [("a.txt", False)]
