@@ -213,6 +213,61 @@ async def test_official_client_server_side_apply(fake_cluster: FakeCluster) -> N
     assert owners == {"sdk"}, "the forced apply took the only field of hand-edit"
 
 
+def official_isvc(cluster: FakeCluster) -> dict[str, Any]:
+    """Apply, list, patch, watch and delete an InferenceService (official client)."""
+    api_client = official_client(cluster)
+    dynamic = kubernetes.dynamic.DynamicClient(api_client)
+    services = dynamic.resources.get(
+        api_version="serving.kserve.io/v1beta1", kind="InferenceService"
+    )
+    custom = kubernetes.client.CustomObjectsApi(api_client)
+    args = (ISVC[0], ISVC[1], "default", ISVC[2])
+    manifest = inference_service("iris")
+    manifest["metadata"].update(namespace="default", labels={"team": "ml"})
+    results: dict[str, Any] = {}
+
+    applied = dynamic.server_side_apply(services, body=manifest, field_manager="sdk")
+    results["applied"] = applied.to_dict()
+
+    listed = custom.list_namespaced_custom_object(*args, label_selector="team=ml")
+    results["list"] = [item["metadata"]["name"] for item in listed["items"]]
+    other = custom.list_namespaced_custom_object(*args, label_selector="team!=ml")
+    results["other"] = other["items"]
+    results["patched"] = custom.patch_namespaced_custom_object(
+        *args, "iris", {"spec": {"predictor": {"canaryTrafficPercent": 10}}}
+    )
+
+    stream = kubernetes.watch.Watch()
+    seen = []
+    for event in stream.stream(
+        custom.list_namespaced_custom_object,
+        *args,
+        field_selector="metadata.name=iris",
+        timeout_seconds=1,
+    ):
+        seen.append(event["type"])
+    results["watch"] = seen
+
+    results["delete"] = custom.delete_namespaced_custom_object(*args, "iris")
+    api_client.close()
+    return results
+
+
+async def test_official_client_inference_service(fake_cluster: FakeCluster) -> None:
+    results = await asyncio.to_thread(official_isvc, fake_cluster)
+
+    assert results["applied"]["metadata"]["generation"] == 1
+    assert results["list"] == ["iris"]
+    assert results["other"] == []
+    predictor = results["patched"]["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 10
+    assert predictor["model"]["storageUri"] == "s3://b/m"
+    assert results["patched"]["metadata"]["generation"] == 2
+    assert results["watch"][0] == "ADDED"
+    assert results["delete"]["status"] == "Success"
+    assert results["delete"]["details"]["kind"] == "inferenceservices"
+
+
 @pytest_asyncio.fixture
 async def async_custom(
     bare_cluster: FakeCluster,

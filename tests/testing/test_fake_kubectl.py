@@ -311,3 +311,72 @@ spec:
         {"name": "main", "image": "busybox:2", "command": ["sleep", "60"]},
         {"name": "side", "image": "envoy"},
     ]
+
+
+async def test_inference_service_lifecycle(tls_cluster: FakeCluster) -> None:
+    labelled = INFERENCE_SERVICE.replace(
+        "  namespace: default\n", "  namespace: default\n  labels: {team: ml}\n"
+    )
+    code, out, err = await kubectl(tls_cluster, "apply", "-f", "-", stdin=labelled)
+    assert code == 0, err
+    assert out.strip() == "inferenceservice.serving.kserve.io/iris created"
+    code, out, err = await kubectl(
+        tls_cluster,
+        "wait",
+        "--for=condition=Ready",
+        "isvc/iris",
+        "--timeout=20s",
+    )
+    assert code == 0, err
+    assert "condition met" in out
+
+    listed = await kubectl_json(tls_cluster, "get", "isvc", "-l", "team in (ml,ops)")
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["iris"]
+    none = await kubectl_json(tls_cluster, "get", "isvc", "-l", "!team")
+    assert none["items"] == []
+    code, out, err = await kubectl(tls_cluster, "describe", "isvc", "iris")
+    assert code == 0, err
+    assert "Name:         iris" in out
+    assert "Storage Uri:  s3://bucket/iris" in out
+
+    watcher = asyncio.create_task(
+        kubectl(
+            tls_cluster,
+            "get",
+            "isvc",
+            "iris",
+            "--watch-only",
+            "--output-watch-events",
+            "-o",
+            "json",
+            "--request-timeout=3s",
+            timeout=15,
+        )
+    )
+    await asyncio.sleep(1.0)
+    merge = '{"spec":{"predictor":{"minReplicas":2}}}'
+    code, _, err = await kubectl(
+        tls_cluster, "patch", "isvc", "iris", "--type", "merge", "-p", merge
+    )
+    assert code == 0, err
+    _, out, _ = await watcher
+    decoder = json.JSONDecoder()
+    events, index = [], 0
+    text = out.strip()
+    while index < len(text):
+        event, end = decoder.raw_decode(text, index)
+        events.append(event)
+        index = end
+        while index < len(text) and text[index].isspace():
+            index += 1
+    assert events, "kubectl printed no watch events"
+    assert {event["type"] for event in events} == {"MODIFIED"}
+    last = events[-1]["object"]
+    assert last["spec"]["predictor"]["minReplicas"] == 2
+
+    code, out, err = await kubectl(tls_cluster, "delete", "isvc", "iris", "--wait")
+    assert code == 0, err
+    assert 'inferenceservice.serving.kserve.io "iris" deleted' in out
+    code, _, err = await kubectl(tls_cluster, "get", "isvc", "iris")
+    assert code == 1
+    assert 'inferenceservices.serving.kserve.io "iris" not found' in err
