@@ -301,8 +301,9 @@ async def handle_delete(
     """Delete an object (200 with a Success Status, or the object itself).
 
     An object with finalizers stays with ``deletionTimestamp`` set and is
-    returned. Pods and namespaces return the deleted object, and other types
-    the Success Status, as a real server does.
+    returned, and so is an object deleted with ``Foreground`` propagation.
+    Pods and namespaces return the deleted object, and other types the Success
+    Status, as a real server does.
     """
     assert target.name is not None
     rtype = target.rtype
@@ -322,7 +323,8 @@ async def handle_delete(
     if last is None:
         raise StoreError(_status.not_found(rtype, target.name))
     still_there = ctx.store.get(rtype, target.namespace, target.name) is not None
-    if still_there or rtype.key in ("pods", "namespaces"):
+    foreground = options["propagation"] == "Foreground"
+    if still_there or foreground or rtype.key in ("pods", "namespaces"):
         return json_response(last)
     uid = last["metadata"]["uid"]
     return json_response(_status.success(rtype, target.name, uid))

@@ -1,11 +1,12 @@
-"""Update rules of built-in types whose fields cannot change after create.
+"""Update rules for fields that cannot change after create or during deletion.
 
 The fake rejects these updates with 422 Invalid, as the API server does:
 
 - a Pod's spec may change only in container images, ``activeDeadlineSeconds``,
   added tolerations and ``terminationGracePeriodSeconds``;
 - a Job's ``spec.template`` and ``spec.selector`` are immutable;
-- a ConfigMap or Secret with ``immutable: true`` keeps its data and the flag.
+- a ConfigMap or Secret with ``immutable: true`` keeps its data and the flag;
+- an object that is being deleted gets no new finalizers (every type).
 
 Only writes through the HTTP API are checked. The simulated controllers write
 to the store directly, as the kubelet and controllers write status.
@@ -33,21 +34,41 @@ _IMMUTABLE = "Invalid value: the field is immutable"
 
 
 def check_update(rtype: ResourceType, old: Obj, new: Obj) -> None:
-    """Reject an update that changes an immutable field of a built-in type.
+    """Reject an update that changes an immutable field.
 
     Raises:
         StoreError: 422 Invalid with one cause per rejected field.
     """
     name = str(old["metadata"]["name"])
-    causes: list[tuple[str, str, str]] = []
+    causes = _finalizer_causes(old, new)
     if rtype.key == "pods":
-        causes = _pod_causes(old.get("spec") or {}, new.get("spec") or {})
+        causes += _pod_causes(old.get("spec") or {}, new.get("spec") or {})
     elif rtype.key == "jobs.batch":
-        causes = _job_causes(old.get("spec") or {}, new.get("spec") or {})
+        causes += _job_causes(old.get("spec") or {}, new.get("spec") or {})
     elif rtype.key in ("configmaps", "secrets"):
-        causes = _data_causes(old, new)
+        causes += _data_causes(old, new)
     if causes:
         raise StoreError(_status.invalid(rtype, name, causes))
+
+
+def _finalizer_causes(old: Obj, new: Obj) -> list[tuple[str, str, str]]:
+    """Reject finalizers added to an object that is being deleted."""
+    if not old["metadata"].get("deletionTimestamp"):
+        return []
+    before = old["metadata"].get("finalizers") or []
+    added = [
+        f
+        for f in (new.get("metadata") or {}).get("finalizers") or []
+        if f not in before
+    ]
+    if not added:
+        return []
+    listed = ", ".join(f'"{name}"' for name in added)
+    message = (
+        "Forbidden: no new finalizers can be added if the object is being deleted, "
+        f"found new finalizers []string{{{listed}}}"
+    )
+    return [("FieldValueForbidden", "metadata.finalizers", message)]
 
 
 def _mutable_pod_spec(spec: Obj) -> Obj:

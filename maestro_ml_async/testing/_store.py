@@ -342,13 +342,17 @@ class Store:
         if policy == "Orphan":
             self._orphan_dependents(uid)
         if policy == "Foreground":
+            # The API server returns the object as marked, with the
+            # foregroundDeletion finalizer, before its dependents are gone.
             marked = self._mark_deleting(rtype, stored, "foregroundDeletion")
+            response = copy.deepcopy(marked)
             self._delete_dependents(uid, "Foreground")
             finalizers = [
                 f for f in marked["metadata"]["finalizers"] if f != "foregroundDeletion"
             ]
             marked["metadata"]["finalizers"] = finalizers
-            return self.replace(rtype, marked)
+            self.replace(rtype, marked)
+            return response
         if stored["metadata"].get("finalizers"):
             return self._mark_deleting(rtype, stored, None)
         return self._finish_delete(rtype, stored)

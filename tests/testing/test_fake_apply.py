@@ -482,3 +482,46 @@ async def test_immutable_config_map_data(http: aiohttp.ClientSession) -> None:
     )
     assert status == 200
     assert relabelled["data"] == {"a": "1"}
+
+
+async def test_deleting_object_gets_no_finalizers(
+    http: aiohttp.ClientSession,
+) -> None:
+    body = {"metadata": {"name": "f", "finalizers": ["a/one"]}, "spec": {}}
+    status, _ = await call(http, "POST", PJ, json=body)
+    assert status == 201
+    status, deleting = await call(http, "DELETE", f"{PJ}/f")
+    assert status == 200
+    assert deleting["metadata"]["deletionTimestamp"]
+    added = {"metadata": {"finalizers": ["a/one", "a/two"]}}
+
+    status, response = await call(http, "PATCH", f"{PJ}/f", json=added, headers=MERGE)
+
+    assert status == 422
+    (cause,) = response["details"]["causes"]
+    assert cause["field"] == "metadata.finalizers"
+    assert cause["message"] == (
+        "Forbidden: no new finalizers can be added if the object is being deleted, "
+        'found new finalizers []string{"a/two"}'
+    )
+    removed = {"metadata": {"finalizers": None}}
+    status, _ = await call(http, "PATCH", f"{PJ}/f", json=removed, headers=MERGE)
+    assert status == 200
+    status, _ = await call(http, "GET", f"{PJ}/f")
+    assert status == 404
+
+
+async def test_foreground_delete_returns_object(http: aiohttp.ClientSession) -> None:
+    status, _ = await call(http, "POST", PJ, json={"metadata": {"name": "g"}})
+    assert status == 201
+
+    status, body = await call(
+        http, "DELETE", f"{PJ}/g", json={"propagationPolicy": "Foreground"}
+    )
+
+    assert status == 200
+    assert body["kind"] == "PyTorchJob"
+    assert body["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert body["metadata"]["deletionTimestamp"]
+    status, _ = await call(http, "GET", f"{PJ}/g")
+    assert status == 404, "without dependents the object goes at once"
