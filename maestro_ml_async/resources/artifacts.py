@@ -93,7 +93,9 @@ async def _run_bounded(
     finally:
         for task in tasks:
             task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        # Wait for every job to end, also when this call is cancelled, so that
+        # none outlives it. A cancelled download removes its partial file then.
+        await asyncio.gather(*tasks, return_exceptions=True)
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

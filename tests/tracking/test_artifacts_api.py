@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -183,3 +184,37 @@ async def test_odd_names_round_trip(
 
     assert files_under(target) == files_under(folder)
     assert (target / "empty.bin").stat().st_size == 0
+
+
+async def test_cancelled_download_leaves_nothing(
+    mlflow_server_url: str, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(8 << 20))
+    # One connection, so a request slot that a cancelled download kept would
+    # block the list call below.
+    async with AsyncMaestroClient(
+        mlflow_uri=mlflow_server_url, max_concurrency=1
+    ) as client:
+        await client.artifacts.upload_file(run_id, source)
+        out = tmp_path / "out"
+
+        async def wait_for_part() -> None:
+            while not any(out.glob(".big.bin.*.part")):  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+
+        download = asyncio.ensure_future(
+            client.artifacts.download(run_id, "big.bin", out)
+        )
+        watcher = asyncio.ensure_future(wait_for_part())
+        await asyncio.wait({download, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        assert not download.done()
+        download.cancel()
+        watcher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await download
+
+        leftovers = [p.name for p in out.rglob("*")] if out.exists() else []
+        assert leftovers == []
+        listing = await asyncio.wait_for(client.artifacts.list(run_id), timeout=10)
+        assert [entry.path for entry in listing] == ["big.bin"]
