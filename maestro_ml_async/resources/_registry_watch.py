@@ -170,6 +170,7 @@ class _Differ:
         key: str | None = None,
         old: str | None = None,
         new: str | None = None,
+        raw: dict[str, Any] | None = None,
     ) -> None:
         self.events.append(
             RegistryEvent(
@@ -181,6 +182,7 @@ class _Differ:
                 new_value=new,
                 timestamp=self.now,
                 source="poll",
+                raw=raw,
             )
         )
 
@@ -215,7 +217,15 @@ class _Differ:
         self, model: str, number: str, old: _Version | None, new: _Version
     ) -> None:
         if old is None:
-            self.emit(RegistryEventType.VERSION_CREATED, model, number, new=new.status)
+            # The tags seen at creation travel in `raw`, shaped like the data
+            # of MLflow's model_version.created webhook payload.
+            self.emit(
+                RegistryEventType.VERSION_CREATED,
+                model,
+                number,
+                new=new.status,
+                raw={"name": model, "version": number, "tags": dict(new.tags)},
+            )
         old_status = old.status if old is not None else None
         if new.status != old_status:
             if new.status == "READY":
@@ -264,12 +274,15 @@ def diff_snapshots(
     """Return the events that turn `old` into `new`.
 
     A new model's or version's tags at first sight belong to its creation
-    event and are not reported one by one. A deleted model's versions and
-    aliases go with it in one MODEL_DELETED event.
+    event, in its `raw` mapping, and are not reported one by one. A deleted
+    model's versions and aliases go with it in one MODEL_DELETED event.
     """
     differ = _Differ(now)
     for name in sorted(new.models.keys() - old.models.keys()):
-        differ.emit(RegistryEventType.MODEL_CREATED, name)
+        tags = dict(new.models[name].tags)
+        differ.emit(
+            RegistryEventType.MODEL_CREATED, name, raw={"name": name, "tags": tags}
+        )
     for name in sorted(new.models.keys() & old.models.keys()):
         before, after = old.models[name], new.models[name]
         differ.tags(

@@ -49,7 +49,10 @@ class RegistryEvent(BaseModel):
         new_value: The new value; None when a tag or alias was removed.
         timestamp: When the change was seen (polling) or sent (webhook), UTC.
         source: ``"poll"`` or ``"webhook"``.
-        raw: The webhook payload's ``data`` object; None for polled events.
+        raw: The webhook payload's ``data`` object. Polled MODEL_CREATED and
+            VERSION_CREATED events carry ``name``, ``version`` (for versions)
+            and the ``tags`` seen at creation in the same form; other polled
+            events carry None.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -336,6 +336,28 @@ def test_diff_status_transitions() -> None:
     assert diff_snapshots(new, new, now) == []
 
 
+def test_diff_creation_carries_first_tags() -> None:
+    now = datetime.now(timezone.utc)
+    new = _Snapshot(
+        models={"m": _Model(tags={"team": "a"}, aliases={})},
+        versions={("m", "1"): _Version("READY", "None", {"k": "v"})},
+    )
+
+    events = diff_snapshots(_Snapshot(), new, now)
+
+    # Tags set between two polls on a new version are not lost: the creation
+    # event carries them, shaped like MLflow's webhook payload data.
+    created = {event.type: event for event in events}
+    assert created[T.MODEL_CREATED].raw == {"name": "m", "tags": {"team": "a"}}
+    assert created[T.VERSION_CREATED].raw == {
+        "name": "m",
+        "version": "1",
+        "tags": {"k": "v"},
+    }
+    assert T.VERSION_TAGS_CHANGED not in created
+    assert T.MODEL_TAGS_CHANGED not in created
+
+
 async def test_watch_rejects_bad_interval(client: AsyncMaestroClient) -> None:
     with pytest.raises(ValidationException):
         await watch_registry(client._mlflow, poll_interval=0).__anext__()
