@@ -315,7 +315,7 @@ def check_kubernetes_name(
             f"{what} {name!r} is {len(name)} characters; the maximum is {max_length}"
         )
     pattern = _DNS_LABEL if max_length <= 63 else _DNS_SUBDOMAIN
-    if not pattern.match(name):
+    if not pattern.fullmatch(name):
         raise ValidationException(
             f"{what} {name!r} is not a valid Kubernetes name: use lowercase "
             "letters, digits and '-', starting and ending with a letter or digit"

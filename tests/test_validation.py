@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from maestro_ml_async import ValidationException
-from maestro_ml_async._validation import check_choice, check_entity_key, check_stage
+from maestro_ml_async._validation import (
+    check_choice,
+    check_entity_key,
+    check_kubernetes_name,
+    check_stage,
+)
 from maestro_ml_async.types.tracking import RunStatus
 
 
@@ -69,3 +74,17 @@ def test_entity_key_matches_mlflow_rule(key: str) -> None:
     else:
         with pytest.raises(ValidationException, match="is invalid"):
             check_entity_key(key)
+
+
+@pytest.mark.parametrize("max_length", [63, 253])
+@pytest.mark.parametrize("name", ["ns\n", "a.b\n", "ok-name\n"])
+def test_kubernetes_name_rejects_trailing_newline(name: str, max_length: int) -> None:
+    # The API server anchors its name pattern at the end of the text, so a
+    # name that ends in a newline is refused there after a round trip.
+    with pytest.raises(ValidationException, match="not a valid Kubernetes name"):
+        check_kubernetes_name(name, max_length=max_length)
+
+
+def test_kubernetes_name_accepts_label_and_subdomain() -> None:
+    assert check_kubernetes_name("ml-platform", max_length=63) == "ml-platform"
+    assert check_kubernetes_name("a.b-c", max_length=253) == "a.b-c"
