@@ -12,11 +12,16 @@ from . import _faults, _status
 from ._context import ServerContext
 from ._http import Target, flag, int_param
 from ._podlogs import LogLine
+from ._resources import ResourceType
 from ._status import StoreError
 
 _log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+
+
+# The kind that log option errors name, as in 'PodLogOptions "p" is invalid'.
+_LOG_OPTIONS = ResourceType("", "v1", "pods", "PodLogOptions", custom=False)
 
 
 def format_log_timestamp(moment: datetime) -> str:
@@ -26,11 +31,21 @@ def format_log_timestamp(moment: datetime) -> str:
 
 
 def _parse_since_time(text: str) -> datetime:
+    """Parse ``sinceTime`` and drop its fraction of a second.
+
+    The API server forwards sinceTime to the kubelet formatted as RFC 3339
+    without fractional seconds, so a real cluster also returns every line of
+    the second that sinceTime falls in.
+    """
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         message = f"sinceTime: invalid value {text!r}, expected RFC 3339"
         raise StoreError(_status.bad_request(message)) from None
+    if moment.tzinfo is None:
+        message = f"sinceTime: invalid value {text!r}, expected a time zone offset"
+        raise StoreError(_status.bad_request(message))
+    return moment.replace(microsecond=0)
 
 
 def _choose_container(pod: Obj, name: str, requested: str | None) -> str:
@@ -80,6 +95,30 @@ def _check_readable(pod: Obj, pod_name: str, container: str, previous: bool) -> 
         f'container "{container}" in pod "{pod_name}" is waiting to start: {reason}'
     )
     raise StoreError(_status.bad_request(message))
+
+
+def _check_log_options(request: web.Request, pod_name: str) -> None:
+    """Reject log options as the API server's ValidatePodLogOptions does (422)."""
+    causes: list[tuple[str, str, str]] = []
+    tail = int_param(request, "tailLines")
+    if tail is not None and tail < 0:
+        message = f"Invalid value: {tail}: must be greater than or equal to 0"
+        causes.append(("FieldValueInvalid", "tailLines", message))
+    limit = int_param(request, "limitBytes")
+    if limit is not None and limit < 1:
+        message = f"Invalid value: {limit}: must be greater than 0"
+        causes.append(("FieldValueInvalid", "limitBytes", message))
+    since_seconds = int_param(request, "sinceSeconds")
+    if since_seconds is not None and request.query.get("sinceTime"):
+        message = (
+            "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"
+        )
+        causes.append(("FieldValueForbidden", "", message))
+    elif since_seconds is not None and since_seconds < 1:
+        message = f"Invalid value: {since_seconds}: must be greater than 0"
+        causes.append(("FieldValueInvalid", "sinceSeconds", message))
+    if causes:
+        raise StoreError(_status.invalid(_LOG_OPTIONS, pod_name, causes))
 
 
 def _select_lines(request: web.Request, lines: list[LogLine]) -> list[LogLine]:
@@ -174,10 +213,9 @@ async def handle_log(
             f'"{target.name}" not found'
         )
         raise StoreError(_status.bad_request(message))
+    _check_log_options(request, target.name)
     running = _check_readable(pod, target.name, container, previous)
     limit = int_param(request, "limitBytes")
-    if limit is not None and limit <= 0:
-        raise StoreError(_status.bad_request("limitBytes: must be greater than 0"))
 
     all_lines = logs.lines(*key, previous=previous)
     selected = _select_lines(request, all_lines)

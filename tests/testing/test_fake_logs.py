@@ -166,3 +166,50 @@ async def test_missing_pod_gets_404(http: aiohttp.ClientSession) -> None:
         assert response.status == 404
         body = await response.json()
     assert body["message"] == 'pods "p" not found'
+
+
+async def test_invalid_log_options_get_422(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    make_pod(bare_cluster, ["main"], {"running": {}})
+    cases = [
+        (
+            {"tailLines": "-1"},
+            "tailLines: Invalid value: -1: must be greater than or equal to 0",
+        ),
+        ({"limitBytes": "0"}, "limitBytes: Invalid value: 0: must be greater than 0"),
+        (
+            {"sinceSeconds": "0"},
+            "sinceSeconds: Invalid value: 0: must be greater than 0",
+        ),
+        (
+            {"sinceSeconds": "5", "sinceTime": "2024-01-01T00:00:00Z"},
+            ": Forbidden: at most one of `sinceTime` or `sinceSeconds` may be "
+            "specified",
+        ),
+    ]
+    for params, error in cases:
+        async with http.get(LOG, params=params) as response:
+            body = await response.json()
+        assert response.status == 422, params
+        assert body["reason"] == "Invalid", params
+        assert body["message"] == f'PodLogOptions "p" is invalid: {error}', params
+
+
+async def test_since_time_has_second_precision(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    make_pod(bare_cluster, ["main"], {"running": {}})
+    second = datetime(2024, 1, 5, 22, 58, 20, tzinfo=timezone.utc)
+    logs = bare_cluster.pod_logs
+    logs.append("default", "p", "main", "early", timestamp=second)
+    logs.append(
+        "default", "p", "main", "late", timestamp=second + timedelta(seconds=0.5)
+    )
+    logs.append("default", "p", "main", "next", timestamp=second + timedelta(seconds=1))
+
+    _, text = await read_log(http, sinceTime="2024-01-05T22:58:20.600000000Z")
+
+    assert text == "early\nlate\nnext\n", "the fraction of the second is dropped"
+    status, _ = await read_log(http, sinceTime="2024-01-05T22:58:20")
+    assert status == 400, "a time without an offset is rejected, not a 500"
