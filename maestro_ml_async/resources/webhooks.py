@@ -100,6 +100,9 @@ def _webhook_path(webhook_id: str, suffix: str = "") -> str:
 class AsyncWebhooksResource(AsyncMlflowResource):
     """Registry webhooks: the server POSTs signed events to a URL.
 
+    The requests go to the registry URI (`Config.registry_uri`), as MLflow's
+    client sends webhook calls through its registry client.
+
     MLflow 3.17 accepts only ``https`` URLs that resolve to public addresses,
     unless the server runs with ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES`` and
     ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true``. The server never returns a
@@ -137,7 +140,12 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         if secret is not None:
             body["secret"] = secret
         response = await self._transport.call(
-            "POST", "webhooks", json=body, retry=RetryMode.UNSENT, feature=_FEATURE
+            "POST",
+            "webhooks",
+            json=body,
+            retry=RetryMode.UNSENT,
+            feature=_FEATURE,
+            registry=True,
         )
         return parse_field(response, "webhook", Webhook.model_validate)
 
@@ -154,7 +162,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             if token:
                 params["page_token"] = token
             response = await self._transport.call(
-                "GET", "webhooks", params=params, feature=_FEATURE
+                "GET", "webhooks", params=params, feature=_FEATURE, registry=True
             )
             items = parse_items(response, "webhooks", Webhook.model_validate)
             return Page(items, response.get("next_page_token"), response)
@@ -167,6 +175,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             "GET",
             _webhook_path(webhook_id),
             feature=_FEATURE,
+            registry=True,
             not_found=NotFoundException,
         )
         return parse_field(response, "webhook", Webhook.model_validate)
@@ -197,14 +206,18 @@ class AsyncWebhooksResource(AsyncMlflowResource):
         if status is not None:
             body["status"] = check_choice(WebhookStatus, status, what="status").value
         response = await self._transport.call(
-            "PATCH", _webhook_path(webhook_id), json=body, feature=_FEATURE
+            "PATCH",
+            _webhook_path(webhook_id),
+            json=body,
+            feature=_FEATURE,
+            registry=True,
         )
         return parse_field(response, "webhook", Webhook.model_validate)
 
     async def delete(self, webhook_id: str) -> None:
         """Delete a webhook."""
         await self._transport.call(
-            "DELETE", _webhook_path(webhook_id), feature=_FEATURE
+            "DELETE", _webhook_path(webhook_id), feature=_FEATURE, registry=True
         )
 
     async def test(
@@ -225,6 +238,7 @@ class AsyncWebhooksResource(AsyncMlflowResource):
             json=body,
             retry=RetryMode.NEVER,
             feature=_FEATURE,
+            registry=True,
         )
         result = response.get("result") or {}
         return parse_object(

@@ -673,3 +673,49 @@ async def test_null_fields_read_as_missing(fake: AsyncMaestroClient) -> None:
     assert experiment.lifecycle_stage == "active"
     assert experiment.tags == {}
     assert [(f.path, f.is_dir) for f in files] == [("a.txt", False)]
+
+
+@respx.mock
+async def test_webhooks_use_registry_uri() -> None:
+    registry = "http://127.0.0.1:5998/api/2.0/mlflow"
+    config = build_config(
+        {"mlflow_uri": BASE, "mlflow_registry_uri": "http://127.0.0.1:5998"}
+    )
+    hook = {
+        "webhook_id": "wh-1",
+        "name": "n",
+        "url": "https://hooks.example/h",
+        "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}],
+    }
+    routes = [
+        respx.post(f"{registry}/webhooks").mock(
+            return_value=httpx.Response(200, json={"webhook": hook})
+        ),
+        respx.get(f"{registry}/webhooks").mock(
+            return_value=httpx.Response(200, json={"webhooks": [hook]})
+        ),
+        respx.get(f"{registry}/webhooks/wh-1").mock(
+            return_value=httpx.Response(200, json={"webhook": hook})
+        ),
+        respx.patch(f"{registry}/webhooks/wh-1").mock(
+            return_value=httpx.Response(200, json={"webhook": hook})
+        ),
+        respx.post(f"{registry}/webhooks/wh-1/test").mock(
+            return_value=httpx.Response(200, json={"result": {"success": True}})
+        ),
+        respx.delete(f"{registry}/webhooks/wh-1").mock(
+            return_value=httpx.Response(200, json={})
+        ),
+    ]
+
+    # MLflow's client sends webhook calls through its registry client, so a
+    # separate registry server must receive them.
+    async with AsyncMaestroClient(config=config) as client:
+        await client.webhooks.create("n", hook["url"], ["model_version.created"])
+        assert len(await client.webhooks.list()) == 1
+        await client.webhooks.get("wh-1")
+        await client.webhooks.update("wh-1", name="m")
+        assert (await client.webhooks.test("wh-1")).success
+        await client.webhooks.delete("wh-1")
+
+    assert [route.call_count for route in routes] == [1, 1, 1, 1, 1, 1]
