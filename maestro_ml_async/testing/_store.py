@@ -220,7 +220,13 @@ class Store:
             record_update(rtype, None, new, manager)
         if dry_run:
             return new
-        return self._commit(rtype, "ADDED", new, None)
+        created = self._commit(rtype, "ADDED", new, None)
+        if rtype.key == "namespaces":
+            # The service account controller gives every namespace a
+            # ``default`` ServiceAccount, which pods run as unless they name one.
+            account = {"metadata": {"name": "default", "namespace": name}}
+            self.create(RESOURCE_TYPES["serviceaccounts"], account)
+        return created
 
     def replace(
         self,

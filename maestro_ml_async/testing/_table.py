@@ -10,6 +10,10 @@ from ._resources import ResourceType
 
 Obj = dict[str, Any]
 Cell = Callable[[Obj], Any]
+# (name, description, cell) or (name, description, cell, priority). kubectl
+# prints priority 0 columns by default and the others with ``-o wide``.
+ColumnSpec = tuple[str, str, Cell] | tuple[str, str, Cell, int]
+Column = tuple[str, str, Cell, int]
 
 
 def human_age(timestamp: str | None, now: datetime | None = None) -> str:
@@ -81,14 +85,41 @@ def _job_completions(obj: Obj) -> str:
     return f"{succeeded}/{(obj.get('spec') or {}).get('completions', 1)}"
 
 
-def _column(name: str, description: str, kind: str = "string") -> Obj:
+def _event_object(obj: Obj) -> str:
+    involved = obj.get("involvedObject") or {}
+    return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+
+
+def _event_last_seen(obj: Obj) -> str:
+    stamp = (
+        obj.get("lastTimestamp") or obj.get("eventTime") or obj.get("firstTimestamp")
+    )
+    if isinstance(stamp, str) and "." in stamp:
+        stamp = stamp.split(".")[0] + "Z"
+    return human_age(stamp or obj["metadata"].get("creationTimestamp"))
+
+
+def _traffic(obj: Obj, field: str, *, latest: bool) -> Any:
+    """Return a field of the predictor's latest (or tagged prev) traffic target."""
+    components = (obj.get("status") or {}).get("components") or {}
+    for target in (components.get("predictor") or {}).get("traffic") or []:
+        if latest and target.get("latestRevision") is True:
+            return target.get(field)
+        if not latest and target.get("tag") == "prev":
+            return target.get(field)
+    return None
+
+
+def _column(
+    name: str, description: str, kind: str = "string", priority: int = 0
+) -> Obj:
     column_format = "name" if name == "Name" else ""
     return {
         "name": name,
         "type": kind,
         "format": column_format,
         "description": description,
-        "priority": 0,
+        "priority": priority,
     }
 
 
@@ -102,7 +133,34 @@ _AGE = (
     "Time since the object was created.",
     lambda o: human_age(o["metadata"].get("creationTimestamp")),
 )
-_COLUMNS: dict[str, list[tuple[str, str, Cell]]] = {
+_COLUMNS: dict[str, list[ColumnSpec]] = {
+    "events": [
+        ("Last Seen", "Time since the event was last seen.", _event_last_seen),
+        ("Type", "Normal or Warning.", lambda o: o.get("type", "")),
+        ("Reason", "Why the event was recorded.", lambda o: o.get("reason", "")),
+        ("Object", "The object the event is about.", _event_object),
+        ("Message", "A human-readable description.", lambda o: o.get("message", "")),
+    ],
+    "configmaps": [
+        _NAME,
+        (
+            "Data",
+            "Keys in data and binaryData.",
+            lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+        ),
+        _AGE,
+    ],
+    "secrets": [
+        _NAME,
+        ("Type", "The type of the secret.", lambda o: o.get("type", "")),
+        ("Data", "Keys in data.", lambda o: len(o.get("data") or {})),
+        _AGE,
+    ],
+    "serviceaccounts": [
+        _NAME,
+        ("Secrets", "Secrets of the account.", lambda o: len(o.get("secrets") or [])),
+        _AGE,
+    ],
     "pods": [
         _NAME,
         ("Ready", "Ready containers out of all containers.", _pod_ready),
@@ -128,18 +186,45 @@ _COLUMNS: dict[str, list[tuple[str, str, Cell]]] = {
             lambda o: (o.get("status") or {}).get("url", ""),
         ),
         ("Ready", "The Ready condition.", lambda o: _condition_status(o, "Ready")),
+        (
+            "Prev",
+            "Traffic percent of the previous rolled out revision.",
+            lambda o: _traffic(o, "percent", latest=False),
+        ),
+        (
+            "Latest",
+            "Traffic percent of the latest revision.",
+            lambda o: _traffic(o, "percent", latest=True),
+        ),
+        (
+            "PrevRolledoutRevision",
+            "The previous rolled out revision.",
+            lambda o: _traffic(o, "revisionName", latest=False),
+            1,
+        ),
+        (
+            "LatestReadyRevision",
+            "The latest ready revision.",
+            lambda o: _traffic(o, "revisionName", latest=True),
+            1,
+        ),
         _AGE,
     ],
 }
 _TRAINING_COLUMNS = [_NAME, ("State", "The latest condition.", _last_condition), _AGE]
 
 
-def _columns_for(rtype: ResourceType) -> list[tuple[str, str, Cell]]:
+def _columns_for(rtype: ResourceType) -> list[Column]:
+    specs: list[ColumnSpec]
     if rtype.key in _COLUMNS:
-        return _COLUMNS[rtype.key]
-    if rtype.group == "kubeflow.org" or rtype.key == "trainjobs.trainer.kubeflow.org":
-        return _TRAINING_COLUMNS
-    return [_NAME, _AGE]
+        specs = _COLUMNS[rtype.key]
+    elif rtype.group == "kubeflow.org" or rtype.key == "trainjobs.trainer.kubeflow.org":
+        specs = list(_TRAINING_COLUMNS)
+    else:
+        specs = [_NAME, _AGE]
+    return [
+        (spec[0], spec[1], spec[2], spec[3] if len(spec) == 4 else 0) for spec in specs
+    ]
 
 
 def _row_object(obj: Obj, include: str) -> Obj | None:
@@ -172,7 +257,7 @@ def to_table(
     columns = _columns_for(rtype)
     rows = []
     for obj in items:
-        row: Obj = {"cells": [cell(obj) for _, _, cell in columns]}
+        row: Obj = {"cells": [cell(obj) for _, _, cell, _ in columns]}
         embedded = _row_object(obj, include_object)
         if embedded is not None:
             row["object"] = embedded
@@ -181,6 +266,9 @@ def to_table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_metadata,
-        "columnDefinitions": [_column(name, text) for name, text, _ in columns],
+        "columnDefinitions": [
+            _column(name, text, priority=priority)
+            for name, text, _, priority in columns
+        ],
         "rows": rows,
     }

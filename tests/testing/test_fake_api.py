@@ -684,3 +684,56 @@ async def test_custom_top_level_field_bumps_generation(
 
     assert status == 200
     assert patched["metadata"]["generation"] == 2
+
+
+async def test_table_columns_of_core_types(http: aiohttp.ClientSession) -> None:
+    accept = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    events = "/api/v1/namespaces/default/events"
+    event = {
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Pulled",
+        "message": "pulled the image",
+        "type": "Normal",
+    }
+    await create(http, events, event)
+    cm = {"metadata": {"name": "c"}, "data": {"a": "1"}, "binaryData": {"b": "AA=="}}
+    await create(http, "/api/v1/namespaces/default/configmaps", cm)
+
+    _, event_table = await call(http, "GET", events, headers=accept)
+    _, cm_table = await call(
+        http, "GET", "/api/v1/namespaces/default/configmaps", headers=accept
+    )
+
+    names = [column["name"] for column in event_table["columnDefinitions"]]
+    assert names == ["Last Seen", "Type", "Reason", "Object", "Message"]
+    assert event_table["rows"][0]["cells"][1:] == [
+        "Normal",
+        "Pulled",
+        "pod/p",
+        "pulled the image",
+    ]
+    assert [column["name"] for column in cm_table["columnDefinitions"]] == [
+        "Name",
+        "Data",
+        "Age",
+    ]
+    assert cm_table["rows"][0]["cells"][:2] == ["c", 2]
+
+
+async def test_namespaces_get_default_account(http: aiohttp.ClientSession) -> None:
+    status, _ = await call(
+        http, "POST", "/api/v1/namespaces", json={"metadata": {"name": "team-a"}}
+    )
+    assert status == 201
+
+    status, account = await call(
+        http, "GET", "/api/v1/namespaces/team-a/serviceaccounts/default"
+    )
+
+    assert status == 200
+    assert account["metadata"]["namespace"] == "team-a"
+    status, _ = await call(
+        http, "GET", "/api/v1/namespaces/default/serviceaccounts/default"
+    )
+    assert status == 200
