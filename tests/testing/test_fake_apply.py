@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from maestro_ml_async.testing import FakeCluster
 from maestro_ml_async.testing._patch import PatchError
 from maestro_ml_async.testing._strategic import strategic_merge_patch
 
@@ -525,3 +526,39 @@ async def test_foreground_delete_returns_object(http: aiohttp.ClientSession) -> 
     assert body["metadata"]["deletionTimestamp"]
     status, _ = await call(http, "GET", f"{PJ}/g")
     assert status == 404, "without dependents the object goes at once"
+
+
+async def test_dry_run_writes_store_nothing(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    dry = {"dryRun": "All"}
+    status, created = await call(http, "POST", CM, json=config_map("d", {}), params=dry)
+    assert status == 201
+    assert "resourceVersion" not in created["metadata"]
+    assert created["metadata"]["managedFields"][0]["manager"] == "Python"
+    status, _ = await call(http, "GET", f"{CM}/d")
+    assert status == 404
+    await call(http, "POST", CM, json=config_map("c", {"a": "1"}))
+    version = bare_cluster.store.resource_version
+
+    status, patched = await call(
+        http, "PATCH", f"{CM}/c", json={"data": {"a": "2"}}, headers=MERGE, params=dry
+    )
+    assert status == 200
+    assert patched["data"] == {"a": "2"}
+    data = json.dumps(config_map("c", {"a": "3"}))
+    params = {"fieldManager": "tool", "force": "true", **dry}
+    status, applied = await call(
+        http, "PATCH", f"{CM}/c", data=data, headers=APPLY, params=params
+    )
+    assert status == 200
+    assert applied["data"] == {"a": "3"}
+    status, duplicate = await call(
+        http, "POST", CM, json=config_map("c", {}), params=dry
+    )
+
+    assert status == 409
+    assert duplicate["reason"] == "AlreadyExists"
+    assert bare_cluster.store.resource_version == version
+    _, stored = await call(http, "GET", f"{CM}/c")
+    assert stored["data"] == {"a": "1"}
