@@ -1888,6 +1888,9 @@ class WebhooksResource(SyncWrapper["AsyncWebhooksResource"]):
 
     Registry webhooks: the server POSTs signed events to a URL.
 
+    The requests go to the registry URI (`Config.registry_uri`), as MLflow's
+    client sends webhook calls through its registry client.
+
     MLflow 3.17 accepts only ``https`` URLs that resolve to public addresses,
     unless the server runs with ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES`` and
     ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true``. The server never returns a
