@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from . import _status
+from ._labels import check_labels_and_annotations
 from ._managed import FieldManager, record_update
 from ._resources import RESOURCE_TYPES, ResourceType
 from ._status import StoreError
@@ -204,6 +205,7 @@ class Store:
         namespace = self._check_namespace(rtype, meta)
         name = resolve_name(rtype, meta)
         meta["name"] = name
+        check_labels_and_annotations(rtype, meta)
         key = self._key(rtype, namespace, name)
         if key in self._objects[rtype.key]:
             raise StoreError(_status.already_exists(rtype, name))
@@ -267,6 +269,8 @@ class Store:
         new = self._merge_write(rtype, stored, obj, status_only)
         if new == stored:
             return new
+        if new["metadata"] != stored["metadata"]:
+            check_labels_and_annotations(rtype, new["metadata"])
         if manager is not None:
             record_update(rtype, stored, new, manager)
         if dry_run:

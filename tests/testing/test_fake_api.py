@@ -737,3 +737,44 @@ async def test_namespaces_get_default_account(http: aiohttp.ClientSession) -> No
         http, "GET", "/api/v1/namespaces/default/serviceaccounts/default"
     )
     assert status == 200
+
+
+async def test_invalid_labels_get_422(http: aiohttp.ClientSession) -> None:
+    cases = [
+        ({"team": "Fraud Model"}, 'Invalid value: "Fraud Model": a valid label must'),
+        ({"team": "ä"}, 'Invalid value: "ä": a valid label must'),
+        ({"team": "x" * 64}, "must be no more than 63 characters"),
+        ({"bad key": "x"}, 'Invalid value: "bad key": name part must consist'),
+        ({"Example.com/k": "x"}, "prefix part a lowercase RFC 1123 subdomain"),
+        ({"/k": "x"}, "prefix part must be non-empty"),
+    ]
+    for labels, expected in cases:
+        status, body = await call(http, "POST", PJ, json=job("j", **labels))
+        assert status == 422, labels
+        assert body["reason"] == "Invalid", labels
+        assert expected in body["message"], labels
+        assert body["details"]["causes"][0]["field"] == "metadata.labels", labels
+    ok = {"app.kubernetes.io/name": "A_b.c-1", "empty": ""}
+    status, _ = await call(http, "POST", PJ, json=job("j", **ok))
+    assert status == 201
+
+
+async def test_label_updates_are_validated(http: aiohttp.ClientSession) -> None:
+    await create(http, PJ, job("j"))
+    patch = {"metadata": {"labels": {"team": "two words"}}}
+
+    status, body = await call(http, "PATCH", f"{PJ}/j", json=patch, headers=MERGE)
+
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == "metadata.labels"
+    number = {"metadata": {"labels": {"team": 1}}}
+    status, body = await call(http, "PATCH", f"{PJ}/j", json=number, headers=MERGE)
+    assert status == 400
+    bad_key = {"metadata": {"annotations": {"a b": "x"}}}
+    status, body = await call(http, "PATCH", f"{PJ}/j", json=bad_key, headers=MERGE)
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == "metadata.annotations"
+    huge = {"metadata": {"annotations": {"big": "x" * (256 * 1024)}}}
+    status, body = await call(http, "PATCH", f"{PJ}/j", json=huge, headers=MERGE)
+    assert status == 422
+    assert body["details"]["causes"][0]["reason"] == "FieldValueTooLong"
