@@ -35,7 +35,10 @@ __all__ = [
 ]
 
 MAX_ENTITY_KEY_LENGTH = 250
-MAX_REGISTRY_TAG_VALUE_LENGTH = 5000
+# MLflow 3.17 checks registered-model and model-version tag values against
+# 100,000 characters. Its SQL schema keeps registered-model tag values in a
+# 5000-character column, so MySQL or PostgreSQL can still reject a longer one.
+MAX_REGISTRY_TAG_VALUE_LENGTH = 100_000
 MAX_ALIAS_LENGTH = 255
 MAX_MODEL_NAME_LENGTH = 256
 

@@ -442,3 +442,36 @@ async def test_tag_key_rules_checked_before_sending(
             assert type(caught.value) is ValidationException
     versions = await client.models.search_versions(f"name = '{name}'")
     assert [item.version for item in versions] == [version.version]
+
+
+async def test_long_tag_values_round_trip(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    # MLflow 3.17 accepts registry tag values of up to 100,000 characters.
+    name = f"long-tags-{unique}"
+    longest = "x" * 100_000
+    await client.models.create(name, tags={"created": longest})
+    await client.models.set_tag(name, "set", longest)
+    version = await client.models.create_version(
+        name, "s3://bucket/model", tags={"created": longest}
+    )
+    await client.models.set_version_tag(name, version.version, "set", longest)
+
+    model = await client.models.get(name)
+    assert model.tags == {"created": longest, "set": longest}
+    read = await client.models.get_version(name, version.version)
+    assert read.tags == {"created": longest, "set": longest}
+
+    too_long = longest + "x"
+    calls = [
+        client.models.set_tag(name, "over", too_long),
+        client.models.set_version_tag(name, version.version, "over", too_long),
+        client.models.create_version(name, "s3://b/m", tags={"over": too_long}),
+    ]
+    for call in calls:
+        with pytest.raises(ValidationException, match="100000") as caught:
+            await call
+        # The server's own rejection would be an InvalidParameterException.
+        assert type(caught.value) is ValidationException
+    versions = await client.models.search_versions(f"name = '{name}'")
+    assert [item.version for item in versions] == [version.version]

@@ -761,7 +761,7 @@ class ExperimentsResource(SyncWrapper["AsyncExperimentsResource"]):
         )
 
     def set_tag(self, experiment_id: str, key: str, value: object) -> None:
-        """Set an experiment tag (values up to 5000 characters)."""
+        """Set an experiment tag (values up to 20,000 characters)."""
         return self._runner.call(self._async.set_tag, experiment_id, key, value)
 
 

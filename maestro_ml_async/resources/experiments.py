@@ -34,7 +34,8 @@ __all__ = ["AsyncExperimentsResource"]
 logger = logging.getLogger(__name__)
 
 MAX_EXPERIMENT_NAME_LENGTH = 500
-MAX_EXPERIMENT_TAG_VALUE_LENGTH = 5000
+# MLflow 3.17's limit for an experiment tag value, in characters.
+MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20_000
 # MLflow servers guarantee at least this many experiments per search page.
 MAX_SEARCH_PAGE_SIZE = 1000
 
@@ -235,7 +236,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         )
 
     async def set_tag(self, experiment_id: str, key: str, value: object) -> None:
-        """Set an experiment tag (values up to 5000 characters)."""
+        """Set an experiment tag (values up to 20,000 characters)."""
         checked = check_entity_key(key)
         text = check_tag_value(
             checked, value, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH

@@ -167,3 +167,30 @@ async def test_tag_key_rules_checked_before_sending(
         await client.experiments.set_tag(experiment.experiment_id, "a//b", "v")
     # The server's own rejection would be an InvalidParameterException.
     assert type(caught.value) is ValidationException
+
+
+async def test_long_tag_values_round_trip(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    # MLflow 3.17 accepts experiment tag values of up to 20,000 characters.
+    longest = "x" * 20_000
+    experiment = await client.experiments.create(
+        f"long-tags-{unique}", tags={"created": longest}
+    )
+    await client.experiments.set_tag(experiment.experiment_id, "set", longest)
+
+    read = await client.experiments.get(experiment.experiment_id)
+    assert read.tags["created"] == longest
+    assert read.tags["set"] == longest
+
+    with pytest.raises(ValidationException, match="20000") as caught:
+        await client.experiments.set_tag(
+            experiment.experiment_id, "over", longest + "x"
+        )
+    # The server's own rejection would be an InvalidParameterException.
+    assert type(caught.value) is ValidationException
+    with pytest.raises(ValidationException, match="20000"):
+        await client.experiments.create(
+            f"long-tags-over-{unique}", tags={"created": longest + "x"}
+        )
+    assert await client.experiments.get_by_name(f"long-tags-over-{unique}") is None
