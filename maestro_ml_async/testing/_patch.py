@@ -131,7 +131,7 @@ def _apply_operation(document: Any, operation: dict[str, Any]) -> Any:
         return _add(document, path, copy.deepcopy(moved))
     if op == "test":
         if _get(document, path) != value:
-            raise PatchError(f"testing value {path} failed")
+            raise PatchError(f"testing value {path} failed: test failed")
         return document
     raise PatchError(f"unexpected kind of operation: {op!r}")
 

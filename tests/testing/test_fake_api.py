@@ -388,6 +388,10 @@ async def test_json_patch_and_failed_test(http: aiohttp.ClientSession) -> None:
         http, "PATCH", f"{PJ}/j", data=_dumps(failing), headers=JSON_PATCH
     )
     assert status == 422
+    assert body["reason"] == "Invalid"
+    assert body["message"] == (
+        "testing value /spec/pytorchReplicaSpecs/Master/replicas failed: test failed"
+    )
     remove_missing = [{"op": "remove", "path": "/spec/nothing"}]
     status, _ = await call(
         http, "PATCH", f"{PJ}/j", data=_dumps(remove_missing), headers=JSON_PATCH
