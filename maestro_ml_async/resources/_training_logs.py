@@ -36,6 +36,14 @@ logger = logging.getLogger(__name__)
 _FOLLOW_RETRIES = 8
 _DONE_GRACE = 5.0
 _SENTINEL: Any = object()
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""Maximum bytes of a log line delivered as one `LogLine`; longer lines come in pieces.
+
+aiohttp's ``readline`` raises ``LineTooLong`` above its read buffer (4 MiB with
+the buffer that kubernetes-asyncio sets), and a container can write far more
+without a newline, for example a progress bar that redraws with carriage
+returns, so the stream splits lines itself.
+"""
 
 
 def parse_log_timestamp(text: str) -> int | None:
@@ -85,7 +93,42 @@ class _Cursor:
     _seen_at_last: int = 0
 
 
+async def iter_log_pieces(
+    content: aiohttp.StreamReader, max_bytes: int | None = None
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """Yield ``(piece, starts_line)`` for each line of a log response body.
+
+    A piece is a whole line with its newline, or the last line without one. A
+    line longer than `max_bytes` comes in parts of at most `max_bytes`, and
+    `starts_line` is False for every part after the first.
+    """
+    limit = MAX_LINE_BYTES if max_bytes is None else max_bytes
+    buffer = bytearray()
+    starts_line = True
+    async for chunk in content.iter_any():
+        buffer += chunk
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            stop = len(buffer) if end < 0 else end + 1
+            if stop - start > limit:
+                yield bytes(buffer[start : start + limit]), starts_line
+                starts_line = False
+                start += limit
+                continue
+            if end < 0:
+                break
+            yield bytes(buffer[start:stop]), starts_line
+            starts_line = True
+            start = stop
+        del buffer[:start]
+    if buffer:
+        yield bytes(buffer), starts_line
+
+
 def _split_line(raw: bytes) -> tuple[int | None, str]:
+    # NOTE: a piece of an overlong line that ends inside a multi-byte UTF-8
+    # character shows U+FFFD for it and for the start of the next piece.
     text = raw.decode("utf-8", errors="replace").rstrip("\n")
     stamp, _, rest = text.partition(" ")
     nanos = parse_log_timestamp(stamp)
@@ -373,12 +416,16 @@ class JobLogStreamer:
                 return response.status in (400, 404)
             cursor.rewind()
             replica_type, index = replica_of_pod(self._kind, pod)
-            while True:
-                raw = await response.content.readline()
-                if not raw:
-                    return True
-                nanos, text = _split_line(raw)
-                if nanos is not None and not cursor.accept(nanos):
+            skipping = False
+            async for raw, starts_line in iter_log_pieces(response.content):
+                if starts_line:
+                    nanos, text = _split_line(raw)
+                    # A line delivered before a reconnect is dropped with
+                    # all of its pieces.
+                    skipping = nanos is not None and not cursor.accept(nanos)
+                else:
+                    nanos, text = None, raw.decode("utf-8", "replace").rstrip("\n")
+                if skipping:
                     continue
                 self._queue.put_nowait(
                     LogLine(
@@ -391,6 +438,7 @@ class JobLogStreamer:
                         previous=previous,
                     )
                 )
+            return True
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             logger.info(
                 "log stream of %s/%s dropped: %s",
