@@ -59,7 +59,16 @@ def check_upload_path(relative: str) -> str:
     path with ``#`` with 400 "Invalid path". Such names would not round-trip,
     and checking them first keeps a directory upload from failing after some
     of its files were sent.
+
+    A backslash is legal in a POSIX file name and the proxy stores it, but
+    `safe_artifact_path` rejects it in server listings (it is a separator on
+    Windows), so an uploaded name with one would make its folder unlistable.
     """
+    if "\\" in relative:
+        raise ValidationException(
+            f"artifact path {relative!r} contains a backslash, which artifact "
+            "listings and downloads reject; rename the file"
+        )
     if "#" in relative:
         raise ValidationException(
             f"artifact path {relative!r} contains '#', which MLflow's artifact "

@@ -218,3 +218,26 @@ async def test_cancelled_download_leaves_nothing(
         assert leftovers == []
         listing = await asyncio.wait_for(client.artifacts.list(run_id), timeout=10)
         assert [entry.path for entry in listing] == ["big.bin"]
+
+
+async def test_upload_rejects_backslash_before_sending(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    # A backslash is legal in a POSIX file name and the proxy would store it,
+    # but listings reject it, so its whole folder would become unlistable.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a-first.txt").write_text("sent first without the check")
+    (folder / "b\\c.txt").write_text("a backslash in the name")
+
+    with pytest.raises(ValidationException, match="backslash"):
+        await client.artifacts.upload_dir(run_id, folder)
+    with pytest.raises(ValidationException, match="backslash"):
+        await client.artifacts.upload_file(run_id, folder / "b\\c.txt")
+    with pytest.raises(ValidationException, match="backslash"):
+        await client.artifacts.upload_file(run_id, folder / "a-first.txt", "x\\y")
+
+    assert await client.artifacts.list(run_id) == []
+    await client.artifacts.upload_file(run_id, folder / "a-first.txt", "kept")
+    listed = await client.artifacts.list(run_id, "kept")
+    assert [entry.path for entry in listed] == ["kept/a-first.txt"]
