@@ -146,7 +146,9 @@ def select_page(
     meta: Obj = {"resourceVersion": str(list_rv)}
     if limit is not None and limit > 0 and len(items) > limit:
         meta["continue"] = encode_continue(list_rv, _object_key(items[limit - 1]))
-        meta["remainingItemCount"] = len(items) - limit
+        # etcd counts the remaining items only for a list without selectors.
+        if selector is None:
+            meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
     return items, meta
 

@@ -284,6 +284,10 @@ async def test_list_limit_edges(http: aiohttp.ClientSession) -> None:
     assert "continue" not in body["metadata"], "an exact last page has no token"
     _, body = await call(http, "GET", PJ, params={"limit": "1"})
     assert body["metadata"]["remainingItemCount"] == 1
+    selected = {"limit": "1", "labelSelector": "!missing"}
+    _, body = await call(http, "GET", PJ, params=selected)
+    assert "continue" in body["metadata"]
+    assert "remainingItemCount" not in body["metadata"], "not counted with selectors"
     status, _ = await call(http, "GET", PJ, params={"continue": "garbage!"})
     assert status == 400
 
