@@ -148,19 +148,50 @@ def _started(status: dict[str, Any] | None) -> bool:
 
 
 def pod_wait_reason(pod: dict[str, Any]) -> str | None:
-    """Return why a pod is not running yet (ImagePullBackOff, Unschedulable, ...)."""
+    """Return why a pod is not running yet (ImagePullBackOff, Unschedulable, ...).
+
+    An init container that cannot start or has failed is named first, with the
+    ``Init:`` prefix that kubectl shows, because the main containers then only
+    report PodInitializing. The Training Operator adds such an init container
+    to the workers of some kinds, for example to wait for the master's address.
+    """
     status = pod.get("status") or {}
+    for container in status.get("initContainerStatuses") or []:
+        reason = _init_container_problem(container or {})
+        if reason is not None:
+            return reason
     for container in status.get("containerStatuses") or []:
         waiting = ((container or {}).get("state") or {}).get("waiting")
         if waiting:
-            reason = waiting.get("reason") or "Waiting"
-            message = waiting.get("message")
-            return f"{reason}: {message}" if message else str(reason)
+            return _waiting_text(waiting)
     if status.get("phase") == "Pending":
         for condition in status.get("conditions") or []:
             if condition.get("status") == "False" and condition.get("reason"):
-                return f"Pending: {condition['reason']}"
+                text = f"Pending: {condition['reason']}"
+                message = condition.get("message")
+                return f"{text}: {message}" if message else text
         return "Pending"
+    return None
+
+
+def _waiting_text(waiting: dict[str, Any], prefix: str = "") -> str:
+    reason = waiting.get("reason") or "Waiting"
+    message = waiting.get("message")
+    return f"{prefix}{reason}: {message}" if message else f"{prefix}{reason}"
+
+
+def _init_container_problem(container: dict[str, Any]) -> str | None:
+    state = container.get("state") or {}
+    waiting = state.get("waiting")
+    # An init container waits with PodInitializing while earlier ones still run.
+    if waiting and waiting.get("reason") != "PodInitializing":
+        return _waiting_text(waiting, "Init:")
+    terminated = state.get("terminated")
+    if terminated and terminated.get("exitCode") not in (0, None):
+        text = f"Init:{terminated.get('reason') or 'Error'}"
+        text += f" (exit code {terminated['exitCode']})"
+        message = terminated.get("message")
+        return f"{text}: {message}" if message else text
     return None
 
 

@@ -1,0 +1,135 @@
+"""Why a job's pods are not running, as the timeout of a wait reports it.
+
+The cases are pod and job objects as the kubelet, the scheduler and the
+Training Operator write them. The fake cluster's pods have no init containers
+and are never unschedulable, so these run on the objects directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from maestro_ml_async.resources._training_kinds import (
+    FRAMEWORKS,
+    job_from_object,
+)
+from maestro_ml_async.resources._training_logs import pod_wait_reason
+from maestro_ml_async.resources._training_wait import timeout_error
+from maestro_ml_async.types.training import JobStatus
+
+PYTORCH = FRAMEWORKS["pytorch"]
+NO_GPU = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+
+
+def pod(phase: str = "Pending", **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "train-worker-0"},
+        "status": {"phase": phase, **status},
+    }
+
+
+def waiting(name: str, reason: str, message: str | None = None) -> dict[str, Any]:
+    state: dict[str, Any] = {"reason": reason}
+    if message is not None:
+        state["message"] = message
+    return {"name": name, "state": {"waiting": state}}
+
+
+INIT_PULL = pod(
+    initContainerStatuses=[
+        waiting("init-pytorch", "ImagePullBackOff", 'Back-off pulling image "alpine"')
+    ],
+    containerStatuses=[waiting("pytorch", "PodInitializing")],
+)
+
+REASONS: list[tuple[str, dict[str, Any], str | None]] = [
+    (
+        "init container cannot pull",
+        INIT_PULL,
+        'Init:ImagePullBackOff: Back-off pulling image "alpine"',
+    ),
+    (
+        "init container crash loop",
+        pod(
+            initContainerStatuses=[waiting("init-pytorch", "CrashLoopBackOff")],
+            containerStatuses=[waiting("pytorch", "PodInitializing")],
+        ),
+        "Init:CrashLoopBackOff",
+    ),
+    (
+        "init container failed",
+        pod(
+            initContainerStatuses=[
+                {
+                    "name": "init-pytorch",
+                    "state": {"terminated": {"exitCode": 2, "reason": "Error"}},
+                }
+            ],
+            containerStatuses=[waiting("pytorch", "PodInitializing")],
+        ),
+        "Init:Error (exit code 2)",
+    ),
+    (
+        "init container still running",
+        pod(
+            initContainerStatuses=[{"name": "init-pytorch", "state": {"running": {}}}],
+            containerStatuses=[waiting("pytorch", "PodInitializing")],
+        ),
+        "PodInitializing",
+    ),
+    (
+        "init container done, main pulling",
+        pod(
+            initContainerStatuses=[
+                {"name": "init", "state": {"terminated": {"exitCode": 0}}}
+            ],
+            containerStatuses=[waiting("pytorch", "ErrImagePull", "not found")],
+        ),
+        "ErrImagePull: not found",
+    ),
+    (
+        "unschedulable keeps scheduler message",
+        pod(
+            conditions=[
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": NO_GPU,
+                }
+            ]
+        ),
+        f"Pending: Unschedulable: {NO_GPU}",
+    ),
+    (
+        "unschedulable without message",
+        pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "X"}]),
+        "Pending: X",
+    ),
+    ("running pod", pod("Running"), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [case[1:] for case in REASONS],
+    ids=[case[0] for case in REASONS],
+)
+def test_pod_wait_reason(obj: dict[str, Any], expected: str | None) -> None:
+    assert pod_wait_reason(obj) == expected
+
+
+def test_timeout_names_init_container() -> None:
+    obj = {
+        "kind": "PyTorchJob",
+        "metadata": {"name": "train", "namespace": "ns"},
+        "status": {"conditions": [{"type": "Created", "status": "True"}]},
+    }
+    job = job_from_object(obj, PYTORCH)
+    error = timeout_error(job, [INIT_PULL], 5.0, JobStatus.SUCCEEDED)
+    assert error.pod_reasons == {
+        "train-worker-0": 'Init:ImagePullBackOff: Back-off pulling image "alpine"'
+    }
+    assert "Init:ImagePullBackOff" in str(error)
