@@ -215,13 +215,14 @@ def _operator_status(status: dict[str, Any], latest: str | None) -> JobStatus:
         return JobStatus.RESTARTING
     if latest == "Running":
         return JobStatus.RUNNING
-    # The operator counts only pods in phase Running as active, so an active or
-    # succeeded replica means the job has run even while no Running condition
-    # is true (a worker finished first, or a status update is still pending).
+    # The operator counts only pods in phase Running as active. So an active,
+    # succeeded or failed replica means the job has run even while no Running
+    # condition is true: a worker finished first, or the Restarting or Failed
+    # condition for a failed pod has yet to be written.
     for counts in (status.get("replicaStatuses") or {}).values():
         if not isinstance(counts, dict):
             continue
-        if _count(counts.get("active")) or _count(counts.get("succeeded")):
+        if any(_count(counts.get(f)) for f in ("active", "succeeded", "failed")):
             return JobStatus.RUNNING
     return JobStatus.CREATED
 

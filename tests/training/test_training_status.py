@@ -76,6 +76,33 @@ CASES: list[tuple[str, JobKind, dict[str, Any], JobStatus]] = [
         job(conditions=[condition("Failed"), condition("Running")]),
         JobStatus.FAILED,
     ),
+    (
+        "operator failed replica before its condition",
+        PYTORCH,
+        job(
+            conditions=[condition("Created")],
+            replicaStatuses={"Master": {"failed": 1}, "Worker": {}},
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "mpi launcher failed before its condition",
+        FRAMEWORKS["mpi"],
+        job(
+            conditions=[condition("Created")],
+            replicaStatuses={"Launcher": {"failed": 1}, "Worker": None},
+        ),
+        JobStatus.RUNNING,
+    ),
+    (
+        "operator empty replica counts",
+        PYTORCH,
+        job(
+            conditions=[condition("Created")],
+            replicaStatuses={"Master": {}, "Worker": None},
+        ),
+        JobStatus.CREATED,
+    ),
     ("batch new", BATCH_JOB, job(), JobStatus.CREATED),
     (
         "batch pending pod",
