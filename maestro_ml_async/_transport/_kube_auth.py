@@ -296,7 +296,10 @@ async def _load_kubeconfig(
         token_path = os.path.join(os.path.dirname(path), str(user["tokenFile"]))
         auth = ClusterAuth(token_path=token_path)
         auth.mark_file_read()
-    elif user is not None and user.safe_get("token"):
+    elif user is not None and (user.safe_get("token") or "auth-provider" in user):
+        # An oidc or gcp auth-provider token is short-lived (often an hour).
+        # Loading the kubeconfig again takes a token that another tool wrote
+        # there, or refreshes an expired one with the provider's refresh token.
         auth = ClusterAuth(kubeconfig=(path, config.kube_context))
         auth.mark_file_read()
     else:
