@@ -200,11 +200,13 @@ def check_tag_value(
 ) -> str:
     """Check a tag (or param) value and return it as a string.
 
-    Numbers (NumPy scalars included) and booleans become ``str(value)``, as
-    MLflow's client writes them, so ``True`` is stored as ``"True"``.
+    Numbers (NumPy scalars included), booleans and None become ``str(value)``,
+    as MLflow's client writes them, so ``True`` is stored as ``"True"`` and
+    None as ``"None"``. A param that MLflow's client logged as None can then be
+    logged again with the same value.
     """
     if value is None:
-        return ""
+        return "None"
     if not isinstance(value, (str, bool, numbers.Number)):
         raise ValidationException(
             f"value of {what} {key!r} must be a string, a number or a bool, "

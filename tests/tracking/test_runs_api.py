@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -371,3 +372,27 @@ async def test_numpy_scalars_and_bools_logged(
         await client.runs.log_metric(run.run_id, "huge", 10**400)
     with pytest.raises(ValidationException, match=r"json\.dumps"):
         await client.runs.log_param(run.run_id, "layers", [64, 32])  # type: ignore[arg-type]
+
+
+async def test_none_values_logged_as_mlflow_does(
+    client: AsyncMaestroClient, experiment_id: str, mlflow_server_url: str
+) -> None:
+    # MLflow's client stores str(value), so None becomes "None". A param that
+    # it logged as None must be loggable again with None, not fail as changed.
+    mlflow = pytest.importorskip("mlflow")
+    official = mlflow.MlflowClient(tracking_uri=mlflow_server_url)
+    run = await client.runs.create(experiment_id)
+    await asyncio.to_thread(official.log_param, run.run_id, "optimizer", None)
+    await asyncio.to_thread(official.set_tag, run.run_id, "note", None)
+
+    await client.runs.log_param(run.run_id, "optimizer", None)
+    await client.runs.log_batch(run.run_id, params={"optimizer": None, "extra": None})
+    await client.runs.set_tag(run.run_id, "mine", None)
+    await client.experiments.set_tag(experiment_id, "owner", None)
+
+    fetched = await client.runs.get(run.run_id)
+    assert fetched.data.params == {"optimizer": "None", "extra": "None"}
+    assert fetched.data.tags["note"] == "None"
+    assert fetched.data.tags["mine"] == "None"
+    experiment = await client.experiments.get(experiment_id)
+    assert experiment.tags["owner"] == "None"
