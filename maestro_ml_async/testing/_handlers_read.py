@@ -11,7 +11,15 @@ from aiohttp import web
 
 from . import _status
 from ._context import ServerContext
-from ._http import Target, flag, int_param, json_response, wants_table
+from ._http import (
+    Target,
+    flag,
+    int_param,
+    json_response,
+    partial_metadata,
+    wants_metadata,
+    wants_table,
+)
 from ._list_options import EXACT, list_options, parse_resource_version
 from ._resources import ResourceType
 from ._selectors import Selector, combine, parse_field_selector, parse_label_selector
@@ -61,6 +69,8 @@ def handle_get(
         return json_response(
             to_table(target.rtype, [obj], meta, _include_object(request))
         )
+    if wants_metadata(request, "PartialObjectMetadata"):
+        return json_response(partial_metadata(obj))
     return json_response(obj)
 
 
@@ -165,6 +175,14 @@ def handle_list(
     items, meta = select_page(ctx, request, target)
     if wants_table(request):
         return json_response(to_table(rtype, items, meta, _include_object(request)))
+    if wants_metadata(request, "PartialObjectMetadataList"):
+        partial_list = {
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "items": [partial_metadata(obj) for obj in items],
+        }
+        return json_response(partial_list)
     if not rtype.custom:
         items = [without_type(obj) for obj in items]
     body = {

@@ -71,6 +71,31 @@ def wants_table(request: web.Request) -> bool:
     return "as=Table" in first and "g=meta.k8s.io" in first
 
 
+def wants_metadata(request: web.Request, kind: str) -> bool:
+    """Return whether the Accept header requests ``kind`` from ``meta.k8s.io``.
+
+    ``kind`` is ``PartialObjectMetadata`` (an object or watch events) or
+    ``PartialObjectMetadataList``. Only the first media range counts, so a
+    request for another view falls back to plain JSON, the usual second choice.
+    """
+    first = request.headers.get("Accept", "").split(",")[0]
+    params = {
+        part.split("=", 1)[0].strip(): part.split("=", 1)[1].strip()
+        for part in first.split(";")[1:]
+        if "=" in part
+    }
+    return params.get("as") == kind and params.get("g") == "meta.k8s.io"
+
+
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return the PartialObjectMetadata view of an object."""
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
+
+
 PROTOBUF_TYPE = "application/vnd.kubernetes.protobuf"
 
 

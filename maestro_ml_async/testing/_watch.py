@@ -17,7 +17,16 @@ from aiohttp import web
 from . import _faults, _status
 from ._context import STOP_EVENT, ServerContext
 from ._handlers_read import request_selector
-from ._http import JSON_TYPE, Target, dumps, flag, int_param, wants_table
+from ._http import (
+    JSON_TYPE,
+    Target,
+    dumps,
+    flag,
+    int_param,
+    partial_metadata,
+    wants_metadata,
+    wants_table,
+)
 from ._list_options import list_options, parse_resource_version
 from ._resources import ResourceType
 from ._selectors import Selector
@@ -84,6 +93,7 @@ class _Stream:
         self.rtype = rtype
         self.fault = fault
         self.table = wants_table(request)
+        self.metadata_only = wants_metadata(request, "PartialObjectMetadata")
         self.sent = 0
         self.aborted = False
 
@@ -94,6 +104,9 @@ class _Stream:
             if self.sent:
                 table["columnDefinitions"] = []
             return dumps({"type": event_type, "object": table}) + b"\n"
+        if self.metadata_only:
+            event = {"type": event_type, "object": partial_metadata(obj)}
+            return dumps(event) + b"\n"
         key = (rv, event_type, use_previous)
         return self.ctx.cached_line(key, {"type": event_type, "object": obj})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -786,3 +787,33 @@ async def test_label_updates_are_validated(http: aiohttp.ClientSession) -> None:
     status, body = await call(http, "PATCH", f"{PJ}/j", json=huge, headers=MERGE)
     assert status == 422
     assert body["details"]["causes"][0]["reason"] == "FieldValueTooLong"
+
+
+async def test_partial_object_metadata_views(http: aiohttp.ClientSession) -> None:
+    await create(http, PJ, job("j", team="ml"))
+    as_list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    as_object = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+    _, listed = await call(
+        http, "GET", PJ, headers={"Accept": f"{as_list},application/json"}
+    )
+    _, single = await call(http, "GET", f"{PJ}/j", headers={"Accept": as_object})
+    _, fallback = await call(
+        http, "GET", f"{PJ}/j", headers={"Accept": f"{as_list},application/json"}
+    )
+
+    assert listed["kind"] == "PartialObjectMetadataList"
+    assert listed["apiVersion"] == "meta.k8s.io/v1"
+    (item,) = listed["items"]
+    assert item["kind"] == "PartialObjectMetadata"
+    assert item["metadata"]["labels"] == {"team": "ml"}
+    assert "spec" not in item
+    assert single["kind"] == "PartialObjectMetadata"
+    assert "spec" not in single
+    assert fallback["kind"] == "PyTorchJob", "a list view on one object falls back"
+    params = {"watch": "true", "timeoutSeconds": "1"}
+    async with http.get(PJ, params=params, headers={"Accept": as_object}) as response:
+        line = await response.content.readline()
+    event = json.loads(line)
+    assert event["type"] == "ADDED"
+    assert event["object"]["kind"] == "PartialObjectMetadata"
