@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -67,6 +68,17 @@ def root(
             min=0.001,
         ),
     ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            help="A .env file to read settings from, below the environment "
+            "variables. Default: none (a .env file is not read on its own).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option(
@@ -83,6 +95,7 @@ def root(
         context=context,
         request_timeout=timeout,
         debug=debug,
+        env_file=env_file,
     )
     if debug:
         logging.basicConfig(
@@ -170,16 +183,25 @@ def run() -> None:
     """Run the application with the process arguments.
 
     A failure outside a command's client call (for example while printing its
-    result) still ends with a one-line message and exit code 1.
+    result) still ends with a one-line message and exit code 1. When stdout's
+    reader goes away (``maestro-ml jobs logs x | head``), the command ends
+    quietly with exit code 141.
     """
     import sys
 
     try:
         app()
+    except BrokenPipeError:
+        from ._common import BROKEN_PIPE_EXIT_CODE, silence_stdout
+
+        silence_stdout()
+        sys.exit(BROKEN_PIPE_EXIT_CODE)
     except Exception as exc:
         from ._common import describe_error, error_console
+        from ._text import printable
 
         if "--debug" in sys.argv:
             error_console.print_exception()
-        error_console.print(f"error: {describe_error(exc)}", markup=False)
+        message = printable(describe_error(exc), one_line=True)
+        error_console.print(f"error: {message}", markup=False, highlight=False)
         sys.exit(1)

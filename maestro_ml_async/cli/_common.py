@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import math
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -18,21 +21,36 @@ from rich.text import Text
 
 from maestro_ml_async import AsyncMaestroClient, Config, MaestroMLException
 
+from ._text import printable
+
 __all__ = [
     "MaxResultsOption",
     "OutputFormat",
     "OutputOption",
     "State",
+    "dumps_json",
     "emit",
     "fail",
     "parse_pairs",
     "run_command",
+    "write_line",
 ]
 
 T = TypeVar("T")
 
-console = Console()
-error_console = Console(stderr=True)
+
+class _Console(Console):
+    """A rich console that ends the command like `run_command` on a closed pipe."""
+
+    def on_broken_pipe(self) -> None:
+        """Exit with `BROKEN_PIPE_EXIT_CODE` (rich's own handler exits with 1)."""
+        self.quiet = True
+        silence_stdout()
+        raise SystemExit(BROKEN_PIPE_EXIT_CODE)
+
+
+console = _Console()
+error_console = _Console(stderr=True)
 
 
 class OutputFormat(str, enum.Enum):
@@ -68,6 +86,7 @@ class State:
     context: str | None = None
     request_timeout: float | None = None
     debug: bool = False
+    env_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def client(self) -> AsyncMaestroClient:
@@ -81,7 +100,8 @@ class State:
         }
         explicit.update(self.overrides)
         settings = {key: value for key, value in explicit.items() if value is not None}
-        return AsyncMaestroClient(config=Config.from_env(**settings))
+        config = Config.from_env(env_file=self.env_file, **settings)
+        return AsyncMaestroClient(config=config)
 
 
 def get_state(ctx: typer.Context) -> State:
@@ -93,15 +113,47 @@ def get_state(ctx: typer.Context) -> State:
     return state
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a one-line error to stderr and exit with `code`."""
-    text = Text.assemble(("error: ", "bold red"), _one_line(message))
+def fail(
+    message: str,
+    code: int = 1,
+    *,
+    output: OutputFormat | None = None,
+    error: BaseException | None = None,
+) -> NoReturn:
+    """Print a one-line error to stderr and exit with `code`.
+
+    With `output` JSON the error is also written to stdout as a JSON object,
+    ``{"error": {...}}``, so a script that parses stdout always gets JSON;
+    `error_object` lists its fields. The object takes one line, so it also
+    ends a stream of JSON lines cleanly.
+    """
+    line = printable(message, one_line=True)
+    if output is OutputFormat.json:
+        write_line(dumps_json({"error": error_object(line, code, error)}))
+    text = Text.assemble(("error: ", "bold red"), line)
     error_console.print(text, soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
+def error_object(
+    message: str, exit_code: int, error: BaseException | None
+) -> dict[str, Any]:
+    """Describe a failure for JSON output.
+
+    The fields are ``message``, ``exit_code``, ``type`` (the exception class,
+    or null for a failure the command found itself), and ``error_code``,
+    ``status_code``, ``method`` and ``path`` from an HTTP error when it has them.
+    """
+    described: dict[str, Any] = {
+        "message": message,
+        "exit_code": exit_code,
+        "type": type(error).__name__ if error is not None else None,
+    }
+    for name in ("error_code", "status_code", "method", "path"):
+        value = getattr(error, name, None)
+        if value is not None:
+            described[name] = value
+    return described
 
 
 def run_command(
@@ -111,8 +163,10 @@ def run_command(
 
     Any exception ends the command with exit code 1 and a one-line message on
     stderr; ``--debug`` prints the traceback as well. Ctrl-C exits with 130.
+    A command whose ``--output`` is JSON also gets the error as JSON on stdout.
     """
     state = get_state(ctx)
+    output = ctx.params.get("output")
 
     async def main() -> T:
         async with state.client() as client:
@@ -122,12 +176,34 @@ def run_command(
         return asyncio.run(main())
     except typer.Exit:
         raise
-    except KeyboardInterrupt:
-        fail("interrupted", code=130)
+    except BrokenPipeError:
+        silence_stdout()
+        raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None
+    except KeyboardInterrupt as exc:
+        fail("interrupted", code=130, output=output, error=exc)
     except Exception as exc:
         if state.debug:
             error_console.print_exception()
-        fail(describe_error(exc))
+        fail(describe_error(exc), output=output, error=exc)
+
+
+BROKEN_PIPE_EXIT_CODE = 141
+"""Exit code when the reader of stdout went away (``| head``): 128 + SIGPIPE."""
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device after its reader closed the pipe.
+
+    Python flushes stdout once more at exit, and that flush would raise
+    BrokenPipeError again and print an "Exception ignored" message.
+    """
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -156,10 +232,19 @@ def parse_pairs(values: Sequence[str] | None, option: str) -> dict[str, str]:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert pydantic models, datetimes and enums to JSON-ready values."""
+    """Convert pydantic models, datetimes, enums and floats to JSON-ready values.
+
+    NaN and the infinities become the strings ``"NaN"``, ``"Infinity"`` and
+    ``"-Infinity"``, because JSON has no literal for them and MLflow stores
+    NaN metrics.
+    """
     dump = getattr(value, "model_dump", None)
     if callable(dump):
-        return dump(mode="json", exclude={"raw"})
+        return to_jsonable(dump(mode="json", exclude={"raw"}))
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return "NaN"
+        return "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, Mapping):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -171,14 +256,36 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def dumps_json(value: Any, indent: int | None = None) -> str:
+    """Serialize `value` as strict JSON (no NaN or Infinity literals)."""
+    return json.dumps(to_jsonable(value), indent=indent, default=str, allow_nan=False)
+
+
 def print_json(value: Any) -> None:
     """Write `value` as indented JSON to stdout."""
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, default=str) + "\n")
-    sys.stdout.flush()
+    write_line(dumps_json(value, indent=2))
+
+
+def write_line(text: str) -> None:
+    """Write one line to stdout and flush it, so a pipe's reader sees it at once.
+
+    Raises:
+        typer.Exit: With `BROKEN_PIPE_EXIT_CODE` when the reader went away.
+    """
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None
 
 
 def cell(value: Any) -> str:
-    """Format one table cell."""
+    """Format one table cell, with control characters escaped."""
+    return printable(_cell_text(value))
+
+
+def _cell_text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -188,7 +295,7 @@ def cell(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{key}={item}" for key, item in value.items()) or "-"
     if isinstance(value, (list, tuple)):
-        return ", ".join(cell(item) for item in value) or "-"
+        return ", ".join(_cell_text(item) for item in value) or "-"
     return str(value)
 
 
@@ -208,7 +315,9 @@ def emit(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(cell(item) for item in row))
+        # Text, unlike str, is not parsed as rich markup, so a tag value such
+        # as "[/]" is shown as it is instead of raising MarkupError.
+        table.add_row(*(Text(cell(item)) for item in row))
     console.print(table)
 
 

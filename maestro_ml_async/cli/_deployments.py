@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -18,11 +16,12 @@ from ._common import (
     OutputFormat,
     OutputOption,
     console,
+    dumps_json,
     emit,
     emit_fields,
     print_json,
     run_command,
-    to_jsonable,
+    write_line,
 )
 
 deployments_app = typer.Typer(
@@ -319,8 +318,7 @@ def watch(
             async for event in client.deployment.watch(name):
                 deployment = event.deployment
                 if output is OutputFormat.json:
-                    sys.stdout.write(json.dumps(to_jsonable(event)) + "\n")
-                    sys.stdout.flush()
+                    write_line(dumps_json(event))
                 else:
                     stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
                     rows.append(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -17,12 +15,13 @@ from ._common import (
     OutputOption,
     cell,
     console,
+    dumps_json,
     emit,
     emit_fields,
     parse_pairs,
     print_json,
     run_command,
-    to_jsonable,
+    write_line,
 )
 
 jobs_app = typer.Typer(
@@ -199,8 +198,7 @@ def watch(
         last: Any = None
         if output is OutputFormat.json:
             async for job in client.training.watch(name):
-                sys.stdout.write(json.dumps(to_jsonable(job)) + "\n")
-                sys.stdout.flush()
+                write_line(dumps_json(job))
                 last = job
             return last
         with Live(console=console, refresh_per_second=8) as live:
@@ -217,7 +215,10 @@ def watch(
     if job is not None and job.failure is not None:
         from ._common import fail
 
-        fail(f"job {name} failed: {job.failure.reason}: {job.failure.message}")
+        fail(
+            f"job {name} failed: {job.failure.reason}: {job.failure.message}",
+            output=output,
+        )
 
 
 @jobs_app.command("logs")
@@ -249,11 +250,10 @@ def logs(
         stream = client.training.logs(name, follow=follow, pod_timeout=pod_timeout)
         async for line in stream:
             if output is OutputFormat.json:
-                text = json.dumps(to_jsonable(line))
+                text = dumps_json(line)
             else:
                 text = str(line)
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+            write_line(text)
 
     run_command(ctx, body)
 

@@ -204,7 +204,10 @@ def alias(
 ) -> None:
     """Point an alias at a version, or remove it with --delete."""
     if delete == (version is not None):
-        fail("give either a VERSION to set the alias or --delete to remove it")
+        fail(
+            "give either a VERSION to set the alias or --delete to remove it",
+            output=output,
+        )
 
     async def body(client: AsyncMaestroClient) -> dict[str, Any]:
         if delete:
@@ -240,7 +243,7 @@ def tag(
 ) -> None:
     """Set a tag on a model, on one version, or on all its versions."""
     if version is not None and all_versions:
-        fail("give --version or --all-versions, not both")
+        fail("give --version or --all-versions, not both", output=output)
 
     async def body(client: AsyncMaestroClient) -> dict[str, Any]:
         if all_versions:
@@ -283,5 +286,8 @@ async def _tag_all_versions(
         if isinstance(error, BaseException)
     ]
     if failed:
-        fail(f"{len(failed)} of {len(pairs)} versions not tagged; first: {failed[0]}")
+        fail(
+            f"{len(failed)} of {len(pairs)} versions not tagged; first: {failed[0]}",
+            output=output,
+        )
     return {"name": name, "versions": len(pairs), "key": key, "value": value}
