@@ -120,6 +120,9 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
     config's. Use it as ``async with AsyncMaestroClient() as client:`` or call
     `aclose` when done. All sub-clients share one HTTP connection pool.
 
+    Each keyword setting is the `Config` field of the same name (see there
+    for its meaning, variables and default).
+
     Args:
         config: A complete configuration; when None, it is read from the
             environment and `env_file`.
@@ -143,10 +146,16 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
         kube_context: str | None = None,
         kube_config_path: str | None = None,
         namespace: str | None = None,
+        api_url: str | None = None,
         api_key: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
         request_timeout: float | None = None,
         training_job_timeout: float | None = None,
         verify_ssl: bool | None = None,
+        ca_cert_path: str | None = None,
+        client_cert_path: str | None = None,
+        verbose: bool | None = None,
         max_retries: int | None = None,
         max_concurrency: int | None = None,
         requests_per_connection: int | None = None,
@@ -162,10 +171,16 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
                 kube_context=kube_context,
                 kube_config_path=kube_config_path,
                 namespace=namespace,
+                api_url=api_url,
                 api_key=api_key,
+                username=username,
+                password=password,
                 request_timeout=request_timeout,
                 training_job_timeout=training_job_timeout,
                 verify_ssl=verify_ssl,
+                ca_cert_path=ca_cert_path,
+                client_cert_path=client_cert_path,
+                verbose=verbose,
                 max_retries=max_retries,
                 max_concurrency=max_concurrency,
                 requests_per_connection=requests_per_connection,

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import functools
 import logging
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
@@ -153,14 +154,31 @@ def build_auth(config: Config) -> httpx.Auth | None:
     return None
 
 
+# MLflow's client sends its requests through `requests`, which trusts the
+# bundle these name when no certificate path is configured, so a setup that
+# relies on them keeps working here. Each may name a file or a folder.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def build_ssl_context(config: Config) -> ssl.SSLContext | bool:
-    """Return the TLS settings: verification is on unless switched off."""
+    """Return the TLS settings: verification is on unless switched off.
+
+    The CA bundle is `ca_cert_path`; else, for an https server, the first of
+    ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE`` that is set; else the
+    system's trust store.
+    """
     if not config.verify_ssl:
         return False
+    field, path = "ca_cert_path", config.ca_cert_path
+    if path is None and _uses_https(config):
+        field, path = _ca_bundle_from_env(field)
+    folder = path is not None and os.path.isdir(path)
     try:
-        context = ssl.create_default_context(cafile=config.ca_cert_path)
+        context = ssl.create_default_context(
+            cafile=None if folder else path, capath=path if folder else None
+        )
     except OSError as exc:
-        raise _certificate_error("ca_cert_path", config.ca_cert_path, exc) from None
+        raise _certificate_error(field, path, exc) from None
     if config.client_cert_path:
         try:
             context.load_cert_chain(config.client_cert_path)
@@ -170,14 +188,32 @@ def build_ssl_context(config: Config) -> ssl.SSLContext | bool:
     return context
 
 
+def _uses_https(config: Config) -> bool:
+    uris = (config.mlflow_uri, config.registry_uri)
+    return any(uri.lower().startswith("https:") for uri in uris)
+
+
+def _ca_bundle_from_env(field: str) -> tuple[str, str | None]:
+    """Return the first CA bundle variable that is set, with its value."""
+    for name in CA_BUNDLE_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            return name, value
+    return field, None
+
+
 def _certificate_error(
     field: str, path: str | None, exc: OSError
 ) -> ConfigurationException:
     # ssl.SSLError is an OSError, so a missing file and a file that is not PEM
     # both end here.
-    variables = f"MAESTRO_ML_{field.upper()} or {MLFLOW_FALLBACKS[field]}"
+    if field in CA_BUNDLE_VARIABLES:
+        source = f"set by {field}"
+    else:
+        variables = f"MAESTRO_ML_{field.upper()} or {MLFLOW_FALLBACKS[field]}"
+        source = f"set by the argument, {variables}"
     return ConfigurationException(
-        f"could not load {field} {path!r} (set by the argument, {variables}): "
+        f"could not load {field} {path!r} ({source}): "
         f"{exc.strerror or exc}; point it at a readable PEM file"
     )
 
