@@ -431,7 +431,9 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
             runtime: A ServingRuntime name; KServe picks one when unset.
             model_format: ``mlflow`` (the default, served over protocol v2),
                 ``sklearn``, ``xgboost``, ``lightgbm``, ``pytorch``,
-                ``tensorflow``, ``onnx``, ``triton`` or ``huggingface``.
+                ``tensorflow``, ``onnx``, ``triton``, ``huggingface``,
+                ``pmml`` or ``paddle``, in any case. Another name is allowed
+                with `runtime`, for a custom ServingRuntime that declares it.
             namespace: Namespace; the configuration's by default.
             protocol_version: ``v1``, ``v2`` or ``grpc-v2``; by default v2 for
                 mlflow and triton, KServe's default for the others.

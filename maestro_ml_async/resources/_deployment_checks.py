@@ -136,14 +136,15 @@ def check_deploy_options(
     percent = check_canary_percent(canary_traffic_percent, strategy)
     if strategy == "canary" and percent is None:
         percent = DEFAULT_CANARY_PERCENT
-    check_model_format(model_format)
+    runtime = check_runtime(runtime)
+    model_format = check_model_format(model_format, runtime=runtime)
     protocol_for(model_format, protocol_version)
     return PredictorOptions(
         replicas=replicas,
         max_replicas=max_replicas,
         model_format=model_format,
         protocol_version=protocol_version,
-        runtime=check_runtime(runtime),
+        runtime=runtime,
         resources=check_resources(resources),
         strategy=strategy,
         canary_traffic_percent=percent,

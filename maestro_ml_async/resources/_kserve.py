@@ -72,7 +72,12 @@ MODEL_FORMATS = (
     "onnx",
     "triton",
     "huggingface",
+    "pmml",
+    "paddle",
 )
+# A custom ServingRuntime may declare any format name in its
+# supportedModelFormats. KServe stores it as given, so only its shape is checked.
+_CUSTOM_FORMAT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 PROTOCOL_VERSIONS = ("v1", "v2", "grpc-v2")
 # MLflow models run on MLServer, which speaks the open inference protocol (v2);
 # Triton speaks only v2. The other servers default to v1 in KServe.
@@ -136,12 +141,29 @@ class ModelSpec:
     artifact_uri: str
 
 
-def check_model_format(model_format: object) -> str:
-    """Check a KServe model format name and return it."""
-    if not isinstance(model_format, str) or model_format not in MODEL_FORMATS:
+def check_model_format(model_format: object, *, runtime: str | None = None) -> str:
+    """Check a KServe model format name and return it.
+
+    A built-in format name is matched in any case and returned in lower case.
+    Any other name needs `runtime`, the custom ServingRuntime that declares it.
+    """
+    if not isinstance(model_format, str) or not model_format:
+        raise ValidationException(
+            f"model_format must be a non-empty string, got {model_format!r}"
+        )
+    lowered = model_format.lower()
+    if lowered in MODEL_FORMATS:
+        return lowered
+    if runtime is None:
         raise ValidationException(
             f"model_format must be one of {', '.join(MODEL_FORMATS)}, "
-            f"got {model_format!r}"
+            f"got {model_format!r}; for a format of a custom ServingRuntime, "
+            "also pass runtime= with that runtime's name"
+        )
+    if not _CUSTOM_FORMAT.fullmatch(model_format):
+        raise ValidationException(
+            f"model_format {model_format!r} is invalid: use letters, digits, "
+            "'.', '_' and '-' (at most 63 characters)"
         )
     return model_format
 

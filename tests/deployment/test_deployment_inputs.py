@@ -165,6 +165,10 @@ async def test_proxy_uri_mapped_to_pvc(
         ({"canary_traffic_percent": 10}, "applies only to strategy='canary'"),
         ({"strategy": "canary", "canary_traffic_percent": 100}, "between 1 and 99"),
         ({"model_format": "pickle"}, "model_format must be one of"),
+        ({"model_format": "pickle"}, "also pass runtime="),
+        ({"model_format": ""}, "non-empty string"),
+        ({"model_format": "bad format!", "runtime": "custom-rt"}, "is invalid"),
+        ({"model_format": "x" * 64, "runtime": "custom-rt"}, "at most 63"),
         ({"protocol_version": "v3"}, "protocol_version must be one of"),
         ({"resources": {"cpu": []}}, "quantity of 'cpu'"),
         ({"resources": {"memory": "2GB"}}, "not a valid quantity"),
@@ -279,3 +283,44 @@ async def test_serving_options_reach_spec(
     assert updated.max_replicas == 6
     assert updated.model_format == "sklearn"
     assert updated.runtime == "kserve-sklearnserver"
+
+
+@pytest.mark.parametrize(
+    ("given", "runtime", "expected"),
+    [
+        ("SKLearn", None, "sklearn"),
+        ("PMML", None, "pmml"),
+        ("paddle", None, "paddle"),
+        ("MLflow", None, "mlflow"),
+        ("vllm-chat", "custom-rt", "vllm-chat"),
+        ("Custom.Format_1", "custom-rt", "Custom.Format_1"),
+    ],
+)
+def test_model_format_normalised(
+    given: str, runtime: str | None, expected: str
+) -> None:
+    from maestro_ml_async.resources._kserve import check_model_format, protocol_for
+
+    checked = check_model_format(given, runtime=runtime)
+
+    assert checked == expected
+    if expected == "mlflow":
+        assert protocol_for(checked, None) == "v2"
+
+
+async def test_custom_format_reaches_spec(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    await kclient.deployment.deploy(
+        deployment_name,
+        model.name,
+        model_version=2,
+        model_format="vllm-chat",
+        runtime="custom-rt",
+    )
+    first = stored_isvcs(cluster)[0]["spec"]["predictor"]["model"]
+    assert first["modelFormat"] == {"name": "vllm-chat"}
+    assert first["runtime"] == "custom-rt"
