@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from . import _status
+from ._generation import generation_part, tracks_generation
 from ._labels import check_labels_and_annotations
 from ._managed import FieldManager, record_update
 from ._resources import RESOURCE_TYPES, ResourceType
@@ -58,30 +59,6 @@ class WatchEvent(NamedTuple):
     resource_version: int
     rtype_key: str
     previous: Obj | None = None
-
-
-def tracks_generation(rtype: ResourceType) -> bool:
-    """Return whether objects of the type carry ``metadata.generation``.
-
-    Custom resources and batch Jobs do. ConfigMaps, Secrets, ServiceAccounts,
-    Events and Namespaces do not. Pods did not before Kubernetes 1.33, and the
-    fake follows 1.32 here.
-    """
-    return rtype.custom or rtype.key == "jobs.batch"
-
-
-def _generation_part(rtype: ResourceType, obj: Obj) -> Obj:
-    """Return the fields whose change bumps the generation.
-
-    Custom resources count every field but metadata and (with a status
-    subresource) status, as apiextensions-apiserver does. Jobs count the spec.
-    """
-    if not rtype.custom:
-        return {"spec": obj.get("spec")}
-    skipped = {"apiVersion", "kind", "metadata"}
-    if rtype.has_status:
-        skipped.add("status")
-    return {key: value for key, value in obj.items() if key not in skipped}
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -243,7 +220,7 @@ class Store:
 
         A ``metadata.resourceVersion`` in ``obj`` is a precondition; without one
         the write is unconditional. ``generation`` grows only when the fields
-        of ``_generation_part`` change. With a status subresource, a main write
+        of ``generation_part`` change. With a status subresource, a main write
         keeps the stored ``.status``, and a ``status_only`` write keeps
         everything but ``.status``.
         A write that changes nothing keeps the resourceVersion and sends no event.
@@ -450,7 +427,7 @@ class Store:
                 new.pop("status", None)
         if rtype.key == "secrets":
             fold_string_data(new)
-        changed = _generation_part(rtype, new) != _generation_part(rtype, stored)
+        changed = generation_part(rtype, new) != generation_part(rtype, stored)
         if tracks_generation(rtype) and changed:
             meta["generation"] = old_meta.get("generation", 1) + 1
         return new
