@@ -10,7 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -61,7 +64,9 @@ def test_demo_failed_step_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("MAESTRO_ML_MLFLOW_URI", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     broken = tmp_path / "broken.py"
-    broken.write_text("import sys\nprint('boom')\nsys.exit(3)\n")
+    # "[/]" is rich markup that closes nothing: as a log line on the live
+    # screen it used to raise MarkupError instead of showing the text.
+    broken.write_text("import sys\nprint('[/] boom')\nsys.exit(3)\n")
     output = io.StringIO()
     code = run_demo(
         root=tmp_path / "local",
@@ -74,6 +79,7 @@ def test_demo_failed_step_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     errors = [line for line in text.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "step 2" in errors[0]
+    assert "[/] boom" in text
 
 
 def start_fake_cluster(
@@ -131,6 +137,15 @@ def stop_process_group(process: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.timeout(420)
+def run_demo_quietly(root: Path) -> tuple[int, str]:
+    output = io.StringIO()
+    console = Console(file=output, width=120, force_terminal=False)
+    code = run_demo(
+        root=root, step_timeout=240, epochs=3, epoch_delay=0.05, console=console
+    )
+    return code, output.getvalue()
+
+
 def test_demo_on_configured_platform(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -150,22 +165,87 @@ def test_demo_on_configured_platform(
         monkeypatch.setenv("MAESTRO_ML_NAMESPACE", "ml-platform")
         storage_map = {"mlflow-artifacts:/": f"pvc://{ARTIFACT_CLAIM}/"}
         monkeypatch.setenv("MAESTRO_ML_STORAGE_URI_MAP", json.dumps(storage_map))
-        output = io.StringIO()
-        console = Console(file=output, width=120, force_terminal=False)
-        code = run_demo(
-            root=tmp_path / "local",
-            step_timeout=240,
-            epochs=3,
-            epoch_delay=0.05,
-            console=console,
-        )
+        code, text = run_demo_quietly(tmp_path / "local")
+        # The cluster keeps the first run's deployment, which a second run
+        # used to fail on in step 4 ("already exists").
+        second_code, second_text = run_demo_quietly(tmp_path / "local")
     finally:
         stop_process_group(process)
-    text = output.getvalue()
     assert code == 0, text[-3000:]
     assert f"MLflow at {url}" in text
     assert "alias champion" in text
     assert "prediction for one sample" in text
     assert "val_accuracy=" in text
+    assert second_code == 0, second_text[-3000:]
+    assert "prediction for one sample" in second_text
     # No local MLflow server was started.
     assert not (tmp_path / "local" / "mlflow").exists()
+
+
+def processes_mentioning(marker: str, exclude: int) -> list[int]:
+    """Return the processes whose command line contains `marker`, but `exclude`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (exclude, os.getpid()):
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if marker.encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until(condition: Any, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.timeout(240)
+def test_demo_sigterm_stops_platform(tmp_path: Path):
+    # The MLflow server and the job's process run in sessions of their own, so
+    # a SIGTERM that ended only the demo used to leave them running.
+    root = tmp_path / "sigterm-root"
+    script = tmp_path / f"slow_train_{uuid.uuid4().hex[:8]}.py"
+    script.write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("MAESTRO_ML_MLFLOW_URI", "MLFLOW_TRACKING_URI")
+    }
+    command = [sys.executable, "-m", "maestro_ml_async.cli", "demo"]
+    command += ["--root", str(root), "--script", str(script), "--timeout", "200"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    # The demo's own command line names the root and the script too. The job's
+    # process runs the script from the ConfigMap volume, and the MLflow server
+    # stores its database under the root.
+    job_marker = f"maestro-code/{script.name}"
+
+    def job_processes() -> list[int]:
+        return processes_mentioning(job_marker, process.pid)
+
+    def server_processes() -> list[int]:
+        return processes_mentioning(str(root), process.pid)
+
+    try:
+        assert wait_until(job_processes, 150), "the training job did not start"
+        assert server_processes(), "no MLflow server runs under the root"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(15)
+    text = output.decode(errors="replace")
+    assert process.returncode == 128 + signal.SIGTERM, text[-3000:]
+    assert "error: terminated by SIGTERM" in text
+    assert wait_until(lambda: not server_processes(), 15)
+    assert wait_until(lambda: not job_processes(), 15)

@@ -16,8 +16,10 @@ both at the end. Otherwise it uses the configured MLflow server and kubeconfig.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -27,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from maestro_ml_async import AsyncMaestroClient
+from maestro_ml_async.cli._text import printable
 
 from ._platform import Platform, mlflow_uri_configured, open_platform
 from ._steps import (
@@ -60,8 +63,23 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 
+# SIGTERM comes from `kill`, `timeout` and CI cancellations, SIGHUP from a
+# closed terminal. Both end the demo like Ctrl-C does, so the local MLflow
+# server and the fake cluster's processes (each in a session of its own, out
+# of reach of the terminal's signals) are stopped instead of left running.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 class StepFailed(Exception):
     """A demo step raised; the message names the step."""
+
+
+class Terminated(Exception):
+    """The demo received SIGTERM or SIGHUP and stopped what it had started."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
 
 
 def run_demo(
@@ -107,19 +125,68 @@ def run_demo(
         state = asyncio.run(_run(Path(root), view, console, options))
     except StepFailed as exc:
         console.print()
-        message = Text.assemble(("error: ", "bold red"), str(exc))
+        line = printable(str(exc), one_line=True)
+        message = Text.assemble(("error: ", "bold red"), line)
         console.print(message, soft_wrap=True, highlight=False)
         return 1
     except KeyboardInterrupt:
         console.print()
         console.print("[bold red]error:[/] interrupted")
         return 130
+    except Terminated as exc:
+        console.print()
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        return 128 + exc.signum
     console.print()
     console.print(summary_table(state, steps))
     return 0
 
 
 async def _run(
+    root: Path, view: DemoView, console: Console, options: dict[str, object]
+) -> DemoState:
+    received: list[int] = []
+    with _cancel_on_signals(received):
+        try:
+            return await _run_steps(root, view, console, options)
+        except asyncio.CancelledError:
+            if received:
+                raise Terminated(received[0]) from None
+            raise
+
+
+@contextlib.contextmanager
+def _cancel_on_signals(received: list[int]) -> Iterator[None]:
+    """Cancel the current task on the first SIGTERM or SIGHUP; record it.
+
+    Later signals are ignored, so that they cannot cut the clean-up short.
+    Outside the main thread, or where the loop has no signal handlers
+    (Windows), the signals keep their usual effect.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop(signum: int) -> None:
+        if not received:
+            received.append(signum)
+            task.cancel()
+
+    installed = []
+    for signum in _STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def _run_steps(
     root: Path, view: DemoView, console: Console, options: dict[str, object]
 ) -> DemoState:
     timeout = float(str(options["timeout"]))

@@ -11,7 +11,12 @@ from typing import Any
 
 import httpx
 
-from maestro_ml_async import AsyncMaestroClient, TrainingException
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    DeploymentException,
+    KubernetesNotFoundException,
+    TrainingException,
+)
 
 from ._view import DemoView
 
@@ -189,6 +194,7 @@ async def deploy_and_predict(state: DemoState) -> str:
     Then send one sample to the served model.
     """
     deployments = state.client.deployment
+    await _remove_previous_deployment(state)
     stable = await deployments.deploy(
         DEPLOYMENT_NAME,
         MODEL_NAME,
@@ -213,6 +219,40 @@ async def deploy_and_predict(state: DemoState) -> str:
         f"canary v{state.version} next to baseline v{state.baseline_version} "
         f"({state.canary_split}); promoted; prediction {state.prediction}"
     )
+
+
+async def _remove_previous_deployment(state: DemoState) -> None:
+    """Delete the deployment that an earlier run left on a configured platform.
+
+    A local platform starts empty, but a configured cluster keeps the earlier
+    run's InferenceService, and creating it again would fail. A deployment of
+    that name serving another model is not the demo's, so it is left alone.
+
+    Raises:
+        DeploymentException: The name serves a model other than the demo's.
+    """
+    deployments = state.client.deployment
+    try:
+        existing = await deployments.get_deployment(DEPLOYMENT_NAME)
+    except KubernetesNotFoundException:
+        return
+    if existing.model_name != MODEL_NAME:
+        raise DeploymentException(
+            f"deployment {DEPLOYMENT_NAME!r} serves model {existing.model_name!r}, "
+            f"not the demo's {MODEL_NAME!r}; delete it or run the demo in "
+            "another namespace (MAESTRO_ML_NAMESPACE)",
+            deployment_name=DEPLOYMENT_NAME,
+        )
+    await deployments.delete(DEPLOYMENT_NAME, missing_ok=True)
+    # Deletion is asynchronous on a real cluster (finalizers, revisions), and
+    # a create before it ends fails with a conflict. The step timeout bounds
+    # this loop.
+    while True:
+        try:
+            await deployments.get_deployment(DEPLOYMENT_NAME)
+        except KubernetesNotFoundException:
+            return
+        await asyncio.sleep(0.5)
 
 
 def _traffic(deployment: Any) -> str:

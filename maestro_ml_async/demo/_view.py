@@ -10,6 +10,9 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from maestro_ml_async.cli._text import printable
 
 __all__ = ["DemoView", "StepRecord"]
 
@@ -69,7 +72,7 @@ class DemoView:
                 mark,
                 f"{step.number}. {step.title}",
                 "" if seconds is None else f"{seconds:.1f} s",
-                step.detail,
+                Text(printable(step.detail)),
             )
         return table
 
@@ -81,10 +84,13 @@ class DemoView:
         metrics.add_column("value", justify="right")
         for key, (step, value) in sorted(self.metrics.items()):
             metrics.add_row(key, str(step), f"{value:.4f}")
-        logs = "\n".join(self.log_lines) or "(no log lines yet)"
+        # The log lines, results and errors are Text, not markup, because a
+        # job may print "[/]", which rich would reject with MarkupError.
+        logs = "\n".join(printable(line) for line in self.log_lines)
+        log_text = Text(logs or "(no log lines yet)")
         parts: list[RenderableType] = [
-            f"job status: [bold]{self.job_status}[/]",
-            Panel(logs, title="job logs", title_align="left"),
+            Text.assemble("job status: ", (self.job_status, "bold")),
+            Panel(log_text, title="job logs", title_align="left"),
             metrics,
         ]
         if self.show_progress:
@@ -93,7 +99,7 @@ class DemoView:
 
     def __rich__(self) -> RenderableType:
         return Group(
-            f"[dim]{self.platform}[/]",
+            Text(self.platform, style="dim"),
             self.step_table(),
             Panel(self.activity(), title="activity", title_align="left"),
         )
