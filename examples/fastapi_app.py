@@ -16,9 +16,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from maestro_ml_async import AsyncMaestroClient, ModelNotFoundException
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    ModelNotFoundException,
+    ValidationException,
+)
 
 
 class TagRequest(BaseModel):
@@ -43,6 +48,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="model registry facade", lifespan=lifespan)
+
+
+@app.exception_handler(ValidationException)
+async def invalid_input(request: Request, exc: ValidationException) -> JSONResponse:
+    """Answer 422 when the SDK or MLflow rejects a name, key or value.
+
+    Without this handler such an error, for example an empty name in
+    ``/models/batch`` or a name with ``:``, would reach the client as a 500.
+    """
+    return JSONResponse(status_code=422, content={"detail": str(exc)})
 
 
 def maestro(request: Request) -> AsyncMaestroClient:

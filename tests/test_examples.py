@@ -131,6 +131,12 @@ async def test_fastapi_app(mlflow_env: str, unique: str):
             f"/models/{name}/tags", json={"key": "k", "value": "v"}
         )
         assert tagged.status_code == 200
+        # Invalid names are the caller's mistake (422), not a server error.
+        empty = await http.post("/models/batch", json={"names": [name, ""]})
+        assert empty.status_code == 422, empty.text
+        assert "empty" in empty.json()["detail"]
+        colon = await http.get("/models/bad:name")
+        assert colon.status_code == 422, colon.text
 
         finished: dict[str, float] = {}
 
