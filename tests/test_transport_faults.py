@@ -227,7 +227,7 @@ def test_bad_certificate_is_configuration_error(
     tmp_path: Any, setting: str, variable: str, content: str | None
 ) -> None:
     from maestro_ml_async import Config, ConfigurationException
-    from maestro_ml_async._transport._http import build_ssl_context
+    from maestro_ml_async._transport._security import build_ssl_context
 
     path = tmp_path / "cert.pem"
     if content is not None:
