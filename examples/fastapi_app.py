@@ -52,7 +52,7 @@ app = FastAPI(title="model registry facade", lifespan=lifespan)
 
 @app.exception_handler(ValidationException)
 async def invalid_input(request: Request, exc: ValidationException) -> JSONResponse:
-    """Answer 422 when the SDK or MLflow rejects a name, key or value.
+    """Return a 422 response when the SDK or MLflow rejects a name, key or value.
 
     Without this handler such an error, for example an empty name in
     ``/models/batch`` or a name with ``:``, would reach the client as a 500.
