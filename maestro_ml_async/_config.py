@@ -332,6 +332,43 @@ class Config(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _strip_token(cls, value: Any) -> Any:
+        # A token read from a file often ends in a newline, and a header value
+        # with a line break is rejected before the request is sent.
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        token = raw.strip()
+        if any(char.isspace() or not char.isprintable() for char in token):
+            raise ValueError(
+                "must be a single token without spaces, line breaks or control "
+                "characters (the value is not shown)"
+            )
+        return token
+
+    @field_validator("username")
+    @classmethod
+    def _check_username(cls, value: str | None) -> str | None:
+        if value is not None and (":" in value or not value.isprintable()):
+            raise ValueError(
+                "must not contain ':' or control characters, because basic auth "
+                "separates the user name from the password with ':'"
+            )
+        return value
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _check_password(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and any(char in "\r\n\x00" for char in raw):
+            raise ValueError(
+                "must not contain line breaks or NUL characters (the value is "
+                "not shown)"
+            )
+        return value
+
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
@@ -339,6 +376,27 @@ class Config(BaseSettings):
 
         check_kubernetes_name(value, what="namespace", max_length=63)
         return value
+
+    @model_validator(mode="after")
+    def _check_basic_auth(self) -> Config:
+        # Basic auth needs both halves. Without a token to fall back on, one
+        # half alone would silently send no credentials at all.
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self
+        has_password = self.password is not None and bool(
+            self.password.get_secret_value()
+        )
+        if has_password and not self.username:
+            raise ValueError(
+                "a password is set (MAESTRO_ML_PASSWORD or MLFLOW_TRACKING_PASSWORD) "
+                "but no username; set the username too, or use a token"
+            )
+        if self.username and not has_password:
+            raise ValueError(
+                "a username is set (MAESTRO_ML_USERNAME or MLFLOW_TRACKING_USERNAME) "
+                "but no password; set the password too, or use a token"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_tls(self) -> Config:

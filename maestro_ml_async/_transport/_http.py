@@ -475,6 +475,14 @@ class MlflowTransport:
 
 def _transport_failure(exc: httpx.TransportError) -> str:
     """Describe a failed request, saying whether the server may have acted on it."""
+    if isinstance(exc, httpx.LocalProtocolError):
+        # The message of this error quotes the rejected header value, which may
+        # be a credential, so only its type is shown.
+        return (
+            "the request was not sent because it could not be encoded: a header "
+            "or the URL contains characters that HTTP does not allow "
+            f"({type(exc).__name__})"
+        )
     detail = f"{type(exc).__name__}: {exc}"
     if is_unsent_error(exc):
         return f"could not reach the MLflow server: {detail}"

@@ -82,7 +82,8 @@ def is_unsent_error(exc: BaseException) -> bool:
 
 def should_retry(mode: RetryMode, exc: BaseException) -> bool:
     """Decide whether the failure `exc` of a request in `mode` is retried."""
-    if mode is RetryMode.NEVER:
+    if mode is RetryMode.NEVER or isinstance(exc, httpx.LocalProtocolError):
+        # A request that this side cannot encode fails the same way every time.
         return False
     if isinstance(exc, RetryableStatus):
         if mode is RetryMode.SAFE:
