@@ -439,3 +439,14 @@ async def test_client_overrides_requests_per_connection(
         assert merged.config.requests_per_connection == 3
     async with AsyncMaestroClient(config=config) as plain:
         assert plain.config.requests_per_connection == 9
+
+
+def test_env_example_lists_every_setting() -> None:
+    from maestro_ml_async._config import MLFLOW_FALLBACKS
+
+    text = (Path(__file__).parents[1] / ".env.example").read_text()
+
+    for field in Config.model_fields:
+        assert f"MAESTRO_ML_{field.upper()}=" in text, field
+    for variable in MLFLOW_FALLBACKS.values():
+        assert variable in text, variable
