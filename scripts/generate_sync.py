@@ -60,10 +60,37 @@ from _syncgen_model import (
 CLASS_TABLE = "_SYNC_CLASSES"
 
 
+# Phrases of the async docstrings rewritten for the sync twin, so that its
+# help shows sync usage. A phrase matches only within one line.
+SYNC_WORDING: list[tuple[str, str]] = [
+    (
+        "A pager: ``await`` it for a list, iterate it with ``async for``, or",
+        "A pager: iterate it with ``for``, index it, take its ``len()``, or",
+    ),
+    (
+        "A pager: ``await`` it for a list, or iterate it with ``async for``.",
+        "A pager: iterate it with ``for``, index it or take its ``len()``.",
+    ),
+    ("``await client.", "``client."),
+    ("``async for ", "``for "),
+    ("``async with AsyncMaestroClient(", "``with MaestroClient("),
+    ("``AsyncMaestroClient(", "``MaestroClient("),
+    ("`aclose` when done", "`close` when done"),
+]
+
+
+def sync_wording(text: str) -> str:
+    """Rewrite the async usage phrases of a docstring in their sync form."""
+    for phrase, replacement in SYNC_WORDING:
+        text = text.replace(phrase, replacement)
+    return text
+
+
 def docstring_literal(text: str | None, indent: str) -> list[str]:
     if not text:
         return []
-    body = inspect.cleandoc(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    body = sync_wording(inspect.cleandoc(text))
+    body = body.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     lines = body.splitlines()
     if len(lines) == 1:
         return [f'{indent}"""{lines[0]}"""']

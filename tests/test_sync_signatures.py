@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import inspect
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,33 @@ from maestro_ml_async import AsyncMaestroClient, MaestroClient
 from maestro_ml_async._pagination import AsyncPager, Page
 from maestro_ml_async._sync._adapters import Pager, SyncWrapper
 from maestro_ml_async._sync._runtime import SyncRunner
+
+
+def _load_sync_wording() -> list[tuple[str, str]]:
+    path = Path(__file__).parents[1] / "scripts" / "generate_sync.py"
+    spec = importlib.util.spec_from_file_location("_generate_sync_wording", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # The script imports its helper modules from its own folder.
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return list(module.SYNC_WORDING)
+
+
+SYNC_WORDING = _load_sync_wording()
+
+
+def sync_doc(doc: str | None) -> str | None:
+    """Return an async docstring as the generator words it for the sync twin."""
+    if doc is None:
+        return None
+    for phrase, replacement in SYNC_WORDING:
+        doc = doc.replace(phrase, replacement)
+    return doc
+
 
 PACKAGE = "maestro_ml_async"
 RENAMED = {
@@ -191,7 +221,7 @@ def check_function(async_cls: type, name: str, func: Any, sync_func: Any) -> Non
     for marker in ("Awaitable", "Coroutine", "AsyncIterator", "AsyncPager"):
         assert marker not in str(sync_signature.return_annotation), label
     if func.__doc__:
-        assert inspect.getdoc(sync_func) == inspect.getdoc(func), label
+        assert inspect.getdoc(sync_func) == sync_doc(inspect.getdoc(func)), label
 
 
 # --- forwarding ----------------------------------------------------------------
@@ -379,3 +409,10 @@ def test_pager_mirrors_async_pager() -> None:
         assert inspect.getdoc(getattr(Pager, name)) == inspect.getdoc(
             getattr(AsyncPager, name)
         )
+
+
+def test_sync_docs_show_sync_usage() -> None:
+    source = Path(generated.__file__).read_text()
+
+    for phrase in ("``await ", "``async for ", "``async with ", "``await``"):
+        assert phrase not in source, phrase

@@ -114,11 +114,11 @@ class MaestroClient(SyncWrapper["AsyncMaestroClient"]):
 
     Async client for MLflow (over REST) and the Kubernetes cluster.
 
-    Create it from the environment (``AsyncMaestroClient()``), with explicit
-    settings (``AsyncMaestroClient(mlflow_uri=..., namespace=...)``), or from a
-    `Config` (``AsyncMaestroClient(config=cfg)``); explicit settings override the
-    config's. Use it as ``async with AsyncMaestroClient() as client:`` or call
-    `aclose` when done. All sub-clients share one HTTP connection pool.
+    Create it from the environment (``MaestroClient()``), with explicit
+    settings (``MaestroClient(mlflow_uri=..., namespace=...)``), or from a
+    `Config` (``MaestroClient(config=cfg)``); explicit settings override the
+    config's. Use it as ``with MaestroClient() as client:`` or call
+    `close` when done. All sub-clients share one HTTP connection pool.
 
     Each keyword setting is the `Config` field of the same name (see there
     for its meaning, variables and default).
@@ -1083,8 +1083,8 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
     ) -> Pager[Model]:
         """List registered models, ordered by name.
 
-        ``await client.models.list(max_results=100)`` returns a list, and
-        ``async for model in client.models.list()`` streams every model page by
+        ``client.models.list(max_results=100)`` returns a list, and
+        ``for model in client.models.list()`` streams every model page by
         page.
 
         Args:
@@ -1177,7 +1177,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
             page_token: Start at this page instead of the first.
 
         Returns:
-            A pager: ``await`` it for a list, iterate it with ``async for``, or
+            A pager: iterate it with ``for``, index it, take its ``len()``, or
             call ``.page(token)`` for a single page.
         """
         return Pager(
@@ -1214,7 +1214,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
             page_token: Start at this page instead of the first.
 
         Returns:
-            A pager: ``await`` it for a list, or iterate it with ``async for``.
+            A pager: iterate it with ``for``, index it or take its ``len()``.
         """
         return Pager(
             self._runner,
@@ -1342,7 +1342,7 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
     ) -> Iterator[RegistryEvent]:
         """Poll the registry and yield each change of the watched models once.
 
-        ``async for event in client.models.watch("churn"):`` reports new
+        ``for event in client.models.watch("churn"):`` reports new
         versions, status, stage and tag changes, alias moves and deletions. The
         iterator runs until the caller stops it.
 
