@@ -379,7 +379,9 @@ class JobLogStreamer:
                 continue
             assert status is not None
             restarts = int(status.get("restartCount") or 0)
-            if followed is not None and restarts > followed:
+            # A container first seen after a restart still has the log of its
+            # previous run, as a read without follow returns it.
+            if restarts > (followed or 0):
                 await self._read(pod, container, cursor, previous=True, follow=False)
             followed = restarts
             terminated = "terminated" in (status.get("state") or {})

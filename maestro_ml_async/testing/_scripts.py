@@ -19,6 +19,7 @@ so default timelines take a few tens of milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import fnmatch
 import json
@@ -33,6 +34,7 @@ SCRIPT_ANNOTATION = "testing.maestro-ml.io/script"
 """Annotation whose JSON value scripts the object that carries it."""
 
 POD_OUTCOMES = ("succeed", "fail", "hang", "pending", "pull_error")
+GATE_STAGES = ("schedule", "run")
 SERVING_OUTCOMES = ("ready", "revision_failed", "model_load_failed", "stuck")
 
 LogEntry = tuple[float, str]
@@ -72,6 +74,10 @@ class PodScript:
             log delay the pod never reports Running, as happens when a
             container ends between two kubelet status updates.
         pull_error: ``ImagePullBackOff`` or ``ErrImagePull`` for ``pull_error``.
+        gate: Name of a gate that the pod waits at until ``Scripts.open_gate``
+            opens it, so a test can act at a known point of the timeline.
+        gate_stage: Where the pod waits: ``schedule`` (Pending and unscheduled)
+            or ``run`` (Running, before each run writes its first log line).
     """
 
     outcome: str = "succeed"
@@ -85,8 +91,14 @@ class PodScript:
     start_delay: float | None = None
     run_time: float | None = None
     pull_error: str = "ImagePullBackOff"
+    gate: str | None = None
+    gate_stage: str = "run"
 
     def __post_init__(self) -> None:
+        if self.gate_stage not in GATE_STAGES:
+            raise ValueError(
+                f"invalid gate_stage {self.gate_stage!r}: expected one of {GATE_STAGES}"
+            )
         if self.outcome not in POD_OUTCOMES:
             raise ValueError(
                 f"invalid pod outcome {self.outcome!r}: expected one of {POD_OUTCOMES}"
@@ -258,6 +270,7 @@ class Scripts:
     default_pod: PodScript = DEFAULT_POD_SCRIPT
     default_serving: ServingScript = DEFAULT_SERVING_SCRIPT
     _rules: list[_Rule] = field(default_factory=list)
+    _gates: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def set(
         self,
@@ -286,6 +299,17 @@ class Scripts:
     def clear(self) -> None:
         """Remove every rule."""
         self._rules.clear()
+
+    def gate(self, name: str) -> asyncio.Event:
+        """Return the gate ``name`` (an event, set once open), creating it closed."""
+        event = self._gates.get(name)
+        if event is None:
+            event = self._gates[name] = asyncio.Event()
+        return event
+
+    def open_gate(self, name: str) -> None:
+        """Open the gate ``name``: pods waiting there continue, later ones pass."""
+        self.gate(name).set()
 
     def for_pod(
         self,

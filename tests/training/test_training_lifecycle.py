@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _training_helpers import NAMESPACE
+from _training_helpers import NAMESPACE, eventually
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.testing import FakeCluster
@@ -16,23 +16,28 @@ async def test_pytorch_job_master_and_three_workers(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
     lines = tuple((0.01, f"epoch {i}") for i in range(5))
-    # Scheduling takes 0.2 s, so the watch receives the job before it runs.
-    cluster.scripts.set("pytorchjobs", "ptj", PodScript(logs=lines, schedule_delay=0.2))
+    # The pods are scheduled only once the watch has the Created job.
+    script = PodScript(logs=lines, gate="ptj", gate_stage="schedule")
+    cluster.scripts.set("pytorchjobs", "ptj", script)
     job = await client.training.submit_job(
         "ptj", "pytorch", "pytorch/pytorch:2.4", workers=3, params={"lr": 0.1}
     )
     assert job.kind == "PyTorchJob"
     assert job.status is JobStatus.CREATED
 
-    async def collect_states() -> list[JobStatus]:
-        return [j.status async for j in job.watch()]
+    states: list[JobStatus] = []
+
+    async def collect_states() -> None:
+        async for snapshot in job.watch():
+            states.append(snapshot.status)
 
     async def collect_logs() -> list[object]:
         return [line async for line in job.logs(follow=True, pod_timeout=5)]
 
-    states, logs, final = await asyncio.gather(
-        collect_states(), collect_logs(), job.wait(timeout=10)
-    )
+    watcher = asyncio.ensure_future(collect_states())
+    await eventually(lambda: bool(states), timeout=10, what="a first snapshot")
+    cluster.scripts.open_gate("ptj")
+    _, logs, final = await asyncio.gather(watcher, collect_logs(), job.wait(timeout=10))
     assert states[0] is JobStatus.CREATED
     assert JobStatus.RUNNING in states
     assert states[-1] is JobStatus.SUCCEEDED
@@ -73,7 +78,10 @@ async def test_pytorch_job_master_and_three_workers(
 async def test_batch_job_lifecycle(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    script = PodScript(logs=((0.01, "fit"), (0.01, "score 0.9")), schedule_delay=0.2)
+    # The pod is scheduled only once the watch has the Created job.
+    script = PodScript(
+        logs=((0.01, "fit"), (0.01, "score 0.9")), gate="skl", gate_stage="schedule"
+    )
     cluster.scripts.set("jobs", "skl", script)
     job = await client.training.submit_job(
         "skl", "sklearn", "python:3.11", command=["python", "-c", "pass"]
@@ -90,9 +98,10 @@ async def test_batch_job_lifecycle(
         async for line in job.logs():
             logs.append(line.line)
 
-    _, _, final = await asyncio.gather(
-        collect_states(), collect_logs(), job.wait(timeout=10)
-    )
+    watcher = asyncio.ensure_future(collect_states())
+    await eventually(lambda: bool(states), timeout=10, what="a first snapshot")
+    cluster.scripts.open_gate("skl")
+    _, _, final = await asyncio.gather(watcher, collect_logs(), job.wait(timeout=10))
     assert final.status is JobStatus.SUCCEEDED
     assert states[-1] is JobStatus.SUCCEEDED
     assert states[0] is JobStatus.CREATED

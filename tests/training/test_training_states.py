@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
-from _training_helpers import make_client
+from _training_helpers import eventually, make_client
 
 from maestro_ml_async import AsyncMaestroClient, TrainingException
 from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
@@ -34,14 +35,22 @@ async def statuses_of(job: Any) -> list[JobStatus]:
 async def test_fast_job_without_running(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    # The container exits at once after a 0.2 s scheduling delay, so the watch
-    # receives the Created job and then Succeeded, with no Running in between.
-    script = PodScript(run_time=0.0, schedule_delay=0.2)
+    # The pod is scheduled only once the watch has the Created job, and its
+    # container exits at once, so the watch receives Created and then
+    # Succeeded, with no Running in between.
+    script = PodScript(run_time=0.0, gate="quick", gate_stage="schedule")
     cluster.scripts.set("pytorchjobs", "quick", script)
     job = await client.training.submit_job("quick", "pytorch", "img", workers=0)
-    states, reached = await asyncio.gather(
-        statuses_of(job), job.wait(until="running", timeout=5)
-    )
+    states: list[JobStatus] = []
+
+    async def collect_states() -> None:
+        async for snapshot in job.watch():
+            states.append(snapshot.status)
+
+    watcher = asyncio.ensure_future(collect_states())
+    await eventually(lambda: bool(states), timeout=10, what="a first snapshot")
+    cluster.scripts.open_gate("quick")
+    _, reached = await asyncio.gather(watcher, job.wait(until="running", timeout=5))
     assert states[0] is JobStatus.CREATED
     assert states[-1] is JobStatus.SUCCEEDED
     assert JobStatus.RUNNING not in states
@@ -112,14 +121,29 @@ async def test_failure_raises_at_once_with_reason(
 async def test_restarting_job_and_logs_of_every_run(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    script = restart_then_succeed(2, logs=[(0.01, "load"), (0.01, "train")])
+    # The kubelet keeps the log of the current and the previous run only, so
+    # the first run waits until the watch has its first snapshot and the log
+    # is followed. The later runs are read as current and previous run.
+    script = dataclasses.replace(
+        restart_then_succeed(2, logs=[(0.01, "load"), (0.01, "train")]),
+        gate="flaky",
+    )
     cluster.scripts.set("pytorchjobs", "flaky", script, replica_type="Master")
     job = await client.training.submit_job("flaky", "pytorch", "img", workers=0)
-    states, lines, final = await asyncio.gather(
-        statuses_of(job),
-        collect_logs(job),
-        job.wait(timeout=20),
+    states: list[JobStatus] = []
+
+    async def collect_states() -> None:
+        async for snapshot in job.watch():
+            states.append(snapshot.status)
+
+    watcher = asyncio.ensure_future(collect_states())
+    reader = asyncio.ensure_future(collect_logs(job))
+    await eventually(lambda: bool(states), timeout=10, what="a first snapshot")
+    await eventually(
+        lambda: cluster.stats.log_streams_open >= 1, timeout=10, what="a log follow"
     )
+    cluster.scripts.open_gate("flaky")
+    _, lines, final = await asyncio.gather(watcher, reader, job.wait(timeout=20))
     assert final.status is JobStatus.SUCCEEDED
     assert JobStatus.RESTARTING in states
     assert [line.line for line in lines] == ["load", "train"] * 3
@@ -144,6 +168,43 @@ async def test_logs_pick_up_replacement_pods(
     assert len(pods) == 2
     for pod in pods:
         assert [x.line for x in lines if x.pod == pod] == ["attempt", "end"]
+
+
+async def test_follow_after_restart_reads_previous_run(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    script = PodScript(outcome="hang", restarts=1, logs=((0.0, "run"), (0.0, "x")))
+    cluster.scripts.set("pytorchjobs", "late", script)
+    job = await client.training.submit_job("late", "pytorch", "img", workers=0)
+    pod_name = "late-master-0"
+
+    def restarted_and_running() -> bool:
+        pod = cluster.store.get(PODS, "ml-platform", pod_name) or {}
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        return (
+            bool(statuses)
+            and statuses[0].get("restartCount", 0) >= 1
+            and "running" in statuses[0].get("state", {})
+            and len(cluster.pod_logs.lines("ml-platform", pod_name, "pytorch")) == 2
+        )
+
+    await eventually(restarted_and_running, timeout=10, what="the second run")
+    lines: list[LogLine] = []
+
+    async def first_four() -> None:
+        async for line in job.logs():
+            lines.append(line)
+            if len(lines) == 4:
+                return
+
+    await asyncio.wait_for(first_four(), timeout=10)
+    assert [(x.line, x.previous) for x in lines] == [
+        ("run", True),
+        ("x", True),
+        ("run", False),
+        ("x", False),
+    ]
+    await job.cancel()
 
 
 async def test_current_logs_include_previous_run(
@@ -269,11 +330,17 @@ async def test_log_follow_resumes_after_drop(
     # The server cuts the first followed log of the training container in the
     # middle of its fourth line. The stream reconnects with sinceTime and
     # neither repeats nor loses a line.
-    lines_out = [(0.02, f"m{i}") for i in range(8)]
-    cluster.scripts.set("jobs", "drop", succeed(logs=lines_out))
+    # The container writes its lines only after that request has arrived,
+    # because a stream that first reads the pod after the container's exit
+    # requests the log without follow, and the fault cuts followed logs only.
+    lines_out = tuple((0.02, f"m{i}") for i in range(8))
+    cluster.scripts.set("jobs", "drop", PodScript(logs=lines_out, gate="drop"))
     fault = cluster.faults.drop_log(after_lines=3, container="trainer")
     job = await client.training.submit_job("drop", "custom", "img")
-    lines, _ = await asyncio.gather(collect_logs(job), job.wait(timeout=10))
+    reader = asyncio.ensure_future(collect_logs(job))
+    await eventually(lambda: fault.hits == 1, timeout=10, what="a followed log")
+    cluster.scripts.open_gate("drop")
+    lines, _ = await asyncio.gather(reader, job.wait(timeout=10))
     assert fault.hits == 1
     assert [line.line for line in lines] == [f"m{i}" for i in range(8)]
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from _training_helpers import eventually
 
 from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.resources._training_kinds import (
@@ -16,7 +17,7 @@ from maestro_ml_async.resources._training_kinds import (
     derive_status,
 )
 from maestro_ml_async.testing import FakeCluster
-from maestro_ml_async.testing._scripts import succeed
+from maestro_ml_async.testing._scripts import PodScript, succeed
 from maestro_ml_async.types.training import JobEvent, JobStatus
 
 PYTORCH = FRAMEWORKS["pytorch"]
@@ -269,9 +270,20 @@ async def test_batch_watch_never_returns_to_created(
 ) -> None:
     # The fake Job controller writes SuccessCriteriaMet (with active 0 and
     # ready 0) in one update and Complete in the next, as Kubernetes 1.31+ does.
-    cluster.scripts.set("jobs", "flap", succeed(logs=[(0.05, "working")]))
+    # The container stays Running until the watch has its first snapshot.
+    script = PodScript(logs=((0.05, "working"),), gate="flap")
+    cluster.scripts.set("jobs", "flap", script)
     job = await client.training.submit_job("flap", "custom", "img")
-    states = [snapshot.status async for snapshot in job.watch()]
+    states: list[JobStatus] = []
+
+    async def collect_states() -> None:
+        async for snapshot in job.watch():
+            states.append(snapshot.status)
+
+    watcher = asyncio.ensure_future(collect_states())
+    await eventually(lambda: bool(states), timeout=10, what="a first snapshot")
+    cluster.scripts.open_gate("flap")
+    await watcher
     assert_no_fallback(states)
 
 

@@ -13,7 +13,7 @@ from _training_helpers import eventually
 from maestro_ml_async import AsyncMaestroClient, TrainingException
 from maestro_ml_async._transport._kube_watch import WatchHub
 from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
-from maestro_ml_async.testing._scripts import hang, succeed
+from maestro_ml_async.testing._scripts import PodScript, hang, succeed
 from maestro_ml_async.types.training import JobStatus, TrainingTimeoutException
 
 NAMESPACE = "ml-platform"
@@ -153,15 +153,23 @@ async def test_many_waits_read_each_job_once(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
     # Waits that subscribe while the shared watch is still listing are
-    # covered as well, so each job is read once.
-    cluster.scripts.set("pytorchjobs", "*", succeed(run_time=0.3))
+    # covered as well, so each job is read once. The containers stay Running
+    # until every wait has subscribed: a job that finished before its wait
+    # started needs no watch at all.
+    transport = await client._cluster.get()
+    transport.watch_settings.idle_timeout = 60.0
+    hub = transport.hub("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
+    cluster.scripts.set("pytorchjobs", "*", PodScript(gate="many"))
     names = [f"many-{index}" for index in range(20)]
     for name in names:
         await client.training.submit_job(name, "pytorch", "img", workers=0)
     before = counts(cluster)
-    await asyncio.gather(
+    waits = asyncio.gather(
         *(client.training.wait_for_job(name, timeout=10) for name in names)
     )
+    await eventually(lambda: hub.subscribers == len(names), what="every wait")
+    cluster.scripts.open_gate("many")
+    await waits
     sent = sent_since(cluster, before)
     assert sent["get pytorchjobs"] == len(names)
     assert sent["list pods"] == len(names)

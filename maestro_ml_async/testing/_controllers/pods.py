@@ -166,8 +166,14 @@ class _PodRun:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    async def _pass_gate(self, stage: str) -> None:
+        script = self.script
+        if script.gate is not None and script.gate_stage == stage:
+            await self.host.scripts.gate(script.gate).wait()
+
     async def _schedule(self) -> None:
         await self._sleep(self.script.schedule_delay)
+        await self._pass_gate("schedule")
         try:
             self.host.store.mutate(PODS, self.namespace, self.name, self._bind)
         except StoreError as exc:
@@ -256,10 +262,12 @@ class _PodRun:
             script.run_time == 0
             and all(delay == 0 for delay, _ in script.logs)
             and script.outcome != "hang"
+            and not (script.gate is not None and script.gate_stage == "run")
         )
         started = now()
         if not instant:
             self._set_running(started)
+        await self._pass_gate("run")
         for delay, text in script.logs:
             await self._sleep(delay)
             self._log(self.statuses[0]["name"], text)
