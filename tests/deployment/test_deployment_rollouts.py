@@ -15,6 +15,7 @@ from maestro_ml_async._exceptions import (
     ValidationException,
 )
 from maestro_ml_async.resources._deployment_patch import MAX_CONFLICT_RETRIES
+from maestro_ml_async.resources._deployment_status import evaluate_readiness
 from maestro_ml_async.testing import FakeCluster
 from maestro_ml_async.testing._scripts import (
     model_load_failed,
@@ -349,3 +350,38 @@ async def test_update_foreign_needs_model_name(
     assert rolled.previous_model_version is None
     ready_again = await rolled.wait_ready(timeout=WAIT)
     assert ready_again.latest_ready_revision == f"{deployment_name}-predictor-00002"
+
+
+async def test_recovered_model_is_ready(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    # KServe keeps lastFailureInfo after the model loads again, so only the
+    # transition status and the failure's revision tell that it is over.
+    api = kclient.deployment
+    cluster.scripts.set(
+        "inferenceservices", deployment_name, model_load_failed(exit_code=4)
+    )
+    first = await api.deploy(deployment_name, model.name, model_version=1)
+    with pytest.raises(DeploymentException) as caught:
+        await first.wait_ready(timeout=WAIT)
+    assert "ModelLoadFailed" in caught.value.reasons
+    failed = await api.get_deployment(deployment_name)
+    failed_revision = failed.latest_created_revision
+    assert failed_revision is not None
+
+    cluster.scripts.set("inferenceservices", deployment_name, ready())
+    updated = await api.update(deployment_name, model_version=2)
+    recovered = await updated.wait_ready(timeout=WAIT)
+
+    assert recovered.up_to_date
+    assert recovered.transition_status == "UpToDate"
+    assert recovered.latest_ready_revision != failed_revision
+    assert recovered.model_failure is not None
+    assert recovered.model_failure.exit_code == 4
+    assert recovered.model_failure.model_revision_name == failed_revision
+    again = await api.get_deployment(deployment_name)
+    assert evaluate_readiness(again).state == "ready"
+    assert again.model_failure is not None

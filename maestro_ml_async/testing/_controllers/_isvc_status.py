@@ -154,34 +154,48 @@ def ready_conditions(
 def model_status(
     *,
     latest_state: str,
+    latest_revision: str,
     serving: bool,
     exit_code: int | None,
     message: str | None,
     reason: str | None,
     copies: int,
+    last_failure: Obj | None = None,
 ) -> Obj:
-    """Return ``status.modelStatus`` for the latest revision's state."""
+    """Return ``status.modelStatus`` for the latest revision's state.
+
+    ``last_failure`` is the ``lastFailureInfo`` of the previous status. It is
+    kept after the model loads again, until a new failure replaces it, and only
+    ``transitionStatus`` tells that the failure is over.
+    """
+    # NOTE: keeping lastFailureInfo follows the behaviour that the SDK's
+    # readiness check expects of KServe; it was not compared with a KServe
+    # release here.
     active = "Loaded" if serving else ""
     if latest_state == "ready":
-        return {
+        status: Obj = {
             "transitionStatus": "UpToDate",
             "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
             "copies": {"failedCopies": 0, "totalCopies": copies},
         }
-    if latest_state == "failed":
-        status: Obj = {
+    elif latest_state == "failed":
+        status = {
             "transitionStatus": "BlockedByFailedLoad",
             "states": {"activeModelState": active, "targetModelState": "FailedToLoad"},
             "copies": {"failedCopies": copies, "totalCopies": copies},
         }
         if reason == "ModelLoadFailed":
-            status["lastFailureInfo"] = {
+            last_failure = {
                 "reason": "ModelLoadFailed",
                 "message": message or "",
                 "exitCode": exit_code if exit_code is not None else 1,
+                "modelRevisionName": latest_revision,
             }
-        return status
-    return {
-        "transitionStatus": "InProgress",
-        "states": {"activeModelState": active, "targetModelState": "Loading"},
-    }
+    else:
+        status = {
+            "transitionStatus": "InProgress",
+            "states": {"activeModelState": active, "targetModelState": "Loading"},
+        }
+    if last_failure:
+        status["lastFailureInfo"] = dict(last_failure)
+    return status

@@ -392,11 +392,13 @@ class InferenceServiceController(Reconciler):
         status["components"] = {"predictor": predictor_status}
         status["modelStatus"] = model_status(
             latest_state=latest.state,
+            latest_revision=latest.name,
             serving=serving,
             exit_code=latest.exit_code,
             message=latest.message,
             reason=latest.reason,
             copies=copies,
+            last_failure=(old.get("modelStatus") or {}).get("lastFailureInfo"),
         )
         # NOTE: the mode name of recent KServe releases ("Knative") is not used.
         status["deploymentMode"] = "Serverless"
