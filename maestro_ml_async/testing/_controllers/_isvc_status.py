@@ -168,9 +168,9 @@ def model_status(
     kept after the model loads again, until a new failure replaces it, and only
     ``transitionStatus`` tells that the failure is over.
     """
-    # NOTE: keeping lastFailureInfo follows the behaviour that the SDK's
-    # readiness check expects of KServe; it was not compared with a KServe
-    # release here.
+    # NOTE: KServe's status update keeps lastFailureInfo once the model loads
+    # again (read in its controller source), and so does this. The two were
+    # not compared on a running KServe.
     active = "Loaded" if serving else ""
     if latest_state == "ready":
         status: Obj = {
