@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from .._exceptions import ValidationException
+from .._timestamps import parse_rfc3339
 from .._validation import check_kubernetes_name
 from ..types.deployment import (
     Deployment,
@@ -324,7 +325,7 @@ def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
         return None
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .._timestamps import parse_rfc3339
 from ..types.training import (
     JobCondition,
     JobStatus,
@@ -123,7 +124,7 @@ def _time(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_rfc3339(str(value))
     except ValueError:
         return None
 

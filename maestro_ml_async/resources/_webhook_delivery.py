@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._exceptions import ValidationException
+from .._timestamps import parse_rfc3339
 from ..types.events import RegistryEvent, RegistryEventType
 
 __all__ = [
@@ -124,7 +125,7 @@ _EVENT_TYPES: dict[tuple[str, str], RegistryEventType] = {
 def _event_time(value: object) -> datetime:
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = parse_rfc3339(value)
         except ValueError:
             parsed = None
         if parsed is not None:

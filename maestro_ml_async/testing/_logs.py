@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._timestamps import parse_rfc3339
 from . import _faults, _status
 from ._context import ServerContext
 from ._http import Target, flag, int_param
@@ -38,7 +39,7 @@ def _parse_since_time(text: str) -> datetime:
     the second that sinceTime falls in.
     """
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = parse_rfc3339(text)
     except ValueError:
         message = f"sinceTime: invalid value {text!r}, expected RFC 3339"
         raise StoreError(_status.bad_request(message)) from None
