@@ -32,6 +32,8 @@ from ._scripts import (
     ServingScript,
     fail,
     hang,
+    init_fail,
+    init_pull_error,
     model_load_failed,
     pod_script_json,
     pull_error,
@@ -40,6 +42,7 @@ from ._scripts import (
     revision_failed,
     stuck,
     succeed,
+    unschedulable,
 )
 from ._store import Store, StoreError, WatchEvent
 
@@ -60,6 +63,8 @@ __all__ = [
     "WatchEvent",
     "fail",
     "hang",
+    "init_fail",
+    "init_pull_error",
     "model_load_failed",
     "pod_script_json",
     "pull_error",
@@ -68,4 +73,5 @@ __all__ = [
     "revision_failed",
     "stuck",
     "succeed",
+    "unschedulable",
 ]

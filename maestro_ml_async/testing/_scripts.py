@@ -33,7 +33,16 @@ logger = logging.getLogger(__name__)
 SCRIPT_ANNOTATION = "testing.maestro-ml.io/script"
 """Annotation whose JSON value scripts the object that carries it."""
 
-POD_OUTCOMES = ("succeed", "fail", "hang", "pending", "pull_error")
+POD_OUTCOMES = (
+    "succeed",
+    "fail",
+    "hang",
+    "pending",
+    "pull_error",
+    "init_pull_error",
+    "init_fail",
+    "unschedulable",
+)
 GATE_STAGES = ("schedule", "run")
 SERVING_OUTCOMES = ("ready", "revision_failed", "model_load_failed", "stuck")
 
@@ -57,11 +66,16 @@ class PodScript:
     Attributes:
         outcome: ``succeed`` (exit 0), ``fail`` (exit ``exit_code``), ``hang``
             (stay Running), ``pending`` (stay Pending in ContainerCreating) or
-            ``pull_error`` (stay Pending with ``pull_error`` as waiting reason).
-        exit_code: Exit code of a failing run, 1 when unset.
-        reason: ``state.terminated.reason`` of a failing run (``Error``,
-            ``OOMKilled`` ...).
-        message: ``state.terminated.message`` of a failing run.
+            ``pull_error`` (stay Pending with ``pull_error`` as waiting reason),
+            ``init_pull_error`` (an init container waits with ``pull_error``),
+            ``init_fail`` (an init container exits with ``exit_code``) or
+            ``unschedulable`` (PodScheduled False, reason Unschedulable). The
+            pods of the last three stay Pending until deleted.
+        exit_code: Exit code of a failing run or init container, 1 when unset.
+        reason: ``state.terminated.reason`` of a failing run or init container
+            (``Error``, ``OOMKilled`` ...).
+        message: ``state.terminated.message`` of a failing run or init
+            container, and the scheduler's message for ``unschedulable``.
         restarts: Failing runs before the final outcome. With restartPolicy
             OnFailure or Always the kubelet restarts the container in place; with
             Never each failed pod consumes one, and the owner's next pod continues.
@@ -73,7 +87,8 @@ class PodScript:
         run_time: Time between the last log line and the exit. With ``0`` and no
             log delay the pod never reports Running, as happens when a
             container ends between two kubelet status updates.
-        pull_error: ``ImagePullBackOff`` or ``ErrImagePull`` for ``pull_error``.
+        pull_error: ``ImagePullBackOff`` or ``ErrImagePull`` for ``pull_error``
+            and ``init_pull_error``.
         gate: Name of a gate that the pod waits at until ``Scripts.open_gate``
             opens it, so a test can act at a known point of the timeline.
         gate_stage: Where the pod waits: ``schedule`` (Pending and unscheduled)
@@ -199,6 +214,29 @@ def restart_then_succeed(
 def pull_error(reason: str = "ImagePullBackOff") -> PodScript:
     """Build a script whose pods stay Pending because the image cannot be pulled."""
     return PodScript(outcome="pull_error", pull_error=reason)
+
+
+def init_pull_error(reason: str = "ImagePullBackOff") -> PodScript:
+    """Build a script whose pods stay Pending: an init image cannot be pulled."""
+    return PodScript(outcome="init_pull_error", pull_error=reason)
+
+
+def init_fail(
+    exit_code: int = 1, *, reason: str = "Error", message: str | None = None
+) -> PodScript:
+    """Build a script whose pods stay Pending: an init container exits non-zero."""
+    return PodScript(
+        outcome="init_fail", exit_code=exit_code, reason=reason, message=message
+    )
+
+
+NO_GPU_MESSAGE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+"""Scheduler message of a pod that requests GPUs that no node has free."""
+
+
+def unschedulable(message: str = NO_GPU_MESSAGE) -> PodScript:
+    """Build a script whose pods stay Pending because no node fits them."""
+    return PodScript(outcome="unschedulable", message=message)
 
 
 def ready(*, delay: float | None = None, observe_delay: float = 0.0) -> ServingScript:

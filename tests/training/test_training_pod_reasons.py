@@ -1,8 +1,8 @@
 """Why a job's pods are not running, as the timeout of a wait reports it.
 
-The cases are pod and job objects as the kubelet, the scheduler and the
-Training Operator write them. The fake cluster's pods have no init containers
-and are never unschedulable, so these run on the objects directly.
+The table cases are pod and job objects as the kubelet, the scheduler and the
+Training Operator write them. The async cases submit jobs through the SDK to
+the fake cluster, whose scripts produce the same pod shapes.
 """
 
 from __future__ import annotations
@@ -11,13 +11,21 @@ from typing import Any
 
 import pytest
 
+from maestro_ml_async import AsyncMaestroClient
 from maestro_ml_async.resources._training_kinds import (
     FRAMEWORKS,
     job_from_object,
 )
 from maestro_ml_async.resources._training_logs import pod_wait_reason
 from maestro_ml_async.resources._training_wait import timeout_error
-from maestro_ml_async.types.training import JobStatus
+from maestro_ml_async.testing import (
+    FakeCluster,
+    hang,
+    init_fail,
+    init_pull_error,
+    unschedulable,
+)
+from maestro_ml_async.types.training import JobStatus, TrainingTimeoutException
 
 PYTORCH = FRAMEWORKS["pytorch"]
 NO_GPU = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
@@ -133,3 +141,55 @@ def test_timeout_names_init_container() -> None:
         "train-worker-0": 'Init:ImagePullBackOff: Back-off pulling image "alpine"'
     }
     assert "Init:ImagePullBackOff" in str(error)
+
+
+async def wait_timeout(
+    client: AsyncMaestroClient, name: str, workers: int = 1
+) -> TrainingTimeoutException:
+    job = await client.training.submit_job(name, "pytorch", "img", workers=workers)
+    with pytest.raises(TrainingTimeoutException) as caught:
+        await job.wait(timeout=0.5)
+    await job.cancel()
+    return caught.value
+
+
+@pytest.mark.parametrize("reason", ["ImagePullBackOff", "ErrImagePull"])
+async def test_fake_init_pull_error_in_timeout(
+    cluster: FakeCluster, client: AsyncMaestroClient, reason: str
+) -> None:
+    cluster.scripts.set("pytorchjobs", "init-pull", hang())
+    cluster.scripts.set(
+        "pytorchjobs", "init-pull", init_pull_error(reason), replica_type="Worker"
+    )
+    error = await wait_timeout(client, "init-pull")
+    assert error.job_name == "init-pull"
+    worker = error.pod_reasons["init-pull-worker-0"]
+    assert worker.startswith(f"Init:{reason}: ")
+    assert "busybox" in worker
+    assert "init-pull-master-0" not in error.pod_reasons
+    assert f"init-pull-worker-0: Init:{reason}" in str(error)
+
+
+async def test_fake_init_failure_in_timeout(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    script = init_fail(2, message="master did not answer")
+    cluster.scripts.set("pytorchjobs", "init-fail", script)
+    error = await wait_timeout(client, "init-fail", workers=0)
+    expected = "Init:Error (exit code 2): master did not answer"
+    assert error.pod_reasons == {"init-fail-master-0": expected}
+    assert expected in str(error)
+
+
+async def test_fake_unschedulable_in_timeout(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    cluster.scripts.set("pytorchjobs", "gpu", unschedulable())
+    error = await wait_timeout(client, "gpu")
+    expected = f"Pending: Unschedulable: {NO_GPU}"
+    assert error.pod_reasons == {
+        "gpu-master-0": expected,
+        "gpu-worker-0": expected,
+    }
+    assert error.last_status is JobStatus.CREATED
+    assert NO_GPU in str(error)

@@ -27,6 +27,14 @@ from ._base import (
     pod_phase,
     record_event,
 )
+from ._pod_init import (
+    INIT_OUTCOMES,
+    fail_init_forever,
+    incomplete_init_message,
+    init_containers,
+    stay_unschedulable,
+    waiting_init_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +147,19 @@ class _PodRun:
             and all(c.get("command") for c in self.containers)
             and bool(self.containers)
         )
+        scripted_init = self.script.outcome in INIT_OUTCOMES and not self.local
+        self.init_containers = (
+            init_containers(self.spec, self.script) if scripted_init else []
+        )
+        self.init_statuses = [waiting_init_status(c) for c in self.init_containers]
 
     # Timeline
 
     async def run(self) -> None:
         try:
             await self._schedule()
+            if self.init_statuses:
+                await fail_init_forever(self)
             await self._create_containers()
             attempt = 0
             while True:
@@ -174,6 +189,8 @@ class _PodRun:
     async def _schedule(self) -> None:
         await self._sleep(self.script.schedule_delay)
         await self._pass_gate("schedule")
+        if self.script.outcome == "unschedulable" and not self.local:
+            await stay_unschedulable(self)
         try:
             self.host.store.mutate(PODS, self.namespace, self.name, self._bind)
         except StoreError as exc:
@@ -185,7 +202,14 @@ class _PodRun:
             component="default-scheduler",
         )
         self.start_time = now()
-        self._condition("Initialized", "True")
+        if self.init_statuses:
+            message = incomplete_init_message(self.init_statuses)
+            reason = "ContainersNotInitialized"
+            self._condition("Initialized", "False", reason, message)
+            for status in self.statuses:
+                status["state"] = {"waiting": {"reason": "PodInitializing"}}
+        else:
+            self._condition("Initialized", "True")
         self._condition("ContainersReady", "False", "ContainersNotReady")
         self._condition("Ready", "False", "ContainersNotReady")
         self._write()
@@ -392,7 +416,13 @@ class _PodRun:
         self._condition("ContainersReady", "False", "ContainersNotReady")
         self._condition("Ready", "False", "ContainersNotReady")
 
-    def _condition(self, kind: str, value: str, reason: str | None = None) -> None:
+    def _condition(
+        self,
+        kind: str,
+        value: str,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
         current = self.conditions.get(kind)
         if current is not None and current["status"] == value:
             stamp = current["lastTransitionTime"]
@@ -406,6 +436,8 @@ class _PodRun:
         }
         if reason:
             condition["reason"] = reason
+        if message:
+            condition["message"] = message
         self.conditions[kind] = condition
 
     def _status(self) -> Obj:
@@ -422,6 +454,8 @@ class _PodRun:
                 {k: v for k, v in s.items() if not k.startswith("_")}
                 for s in self.statuses
             ]
+            if self.init_statuses:
+                status["initContainerStatuses"] = [dict(s) for s in self.init_statuses]
         return status
 
     def _write(self) -> None:
@@ -452,10 +486,12 @@ class _PodRun:
         *,
         warning: bool = False,
         component: str = "kubelet",
+        init: bool = False,
     ) -> None:
         field_path = None
         if container is not None:
-            field_path = f"spec.containers{{{container.get('name', 'main')}}}"
+            section = "initContainers" if init else "containers"
+            field_path = f"spec.{section}{{{container.get('name', 'main')}}}"
         record_event(
             self.host.store,
             PODS,
