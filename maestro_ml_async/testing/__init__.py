@@ -27,6 +27,7 @@ from ._podlogs import PodLogs
 from ._resources import RESOURCE_TYPES, ResourceType
 from ._scripts import (
     SCRIPT_ANNOTATION,
+    SCRIPT_ID_ANNOTATION,
     PodScript,
     Scripts,
     ServingScript,
@@ -49,6 +50,7 @@ from ._store import Store, StoreError, WatchEvent
 __all__ = [
     "RESOURCE_TYPES",
     "SCRIPT_ANNOTATION",
+    "SCRIPT_ID_ANNOTATION",
     "FakeCluster",
     "Fault",
     "Faults",

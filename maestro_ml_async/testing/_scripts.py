@@ -33,6 +33,13 @@ logger = logging.getLogger(__name__)
 SCRIPT_ANNOTATION = "testing.maestro-ml.io/script"
 """Annotation whose JSON value scripts the object that carries it."""
 
+SCRIPT_ID_ANNOTATION = "testing.maestro-ml.io/script-id"
+"""Annotation with the id of a script in ``Scripts``, set on controller-built pods.
+
+The controllers pass a resolved script to their pods by id, so long log lines in
+the script neither grow the pod object nor count toward its 256 KiB annotations.
+"""
+
 POD_OUTCOMES = (
     "succeed",
     "fail",
@@ -298,7 +305,7 @@ class Scripts:
     """Registry of outcome scripts, matched by resource plural, name and replica.
 
     Rules added later win over earlier ones. The annotation on the object wins
-    over every rule.
+    over every rule, and a pod's script id wins over its script annotation.
 
     Attributes:
         default_pod: Script for pods that no rule or annotation matches.
@@ -309,6 +316,10 @@ class Scripts:
     default_serving: ServingScript = DEFAULT_SERVING_SCRIPT
     _rules: list[_Rule] = field(default_factory=list)
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    # NOTE: registered scripts stay for the registry's lifetime. Equal scripts
+    # share one id, so the size grows with the distinct scripts, not the pods.
+    _ids: dict[PodScript, str] = field(default_factory=dict)
+    _by_id: dict[str, PodScript] = field(default_factory=dict)
 
     def set(
         self,
@@ -349,6 +360,30 @@ class Scripts:
         """Open the gate ``name``: pods waiting there continue, later ones pass."""
         self.gate(name).set()
 
+    def register(self, script: PodScript) -> str:
+        """Store ``script`` and return its id, the same id for equal scripts."""
+        script_id = self._ids.get(script)
+        if script_id is None:
+            script_id = f"pod-script-{len(self._ids) + 1}"
+            self._ids[script] = script_id
+            self._by_id[script_id] = script
+        return script_id
+
+    def by_id(self, script_id: str) -> PodScript:
+        """Return the script registered as ``script_id``.
+
+        Raises:
+            ValueError: No script has this id, for example because the pod was
+                copied from another fake cluster.
+        """
+        script = self._by_id.get(script_id)
+        if script is None:
+            raise ValueError(
+                f"invalid {SCRIPT_ID_ANNOTATION} annotation: script id "
+                f"{script_id!r} not found in this cluster"
+            )
+        return script
+
     def for_pod(
         self,
         plural: str,
@@ -361,8 +396,11 @@ class Scripts:
         """Return the pod script of one replica of the object ``plural``/``name``.
 
         Raises:
-            ValueError: The object's script annotation is invalid.
+            ValueError: The object's script or script id annotation is invalid.
         """
+        script_id = (annotations or {}).get(SCRIPT_ID_ANNOTATION)
+        if script_id is not None:
+            return self.by_id(script_id)
         raw = (annotations or {}).get(SCRIPT_ANNOTATION)
         if raw is not None:
             data = _select_replica(_load(raw), replica_type, replica_index)

@@ -1,9 +1,7 @@
 """Log lines longer than aiohttp's read buffer, read from the fake cluster.
 
 aiohttp's ``readline`` raises ``LineTooLong`` above 4 MiB (the buffer that
-kubernetes-asyncio sets), so these lines are appended straight to the fake's
-pod log instead of through a pod script, which the fake copies into a pod
-annotation.
+kubernetes-asyncio sets), so a 5 MiB line shows whether the SDK reads past it.
 """
 
 from __future__ import annotations
@@ -18,9 +16,6 @@ from maestro_ml_async.resources import _training_logs
 from maestro_ml_async.testing import FakeCluster
 from maestro_ml_async.testing._scripts import hang
 from maestro_ml_async.types.training import LogLine, TrainingJob
-
-NAMESPACE = "ml-platform"
-CONTAINER = "trainer"
 
 
 async def collect(job: TrainingJob, **options: Any) -> list[LogLine]:
@@ -37,12 +32,10 @@ async def running_pod(client: AsyncMaestroClient, name: str) -> tuple[TrainingJo
 async def test_line_above_read_buffer_arrives_whole(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
-    cluster.scripts.set("jobs", "long", hang(logs=["start"]))
-    job, pod = await running_pod(client, "long")
-    follow = asyncio.ensure_future(collect(job))
     long_line = "x" * (5 * 1024 * 1024)
-    cluster.pod_logs.append(NAMESPACE, pod, CONTAINER, long_line)
-    cluster.pod_logs.append(NAMESPACE, pod, CONTAINER, "end")
+    cluster.scripts.set("jobs", "long", hang(logs=["start", long_line, "end"]))
+    job, _ = await running_pod(client, "long")
+    follow = asyncio.ensure_future(collect(job))
 
     current = await asyncio.wait_for(collect(job, follow=False), 20)
     assert [len(line.line) for line in current] == [5, len(long_line), 3]
@@ -60,10 +53,8 @@ async def test_overlong_line_arrives_in_pieces(
     cluster: FakeCluster, client: AsyncMaestroClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_training_logs, "MAX_LINE_BYTES", 1000)
-    cluster.scripts.set("jobs", "pieces", hang(logs=["start"]))
-    job, pod = await running_pod(client, "pieces")
-    cluster.pod_logs.append(NAMESPACE, pod, CONTAINER, "y" * 2500)
-    cluster.pod_logs.append(NAMESPACE, pod, CONTAINER, "end")
+    cluster.scripts.set("jobs", "pieces", hang(logs=["start", "y" * 2500, "end"]))
+    job, _ = await running_pod(client, "pieces")
 
     lines = await asyncio.wait_for(collect(job, follow=False), 20)
     texts = [line.line for line in lines]

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .._podlogs import PodLogs
 from .._resources import RESOURCE_TYPES, ResourceType
-from .._scripts import SCRIPT_ANNOTATION, PodScript, Scripts, pod_script_json
+from .._scripts import SCRIPT_ANNOTATION, SCRIPT_ID_ANNOTATION, PodScript, Scripts
 from .._store import Store, StoreError, WatchEvent, format_timestamp
 
 logger = logging.getLogger(__name__)
@@ -225,10 +225,14 @@ def build_pod(
     owner: Obj,
     owner_rtype: ResourceType,
     script: PodScript,
+    scripts: Scripts,
     restart_policy: str | None = None,
     annotations: Mapping[str, str] | None = None,
 ) -> Obj:
-    """Return a pod built from a pod template, owned by ``owner`` and scripted."""
+    """Return a pod built from a pod template, owned by ``owner`` and scripted.
+
+    The pod carries the id of ``script``, which is registered in ``scripts``.
+    """
     template_meta = copy.deepcopy(template.get("metadata") or {})
     spec = copy.deepcopy(template.get("spec") or {})
     if restart_policy is not None:
@@ -237,7 +241,9 @@ def build_pod(
     pod_labels.update(labels)
     pod_annotations = dict(template_meta.get("annotations") or {})
     pod_annotations.update(annotations or {})
-    pod_annotations[SCRIPT_ANNOTATION] = pod_script_json(script)
+    # The resolved script replaces any script annotation of the template.
+    pod_annotations.pop(SCRIPT_ANNOTATION, None)
+    pod_annotations[SCRIPT_ID_ANNOTATION] = scripts.register(script)
     return {
         "metadata": {
             "name": name,

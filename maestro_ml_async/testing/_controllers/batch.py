@@ -319,6 +319,7 @@ class BatchJobController(Reconciler):
             owner=job,
             owner_rtype=self.primary,
             script=script,
+            scripts=self.host.scripts,
             annotations=annotations,
         )
         created = create_pod(self.store, pod)

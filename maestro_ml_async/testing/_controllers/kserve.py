@@ -310,6 +310,7 @@ class InferenceServiceController(Reconciler):
             owner=isvc,
             owner_rtype=self.primary,
             script=pod_script,
+            scripts=self.host.scripts,
             restart_policy="Always",
         )
         create_pod(self.store, pod)

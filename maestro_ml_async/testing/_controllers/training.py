@@ -369,6 +369,7 @@ class TrainingJobController(Reconciler):
             owner=job,
             owner_rtype=self.primary,
             script=script,
+            scripts=self.host.scripts,
             restart_policy="Never" if policy == "ExitCode" else policy,
         )
         created = create_pod(self.store, pod)

@@ -221,6 +221,7 @@ class TrainJobController(Reconciler):
             owner=job,
             owner_rtype=self.primary,
             script=script,
+            scripts=self.host.scripts,
             restart_policy="OnFailure",
             annotations={LABEL_COMPLETION_INDEX: str(index)},
         )
