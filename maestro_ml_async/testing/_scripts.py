@@ -77,7 +77,8 @@ class PodScript:
             ``init_pull_error`` (an init container waits with ``pull_error``),
             ``init_fail`` (an init container exits with ``exit_code``) or
             ``unschedulable`` (PodScheduled False, reason Unschedulable). The
-            pods of the last three stay Pending until deleted.
+            pods of the last three stay Pending until deleted, except that
+            ``init_fail`` makes a pod with restartPolicy Never Failed.
         exit_code: Exit code of a failing run or init container, 1 when unset.
         reason: ``state.terminated.reason`` of a failing run or init container
             (``Error``, ``OOMKilled`` ...).
@@ -231,7 +232,11 @@ def init_pull_error(reason: str = "ImagePullBackOff") -> PodScript:
 def init_fail(
     exit_code: int = 1, *, reason: str = "Error", message: str | None = None
 ) -> PodScript:
-    """Build a script whose pods stay Pending: an init container exits non-zero."""
+    """Build a script whose init container exits non-zero on every run.
+
+    Under restartPolicy Never the pod becomes Failed. Under OnFailure or Always
+    it stays Pending while the init container crash-loops.
+    """
     return PodScript(
         outcome="init_fail", exit_code=exit_code, reason=reason, message=message
     )

@@ -16,12 +16,18 @@ Obj = dict[str, Any]
 PODS = RESOURCE_TYPES["pods"]
 
 
-def bare_pod(name: str, *, init: bool = False, script: str | None = None) -> Obj:
+def bare_pod(
+    name: str,
+    *,
+    init: bool = False,
+    script: str | None = None,
+    policy: str = "OnFailure",
+) -> Obj:
     meta: Obj = {"name": name, "namespace": "default"}
     if script is not None:
         meta["annotations"] = {scripts.SCRIPT_ANNOTATION: script}
     spec: Obj = {
-        "restartPolicy": "OnFailure",
+        "restartPolicy": policy,
         "containers": [{"name": "main", "image": "app:1"}],
     }
     if init:
@@ -87,15 +93,22 @@ async def test_init_pull_error_keeps_pod_initializing(reason: str) -> None:
         assert paths == {"spec.initContainers{wait-for-master}"}
 
 
-async def test_init_failure_keeps_exit_code() -> None:
+async def test_init_failure_fails_pod_under_never() -> None:
     async with running_controllers() as host:
         script = scripts.init_fail(3, message="master not reachable")
         host.scripts.set("pods", "boom", script)
-        host.store.create(PODS, bare_pod("boom", init=True))
-        await wait_for(lambda: "terminated" in first_init_state(host, "boom"))
+        host.store.create(PODS, bare_pod("boom", init=True, policy="Never"))
+        await wait_for(lambda: get_pod(host, "boom")["status"]["phase"] == "Failed")
         await asyncio.sleep(0.05)
         pod = get_pod(host, "boom")
-        assert pod["status"]["phase"] == "Pending"
+        assert pod["status"]["phase"] == "Failed"
+        first, second = pod["status"]["initContainerStatuses"]
+        assert first["restartCount"] == 0
+        assert "lastState" not in first
+        assert second["state"] == {"waiting": {"reason": "PodInitializing"}}
+        initialized = condition(pod, "Initialized")
+        assert initialized is not None
+        assert initialized["status"] == "False"
         terminated = first_init_state(host, "boom")["terminated"]
         assert terminated["exitCode"] == 3
         assert terminated["reason"] == "Error"
@@ -108,7 +121,7 @@ async def test_init_failure_keeps_exit_code() -> None:
 async def test_init_fallback_container() -> None:
     async with running_controllers() as host:
         host.scripts.set("pods", "plain", scripts.init_fail())
-        host.store.create(PODS, bare_pod("plain"))
+        host.store.create(PODS, bare_pod("plain", policy="Never"))
         await wait_for(lambda: "terminated" in first_init_state(host, "plain"))
         (status,) = init_statuses(host, "plain")
         assert status["name"] == "init"
@@ -118,9 +131,64 @@ async def test_init_fallback_container() -> None:
 async def test_init_outcome_from_annotation() -> None:
     async with running_controllers() as host:
         script = json.dumps({"outcome": "init_fail", "exitCode": 7})
-        host.store.create(PODS, bare_pod("ann", init=True, script=script))
+        pod = bare_pod("ann", init=True, script=script, policy="Never")
+        host.store.create(PODS, pod)
         await wait_for(lambda: "terminated" in first_init_state(host, "ann"))
         assert first_init_state(host, "ann")["terminated"]["exitCode"] == 7
+
+
+@pytest.mark.parametrize("policy", ["OnFailure", "Always"])
+async def test_init_failure_crash_loops(policy: str) -> None:
+    async with running_controllers() as host:
+        host.scripts.set("pods", "loop", scripts.init_fail(5, message="no master"))
+        host.store.create(PODS, bare_pod("loop", init=True, policy=policy))
+
+        def restarted_twice() -> bool:
+            statuses = init_statuses(host, "loop")
+            return bool(statuses) and statuses[0]["restartCount"] >= 2
+
+        await wait_for(restarted_twice)
+        pod = get_pod(host, "loop")
+        assert pod["status"]["phase"] == "Pending"
+        first, second = pod["status"]["initContainerStatuses"]
+        assert second["state"] == {"waiting": {"reason": "PodInitializing"}}
+        last = first["lastState"]["terminated"]
+        assert last["exitCode"] == 5
+        assert last["message"] == "no master"
+        main = pod["status"]["containerStatuses"][0]
+        assert main["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+        def crash_looping() -> bool:
+            waiting = first_init_state(host, "loop").get("waiting") or {}
+            return waiting.get("reason") == "CrashLoopBackOff"
+
+        await wait_for(crash_looping)
+        waiting = first_init_state(host, "loop")["waiting"]
+        assert "container=wait-for-master" in waiting["message"]
+        assert waiting["message"].startswith("back-off ")
+        backoffs = [e for e in host.events_for("loop") if e["reason"] == "BackOff"]
+        assert len(backoffs) >= 2
+        assert backoffs[0]["type"] == "Warning"
+        path = backoffs[0]["involvedObject"]["fieldPath"]
+        assert path == "spec.initContainers{wait-for-master}"
+
+
+async def test_init_back_off_message_doubles() -> None:
+    async with running_controllers() as host:
+        host.scripts.set("pods", "double", scripts.init_fail())
+        host.store.create(PODS, bare_pod("double", init=True))
+        seen: set[str] = set()
+
+        def two_back_offs() -> bool:
+            waiting = first_init_state(host, "double").get("waiting") or {}
+            message = str(waiting.get("message") or "")
+            if waiting.get("reason") == "CrashLoopBackOff":
+                seen.add(message.split(" restarting")[0])
+            return {"back-off 10s", "back-off 20s"} <= seen
+
+        await wait_for(two_back_offs)
+        assert "back-off 10s" in seen
+        assert "back-off 20s" in seen
 
 
 async def test_unschedulable_pod_stays_unbound() -> None:

@@ -13,7 +13,7 @@ import secrets
 from typing import Any, Protocol
 
 from .._scripts import NO_GPU_MESSAGE, PodScript
-from ._base import now
+from ._base import Host, now
 
 Obj = dict[str, Any]
 
@@ -21,10 +21,21 @@ INIT_OUTCOMES = ("init_pull_error", "init_fail")
 FALLBACK_INIT_CONTAINER: Obj = {"name": "init", "image": "busybox:1.36"}
 """Init container simulated for an init script on a pod spec that declares none."""
 
+MAX_BACKOFF_TICKS = 30
+"""Upper bound of a simulated restart back-off, in cluster ticks."""
+MAX_BACKOFF_SECONDS = 300
+"""Upper bound of the back-off that the kubelet reports in CrashLoopBackOff."""
+
 
 class PodTimeline(Protocol):
     """The parts of the kubelet's per-pod timeline that these steps drive."""
 
+    host: Host
+    name: str
+    namespace: str
+    uid: str
+    policy: str
+    phase: str
     script: PodScript
     init_containers: list[Obj]
     init_statuses: list[Obj]
@@ -122,38 +133,70 @@ async def stay_unschedulable(run: PodTimeline) -> None:
     await asyncio.Future()
 
 
-async def fail_init_forever(run: PodTimeline) -> None:
+async def fail_init(run: PodTimeline) -> None:
     """Stop the pod at its first init container, which cannot pull or fails.
 
-    The pod stays Pending in both cases.
+    A pull error keeps the pod Pending until it is deleted. A failed init
+    container makes the pod Failed under restartPolicy Never. Under OnFailure
+    or Always the kubelet restarts it after a growing back-off, forever.
     """
-    # NOTE: under restartPolicy Never a real kubelet sets a pod whose init
-    # container failed to Failed, and under OnFailure or Always it restarts
-    # the init container with CrashLoopBackOff. Here it stays terminated.
     status = run.init_statuses[0]
     container = run.init_containers[0]
     image = container.get("image", "")
     run._event("Pulling", f'Pulling image "{image}"', container, init=True)
     await run._sleep(run.script.start_delay)
     if run.script.outcome == "init_pull_error":
-        status["state"] = pull_failure_state(image, "ErrImagePull")
+        await _stay_pull_failed(run, status, container)
+    while True:
+        started = now()
+        status["state"] = {"running": {"startedAt": started}}
+        status["started"] = True
         run._write()
-        failed = f'Failed to pull image "{image}": not found'
-        run._event("Failed", failed, container, warning=True, init=True)
-        if run.script.pull_error == "ImagePullBackOff":
-            await run._sleep(None)
-            status["state"] = pull_failure_state(image, "ImagePullBackOff")
+        started_message = f"Started container {status['name']}"
+        run._event("Started", started_message, container, init=True)
+        await run._sleep(run.script.run_time)
+        status["state"] = failed_init_state(run.script, started, now())
+        status["started"] = False
+        if run.policy == "Never":
+            run.phase = "Failed"
             run._write()
-            backoff = f'Back-off pulling image "{image}"'
-            run._event("BackOff", backoff, container, warning=True, init=True)
-        await asyncio.Future()
-    started = now()
-    status["state"] = {"running": {"startedAt": started}}
-    status["started"] = True
+            return
+        await _back_off_init(run, status, container)
+
+
+async def _stay_pull_failed(run: PodTimeline, status: Obj, container: Obj) -> None:
+    image = container.get("image", "")
+    status["state"] = pull_failure_state(image, "ErrImagePull")
     run._write()
-    run._event("Started", f"Started container {status['name']}", container, init=True)
-    await run._sleep(run.script.run_time)
-    status["state"] = failed_init_state(run.script, started, now())
-    status["started"] = False
-    run._write()
+    failed = f'Failed to pull image "{image}": not found'
+    run._event("Failed", failed, container, warning=True, init=True)
+    if run.script.pull_error == "ImagePullBackOff":
+        await run._sleep(None)
+        status["state"] = pull_failure_state(image, "ImagePullBackOff")
+        run._write()
+        backoff = f'Back-off pulling image "{image}"'
+        run._event("BackOff", backoff, container, warning=True, init=True)
     await asyncio.Future()
+
+
+async def _back_off_init(run: PodTimeline, status: Obj, container: Obj) -> None:
+    """Move a failed init container to CrashLoopBackOff and wait out the back-off.
+
+    The reported back-off doubles from 10 s up to 300 s, the kubelet back-off
+    that the Kubernetes pod lifecycle documentation gives.
+    The simulated wait doubles from one tick up to ``MAX_BACKOFF_TICKS``.
+    """
+    status["lastState"] = status.pop("state")
+    status["restartCount"] += 1
+    restarts = int(status["restartCount"])
+    backoff = min(10 * 2 ** (restarts - 1), MAX_BACKOFF_SECONDS)
+    pod = f"{run.name}_{run.namespace}({run.uid})"
+    message = f"back-off {backoff}s restarting failed container={status['name']}"
+    status["state"] = {
+        "waiting": {"reason": "CrashLoopBackOff", "message": f"{message} pod={pod}"}
+    }
+    run._write()
+    event = f"Back-off restarting failed container {status['name']} in pod {pod}"
+    run._event("BackOff", event, container, warning=True, init=True)
+    ticks = min(2 ** (restarts - 1), MAX_BACKOFF_TICKS)
+    await run._sleep(run.host.tick * ticks)

@@ -29,7 +29,8 @@ from ._base import (
 )
 from ._pod_init import (
     INIT_OUTCOMES,
-    fail_init_forever,
+    MAX_BACKOFF_TICKS,
+    fail_init,
     incomplete_init_message,
     init_containers,
     stay_unschedulable,
@@ -38,7 +39,6 @@ from ._pod_init import (
 
 logger = logging.getLogger(__name__)
 
-_MAX_BACKOFF_TICKS = 30
 _NODE = "fake-node"
 _HOST_IP = "10.0.0.10"
 
@@ -159,7 +159,8 @@ class _PodRun:
         try:
             await self._schedule()
             if self.init_statuses:
-                await fail_init_forever(self)
+                await fail_init(self)
+                return
             await self._create_containers()
             attempt = 0
             while True:
@@ -367,7 +368,7 @@ class _PodRun:
                 warning=True,
             )
         restarts = max(int(s["restartCount"]) for s in self.statuses)
-        ticks = min(2 ** max(restarts - 1, 0), _MAX_BACKOFF_TICKS)
+        ticks = min(2 ** max(restarts - 1, 0), MAX_BACKOFF_TICKS)
         await self._sleep(self.host.tick * ticks)
 
     def _finish(self, results: list[RunResult]) -> None:
