@@ -163,7 +163,7 @@ def pod_wait_reason(pod: dict[str, Any]) -> str | None:
     for container in status.get("containerStatuses") or []:
         waiting = ((container or {}).get("state") or {}).get("waiting")
         if waiting:
-            return _waiting_text(waiting)
+            return _waiting_text(waiting) + _last_failure(container)
     if status.get("phase") == "Pending":
         for condition in status.get("conditions") or []:
             if condition.get("status") == "False" and condition.get("reason"):
@@ -185,14 +185,29 @@ def _init_container_problem(container: dict[str, Any]) -> str | None:
     waiting = state.get("waiting")
     # An init container waits with PodInitializing while earlier ones still run.
     if waiting and waiting.get("reason") != "PodInitializing":
-        return _waiting_text(waiting, "Init:")
+        return _waiting_text(waiting, "Init:") + _last_failure(container)
     terminated = state.get("terminated")
     if terminated and terminated.get("exitCode") not in (0, None):
-        text = f"Init:{terminated.get('reason') or 'Error'}"
-        text += f" (exit code {terminated['exitCode']})"
-        message = terminated.get("message")
-        return f"{text}: {message}" if message else text
+        return "Init:" + _exit_text(terminated)
     return None
+
+
+def _exit_text(terminated: dict[str, Any]) -> str:
+    text = f"{terminated.get('reason') or 'Error'} (exit code {terminated['exitCode']})"
+    message = terminated.get("message")
+    return f"{text}: {message}" if message else text
+
+
+def _last_failure(container: dict[str, Any]) -> str:
+    """Describe the failed previous run of a container that waits to restart.
+
+    A container in CrashLoopBackOff shows only the back-off in its state; the
+    exit code and message that explain it are in ``lastState``.
+    """
+    terminated = (container.get("lastState") or {}).get("terminated") or {}
+    if terminated.get("exitCode") in (0, None):
+        return ""
+    return "; last run: " + _exit_text(terminated)
 
 
 class JobLogStreamer:

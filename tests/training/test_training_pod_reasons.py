@@ -67,6 +67,41 @@ REASONS: list[tuple[str, dict[str, Any], str | None]] = [
         "Init:CrashLoopBackOff",
     ),
     (
+        "init container crash loop after a failed run",
+        pod(
+            initContainerStatuses=[
+                {
+                    **waiting("init-pytorch", "CrashLoopBackOff", "back-off 20s"),
+                    "lastState": {
+                        "terminated": {
+                            "exitCode": 2,
+                            "reason": "Error",
+                            "message": "master did not answer",
+                        }
+                    },
+                }
+            ],
+            containerStatuses=[waiting("pytorch", "PodInitializing")],
+        ),
+        "Init:CrashLoopBackOff: back-off 20s; last run: Error (exit code 2): "
+        "master did not answer",
+    ),
+    (
+        "main container crash loop after an out-of-memory kill",
+        pod(
+            "Running",
+            containerStatuses=[
+                {
+                    **waiting("pytorch", "CrashLoopBackOff"),
+                    "lastState": {
+                        "terminated": {"exitCode": 137, "reason": "OOMKilled"}
+                    },
+                }
+            ],
+        ),
+        "CrashLoopBackOff; last run: OOMKilled (exit code 137)",
+    ),
+    (
         "init container failed",
         pod(
             initContainerStatuses=[
@@ -181,6 +216,7 @@ async def test_fake_init_failure_in_timeout(
     reason = error.pod_reasons["init-fail-master-0"]
     assert reason.startswith("Init:CrashLoopBackOff: back-off ")
     assert "container=init pod=init-fail-master-0_" in reason
+    assert reason.endswith("; last run: Error (exit code 2): master did not answer")
     assert list(error.pod_reasons) == ["init-fail-master-0"]
     assert "init-fail-master-0: Init:CrashLoopBackOff" in str(error)
 
