@@ -24,6 +24,7 @@ from ._list_options import EXACT, list_options, parse_resource_version
 from ._resources import ResourceType
 from ._selectors import Selector, combine, parse_field_selector, parse_label_selector
 from ._status import StoreError
+from ._store import storage_order
 from ._table import to_table
 
 Obj = dict[str, Any]
@@ -76,7 +77,7 @@ def handle_get(
 
 def _object_key(obj: Obj) -> str:
     meta = obj["metadata"]
-    return f"{meta.get('namespace', '')}/{meta['name']}"
+    return storage_order((meta.get("namespace") or "", meta["name"]))
 
 
 def encode_continue(resource_version: int, last_key: str) -> str:

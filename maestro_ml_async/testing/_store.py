@@ -61,6 +61,18 @@ class WatchEvent(NamedTuple):
     previous: Obj | None = None
 
 
+def storage_order(key: tuple[str, str]) -> str:
+    """Return the sort key of a ``(namespace, name)`` pair: ``namespace/name``.
+
+    etcd returns a list in the byte order of its keys, which end in
+    ``<namespace>/<name>``, so namespace ``ml-platform`` sorts before ``ml``
+    (``-`` is below ``/``). Continue tokens compare keys as these strings, so
+    the store must list in the same order or a paged list skips objects.
+    """
+    namespace, name = key
+    return f"{namespace}/{name}"
+
+
 def format_timestamp(moment: datetime) -> str:
     """Format a time as RFC 3339 in UTC with seconds precision, like metadata."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -113,7 +125,7 @@ class Store:
     def list(
         self, rtype: ResourceType, namespace: str | None = None
     ) -> tuple[ObjList, int]:
-        """Return copies of the objects sorted by namespace and name, and the RV.
+        """Return copies of the objects in ``storage_order``, and the RV.
 
         Args:
             rtype: Type to list.
@@ -124,7 +136,7 @@ class Store:
     def snapshot(
         self, rtype: ResourceType, namespace: str | None, rv: int
     ) -> ObjList | None:
-        """Return the objects as they were at ``rv``, sorted, for read-only use.
+        """Return the objects as they were at ``rv``, in ``storage_order``, read-only.
 
         The state is rebuilt by undoing the type's history events after ``rv``.
         Returns ``None`` when some of those events were dropped from the ring.
@@ -141,15 +153,15 @@ class Store:
                 objects.pop(key, None)
             else:
                 objects[key] = event.previous
-        keys = sorted(objects)
+        keys = sorted(objects, key=storage_order)
         if namespace is not None and rtype.namespaced:
             keys = [key for key in keys if key[0] == namespace]
         return [objects[key] for key in keys]
 
     def peek(self, rtype: ResourceType, namespace: str | None = None) -> ObjList:
-        """Return the stored objects themselves, sorted, for read-only use."""
+        """Return the stored objects themselves, in ``storage_order``, read-only."""
         items = self._objects[rtype.key]
-        keys = sorted(items)
+        keys = sorted(items, key=storage_order)
         if namespace is not None and rtype.namespaced:
             keys = [key for key in keys if key[0] == namespace]
         return [items[key] for key in keys]

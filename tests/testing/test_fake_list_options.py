@@ -224,3 +224,41 @@ async def test_watch_without_initial_events(
     event = json.loads(line)
     assert event["type"] == "ADDED"
     assert event["object"]["metadata"]["name"] == "new"
+
+
+async def test_paged_list_across_prefix_namespaces(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    # "ml-platform" sorts before "ml" in etcd's key order because "-" is below
+    # "/", and a continue token must resume in that same order.
+    store = bare_cluster.store
+    for namespace in ("ml", "ml-platform"):
+        if store.get(RESOURCE_TYPES["namespaces"], None, namespace) is None:
+            store.create(
+                RESOURCE_TYPES["namespaces"], {"metadata": {"name": namespace}}
+            )
+        for name in ("a", "b"):
+            store.create(PJ_TYPE, {"metadata": {"name": name, "namespace": namespace}})
+    all_namespaces = "/apis/kubeflow.org/v1/pytorchjobs"
+    found: list[tuple[str, str]] = []
+    params = {"limit": "1"}
+
+    for _ in range(10):
+        async with http.get(all_namespaces, params=params) as response:
+            assert response.status == 200
+            body = await response.json()
+        found += [
+            (item["metadata"]["namespace"], item["metadata"]["name"])
+            for item in body["items"]
+        ]
+        token = body["metadata"].get("continue")
+        if not token:
+            break
+        params = {"limit": "1", "continue": token}
+
+    assert found == [
+        ("ml-platform", "a"),
+        ("ml-platform", "b"),
+        ("ml", "a"),
+        ("ml", "b"),
+    ]
