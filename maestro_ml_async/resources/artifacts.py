@@ -249,6 +249,8 @@ class AsyncArtifactsResource(AsyncMlflowResource):
                 "GET", "artifacts/list", params=params, not_found=RunNotFoundException
             )
             for entry in parse_items(response, "files", ArtifactInfo.model_validate):
+                if _is_listed_file_itself(entry, relative):
+                    continue
                 _check_listed(entry.path, relative)
                 entries.append(entry)
             token = next_page_token(response, seen_tokens)
@@ -373,9 +375,31 @@ class AsyncArtifactsResource(AsyncMlflowResource):
             raise
 
 
+def _is_listed_file_itself(entry: ArtifactInfo, requested: str) -> bool:
+    """Check whether a listed entry is the requested path itself, as a file.
+
+    MLflow's own artifact stores list a file path as empty, but some (DBFS and
+    Azure Blob repositories of older MLflow releases, and servers that
+    reimplement the API) return the file itself. Both mean "this is a file".
+    """
+    if not requested or entry.is_dir:
+        return False
+    return safe_artifact_path(entry.path, what="artifact path from the server") == (
+        requested
+    )
+
+
 def _check_listed(listed: str, requested: str) -> None:
-    """Reject a server-listed path that is unsafe or outside the listed folder."""
+    """Reject a server-listed path that is unsafe or outside the listed folder.
+
+    An empty path, or a folder that lists itself, would make a recursive
+    listing loop forever, so those are rejected too.
+    """
     checked = safe_artifact_path(listed, what="artifact path from the server")
+    if not checked:
+        raise ValidationException(
+            f"the server listed an empty artifact path {listed!r} under {requested!r}"
+        )
     if requested and not checked.startswith(requested + "/"):
         raise ValidationException(
             f"the server listed {listed!r} under {requested!r}, outside that folder"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -233,6 +234,47 @@ async def test_download_rejects_listing_outside_folder(
     with pytest.raises(ValidationException, match="outside that folder"):
         await fake.artifacts.download(RUN_ID, "model", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@respx.mock
+async def test_download_file_listed_as_itself(
+    fake: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    # Some artifact stores list a file path as that one file, not as empty.
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    listing = respx.get(f"{API}/artifacts/list").mock(
+        return_value=httpx.Response(
+            200,
+            json={"files": [{"path": "model/weights.bin", "file_size": 3}]},
+        )
+    )
+    proxy = respx.get(f"{PROXY}/1/{RUN_ID}/artifacts/model/weights.bin").mock(
+        return_value=httpx.Response(200, content=b"abc")
+    )
+    assert await fake.artifacts.list(RUN_ID, "model/weights.bin") == []
+    out = await fake.artifacts.download(RUN_ID, "model/weights.bin", tmp_path)
+    assert out.parts[-2:] == ("model", "weights.bin")
+    assert await anyio.Path(out).read_bytes() == b"abc"
+    assert proxy.call_count == 1
+    assert listing.call_count == 2
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("requested", "listed"),
+    [(None, ""), (None, "."), ("model", "model"), ("model", "model/.")],
+)
+async def test_list_rejects_folder_listing_itself(
+    fake: AsyncMaestroClient, requested: str | None, listed: str
+) -> None:
+    # A folder that lists itself would make a recursive listing never end.
+    respx.get(f"{API}/artifacts/list").mock(
+        return_value=httpx.Response(
+            200, json={"files": [{"path": listed, "is_dir": True}]}
+        )
+    )
+    with pytest.raises(ValidationException, match=r"empty artifact path|outside"):
+        await fake.artifacts.list(RUN_ID, requested, recursive=True)
 
 
 @respx.mock
