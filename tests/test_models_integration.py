@@ -304,6 +304,11 @@ async def test_prompts_hidden(
     assert names == [model]
     assert prompt not in {m.name async for m in client.models.list()}
     assert await client.models.search_versions(f"name = '{prompt}'") == []
+    prompt_filter = f"name = '{prompt}' AND tags.`{PROMPT_TAG['key']}` = 'true'"
+    searched = await client.models.search(prompt_filter)
+    assert [m.name for m in searched] == [prompt]
+    searched_versions = await client.models.search_versions(prompt_filter)
+    assert [v.name for v in searched_versions] == [prompt]
     with pytest.raises(ModelNotFoundException):
         await client.models.get(prompt)
     with pytest.raises(ModelVersionNotFoundException):

@@ -1027,6 +1027,26 @@ async def test_search_drops_prompt_results(
     assert [m.name for m in await client.models.list()] == ["model"]
 
 
+async def test_search_naming_prompt_tag_keeps_prompts(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    body = {"registered_models": [{"name": "p", "tags": [PROMPT_TAG]}]}
+    router.get("/registered-models/search").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+    versions = {"model_versions": [{"name": "p", "version": "1", "tags": [PROMPT_TAG]}]}
+    router.get("/model-versions/search").mock(
+        return_value=httpx.Response(200, json=versions)
+    )
+    prompt_filter = "tags.`mlflow.prompt.is_prompt` = 'true'"
+
+    models = await client.models.search(prompt_filter)
+    found_versions = await client.models.search_versions(prompt_filter)
+
+    assert [m.name for m in models] == ["p"]
+    assert [v.name for v in found_versions] == ["p"]
+
+
 async def test_get_of_prompt_raises_not_found(
     router: respx.MockRouter, client: AsyncMaestroClient
 ) -> None:

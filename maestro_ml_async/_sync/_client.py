@@ -1170,7 +1170,8 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         ``last_updated_timestamp`` with ``ASC`` or ``DESC``.
 
         Args:
-            filter_string: The search filter, to which the prompt exclusion is added.
+            filter_string: The search filter. The prompt exclusion is added to
+                it unless it names the ``mlflow.prompt.is_prompt`` tag itself.
             order_by: One clause or a list of clauses.
             max_results: The maximum number of models over all pages, or None for all.
             page_size: Models per request, 1 to 1000.
@@ -1207,7 +1208,8 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         not filled in by the server here.
 
         Args:
-            filter_string: The search filter, to which the prompt exclusion is added.
+            filter_string: The search filter. The prompt exclusion is added to
+                it unless it names the ``mlflow.prompt.is_prompt`` tag itself.
             order_by: Clauses such as ``"version_number DESC"``.
             max_results: The maximum number of versions over all pages, or None for all.
             page_size: Versions per request, 1 to 200000.

@@ -109,9 +109,12 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
 
         The arguments are checked here, before the first request. The filter
         gets the prompt exclusion, and items that still carry the prompt tag
-        are dropped from each page.
+        are dropped from each page. A filter that names the prompt tag itself
+        is sent as given and its results are kept, as MLflow's client does.
         """
-        query = exclude_prompts(check_filter(filter_string))
+        checked = check_filter(filter_string)
+        query = exclude_prompts(checked)
+        hide_prompts = query != checked
         clauses = check_order_by(order_by)
         per_page = _page_size(page_size, max_results, maximum_page_size)
 
@@ -128,6 +131,8 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
                 registry=True,
             )
             items = parse_items(body, items_key, item_type.model_validate)
+            if not hide_prompts:
+                return Page(items, body.get("next_page_token") or None, body)
             kept = [item for item in items if not item.is_prompt]
             return Page(kept, body.get("next_page_token") or None, body)
 
@@ -351,7 +356,8 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         not filled in by the server here.
 
         Args:
-            filter_string: The search filter, to which the prompt exclusion is added.
+            filter_string: The search filter. The prompt exclusion is added to
+                it unless it names the ``mlflow.prompt.is_prompt`` tag itself.
             order_by: Clauses such as ``"version_number DESC"``.
             max_results: The maximum number of versions over all pages, or None for all.
             page_size: Versions per request, 1 to 200000.

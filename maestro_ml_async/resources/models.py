@@ -98,7 +98,8 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         ``last_updated_timestamp`` with ``ASC`` or ``DESC``.
 
         Args:
-            filter_string: The search filter, to which the prompt exclusion is added.
+            filter_string: The search filter. The prompt exclusion is added to
+                it unless it names the ``mlflow.prompt.is_prompt`` tag itself.
             order_by: One clause or a list of clauses.
             max_results: The maximum number of models over all pages, or None for all.
             page_size: Models per request, 1 to 1000.
