@@ -493,10 +493,14 @@ def _source_of(
     prefixed = ENV_PREFIX + field.upper()
     if prefixed in os.environ:
         return prefixed
+    in_file: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        if prefixed in _read_dotenv(Path(env_file)):
-            return f"{prefixed} (in {env_file})"
+        in_file = _read_dotenv(Path(env_file))
+    if prefixed in in_file:
+        return f"{prefixed} (in {env_file})"
     fallback = MLFLOW_FALLBACKS.get(field)
-    if fallback and fallback in os.environ:
+    if fallback and os.environ.get(fallback):
         return fallback
+    if fallback and in_file.get(fallback):
+        return f"{fallback} (in {env_file})"
     return f"field {field}"

@@ -179,6 +179,20 @@ def test_invalid_env_file_value_names_file(tmp_path: Path) -> None:
     assert str(env_file) in str(caught.value)
 
 
+def test_invalid_mlflow_variable_in_env_file_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "mlflow.env"
+    env_file.write_text("MLFLOW_TRACKING_URI=ftp://127.0.0.1\n")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env(env_file=env_file)
+
+    assert "MLFLOW_TRACKING_URI" in str(caught.value)
+    assert str(env_file) in str(caught.value)
+
+
 def test_errors_never_show_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRET)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
