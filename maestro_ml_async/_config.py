@@ -330,6 +330,13 @@ class Config(BaseSettings):
                 "must be an http:// or https:// URL of a server "
                 "(file stores and 'databricks' URIs are not supported over REST)"
             )
+        if "?" in value or "#" in value:
+            # API paths are appended to this URL, so a query string or a
+            # fragment would end up in front of them and hide them.
+            raise ValueError(
+                "must not contain '?' or '#': give only the scheme, host, port "
+                "and base path, such as https://mlflow.example.com/mlflow"
+            )
         return value.rstrip("/")
 
     @field_validator("api_key", mode="before")

@@ -193,6 +193,22 @@ def test_invalid_mlflow_variable_in_env_file_named(
     assert str(env_file) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1:5000/?workspace=1",
+        "http://127.0.0.1:5000/#models",
+        "http://127.0.0.1:5000/?",
+    ],
+)
+def test_uri_with_query_or_fragment_rejected(uri: str) -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config(mlflow_uri=uri)
+
+    assert "mlflow_uri" in str(caught.value)
+    assert "'?' or '#'" in str(caught.value)
+
+
 def test_errors_never_show_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRET)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
