@@ -70,21 +70,28 @@ def _tags(items: Any) -> dict[str, str]:
     return {str(t["key"]): str(t.get("value") or "") for t in items or []}
 
 
-def _quote(value: str) -> str:
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise ValidationException(
-        f"model name {value!r} contains both quote characters and cannot be filtered"
-    )
+def _name_clause(name: str) -> str:
+    """Return a filter clause that matches the model `name`.
+
+    MLflow's filter parser (3.17) does not unescape quotes, so a name with both
+    quote characters fits in no literal. It is then matched with LIKE, where
+    ``_`` stands for each quote and each backslash (an escape character in
+    MySQL's LIKE). The pattern can match other names too, so `_take_snapshot`
+    keeps only the exact name.
+    """
+    if "'" not in name:
+        return f"name = '{name}'"
+    if '"' not in name:
+        return f'name = "{name}"'
+    pattern = name.replace("'", "_").replace("\\", "_")
+    return f"name LIKE '{pattern}'"
 
 
 def _filters(name: str | None, filter_string: str | None) -> tuple[str, str]:
     """Return the (models, versions) filter strings."""
     clauses = []
     if name is not None:
-        clauses.append(f"name = {_quote(name)}")
+        clauses.append(_name_clause(name))
     if filter_string:
         clauses.append(filter_string)
     models_filter = " AND ".join(clauses)
@@ -92,7 +99,7 @@ def _filters(name: str | None, filter_string: str | None) -> tuple[str, str]:
     # other, so the version search then reads all versions and filters here.
     lowered = (filter_string or "").lower()
     if "tag" in lowered:
-        versions_filter = f"name = {_quote(name)}" if name is not None else ""
+        versions_filter = _name_clause(name) if name is not None else ""
     else:
         versions_filter = models_filter
     return models_filter, versions_filter
@@ -119,7 +126,10 @@ async def _search_all(
 
 
 async def _take_snapshot(
-    transport: MlflowTransport, models_filter: str, versions_filter: str
+    transport: MlflowTransport,
+    models_filter: str,
+    versions_filter: str,
+    name: str | None = None,
 ) -> _Snapshot:
     raw_versions = await _search_all(
         transport,
@@ -137,6 +147,8 @@ async def _take_snapshot(
     for item in raw_models:
         tags = _tags(item.get("tags"))
         if tags.get(PROMPT_TAG, "").lower() == "true":
+            continue
+        if name is not None and item["name"] != name:
             continue
         aliases = {
             str(a["alias"]): str(a["version"]) for a in item.get("aliases") or []
@@ -335,7 +347,9 @@ async def watch_registry(
     backoff = PollBackoff(poll_interval, "registry poll", logger)
     while True:
         try:
-            current = await _take_snapshot(transport, models_filter, versions_filter)
+            current = await _take_snapshot(
+                transport, models_filter, versions_filter, name
+            )
         except _TRANSIENT as exc:
             await asyncio.sleep(backoff.failed(exc))
             continue

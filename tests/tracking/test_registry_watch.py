@@ -218,6 +218,45 @@ async def test_watch_filter_and_include_existing(
         await collector.stop()
 
 
+@pytest.mark.parametrize(
+    ("name", "decoy"),
+    [
+        ("both'\"quotes {unique}", 'bothX"quotes {unique}'),
+        ("back\\slash 'and\" {unique}", 'backXslash Xand" {unique}'),
+    ],
+)
+async def test_watch_name_with_both_quotes(
+    client: AsyncMaestroClient, writer: Writer, unique: str, name: str, decoy: str
+) -> None:
+    # No quoted filter literal can hold such a name, and the LIKE pattern that
+    # matches it also matches the decoy, which must not be reported.
+    watched = name.format(unique=unique)
+    other = decoy.format(unique=unique)
+    await writer.create_model(watched)
+    await writer.create_model(other)
+    collector = Collector(
+        watch_registry(
+            client._mlflow, name=watched, poll_interval=POLL, include_existing=True
+        )
+    )
+    try:
+        existing = await collector.expect(1)
+        assert [(e.type, e.model_name) for e in existing] == [
+            (T.MODEL_CREATED, watched)
+        ]
+        await writer.create_version(other)
+        await writer.model_tag(other, "k", "v")
+        version = await writer.create_version(watched)
+        events = await collector.expect(2)
+        assert [(e.type, e.model_name, e.version) for e in events] == [
+            (T.VERSION_CREATED, watched, version),
+            (T.VERSION_READY, watched, version),
+        ]
+        assert await collector.quiet() == []
+    finally:
+        await collector.stop()
+
+
 async def test_watch_by_tag_filter(
     client: AsyncMaestroClient, writer: Writer, unique: str
 ) -> None:
