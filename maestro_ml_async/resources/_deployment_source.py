@@ -300,25 +300,70 @@ def map_storage_uri(
 ) -> str:
     """Rewrite an artifact URI into one that KServe can read.
 
-    The longest prefix of `storage_uri_map` that matches is replaced by its
-    value. The result must use one of `KSERVE_SCHEMES`.
+    The longest prefix of `storage_uri_map` that matches at a path boundary is
+    replaced by its value, joined with exactly one ``/``: ``mlflow-artifacts:/1``
+    matches ``mlflow-artifacts:/1/m`` but not ``mlflow-artifacts:/10/m``. An
+    ``mlflow-artifacts://<host>/<path>`` URI also matches the prefixes of
+    ``mlflow-artifacts:/<path>``. The scheme of the result is lower-cased,
+    because KServe's storage initializer picks the downloader with a
+    case-sensitive ``uri.startswith("s3://")``. The result must use one of
+    `KSERVE_SCHEMES`.
 
     Raises:
         DeploymentException: The URI is a local path, a registry or tracking
             URI without a mapping, or uses a scheme KServe does not read.
     """
-    mapped = artifact_uri
-    for prefix in sorted(storage_uri_map, key=len, reverse=True):
-        if prefix and artifact_uri.startswith(prefix):
-            mapped = storage_uri_map[prefix] + artifact_uri[len(prefix) :]
-            break
+    mapped = _apply_storage_map(artifact_uri, storage_uri_map)
     scheme = urlsplit(mapped).scheme.lower()
     if scheme in KSERVE_SCHEMES and _has_location(mapped, scheme):
-        return mapped
+        return scheme + mapped[len(scheme) :]
     raise DeploymentException(
         _unreadable_message(what, artifact_uri, mapped, scheme),
         deployment_name=deployment_name,
     )
+
+
+def _apply_storage_map(uri: str, storage_uri_map: Mapping[str, str]) -> str:
+    prefixes = sorted((p for p in storage_uri_map if p), key=len, reverse=True)
+    for candidate, shortest in _map_candidates(uri):
+        for prefix in prefixes:
+            if len(prefix) >= shortest and _matches_prefix(candidate, prefix):
+                rest = candidate[len(prefix) :]
+                return _join_uri(storage_uri_map[prefix], rest)
+    return uri
+
+
+def _map_candidates(uri: str) -> list[tuple[str, int]]:
+    """Return the forms of `uri` to match, each with its shortest usable prefix.
+
+    MLflow resolves ``mlflow-artifacts://<host>/<path>`` to ``<path>`` under the
+    artifact root of the server at ``<host>``, the same location that
+    ``mlflow-artifacts:/<path>`` names on the tracking server. Such a URI
+    matches a prefix that names its host, or else a prefix of the form
+    without the host. So ``mlflow-artifacts:/`` never maps the host name into
+    the path.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme.lower() != "mlflow-artifacts" or not parts.netloc:
+        return [(uri, 0)]
+    authority = uri.index(parts.netloc) + len(parts.netloc)
+    bare = "mlflow-artifacts:/" + parts.path.lstrip("/")
+    return [(uri, authority), (bare, 0)]
+
+
+def _matches_prefix(uri: str, prefix: str) -> bool:
+    if not uri.startswith(prefix):
+        return False
+    if len(uri) == len(prefix) or prefix.endswith(("/", ":")):
+        return True
+    return uri[len(prefix)] == "/"
+
+
+def _join_uri(target: str, rest: str) -> str:
+    if not rest:
+        return target
+    head = target if target.endswith("/") else target + "/"
+    return head + rest.lstrip("/")
 
 
 def redact_uri(uri: str) -> str:

@@ -177,6 +177,60 @@ def test_storage_map_longest_prefix() -> None:
 
 
 @pytest.mark.parametrize(
+    ("uri", "mapping", "expected"),
+    [
+        # A value without a trailing slash still joins at a path boundary.
+        (
+            "mlflow-artifacts:/1/r/artifacts/model",
+            {"mlflow-artifacts:/": "s3://bucket/root"},
+            "s3://bucket/root/1/r/artifacts/model",
+        ),
+        (
+            "mlflow-artifacts:/1/m",
+            {"mlflow-artifacts:": "s3://bucket/"},
+            "s3://bucket/1/m",
+        ),
+        ("mlflow-artifacts:/b/m", {"mlflow-artifacts:/": "s3://"}, "s3://b/m"),
+        # A prefix matches whole path segments only: /1 is not a prefix of /10.
+        (
+            "mlflow-artifacts:/10/m",
+            {"mlflow-artifacts:/1": "s3://one", "mlflow-artifacts:/": "s3://all/"},
+            "s3://all/10/m",
+        ),
+        (
+            "mlflow-artifacts:/1/m",
+            {"mlflow-artifacts:/1": "s3://one", "mlflow-artifacts:/": "s3://all/"},
+            "s3://one/m",
+        ),
+        ("s3://old/m", {"s3://old": "s3://new"}, "s3://new/m"),
+        ("s3://old", {"s3://old": "s3://new"}, "s3://new"),
+        ("s3://older/m", {"s3://old": "s3://new"}, "s3://older/m"),
+        # The proxy URI with a host names a path under that server's root.
+        (
+            "mlflow-artifacts://mlflow.example:5000/1/m",
+            {"mlflow-artifacts:/": "s3://all/"},
+            "s3://all/1/m",
+        ),
+        (
+            "mlflow-artifacts://other:5000/1/m",
+            {
+                "mlflow-artifacts:/": "s3://all/",
+                "mlflow-artifacts://other:5000": "gs://o",
+            },
+            "gs://o/1/m",
+        ),
+        # KServe picks its downloader by a case-sensitive scheme prefix.
+        ("S3://bucket/m", {}, "s3://bucket/m"),
+        ("mlflow-artifacts:/1/m", {"mlflow-artifacts:/": "GS://b/"}, "gs://b/1/m"),
+    ],
+)
+def test_storage_map_joins_at_boundary(
+    uri: str, mapping: dict[str, str], expected: str
+) -> None:
+    assert map_storage_uri(uri, mapping) == expected
+
+
+@pytest.mark.parametrize(
     ("uri", "mapping", "fragment"),
     [
         ("/data/model", {}, "local path"),
