@@ -68,8 +68,11 @@ class ClusterAuth:
             the token.
         token_path: A file that contains the token (kubeconfig ``tokenFile`` or
             the service-account token), read again when it changes.
-        kubeconfig: A kubeconfig path and context whose user has a static token;
-            the token is loaded again when the file changes.
+        kubeconfig: A kubeconfig path (or several joined by `os.pathsep`, as in
+            ``$KUBECONFIG``) and a context whose user has a static token; the
+            token is loaded again when `user_file` changes.
+        user_file: The kubeconfig file that contains the user's section; the
+            first path of `kubeconfig` by default.
         expiry: Expiry time of the current exec credential, if the plugin set one.
     """
 
@@ -79,12 +82,15 @@ class ClusterAuth:
         exec_config: Any = None,
         token_path: str | None = None,
         kubeconfig: tuple[str, str | None] | None = None,
+        user_file: str | None = None,
         expiry: dt.datetime | None = None,
     ) -> None:
         self._exec_config = exec_config
         self._kubeconfig = kubeconfig
+        if kubeconfig is not None and user_file is None:
+            user_file = kubeconfig[0].split(os.pathsep)[0]
         # The file whose changes trigger a refresh: the token file or the kubeconfig.
-        self._watched_path = token_path or (kubeconfig[0] if kubeconfig else None)
+        self._watched_path = token_path or user_file
         self._expiry = expiry
         self._issued = dt.datetime.now(dt.timezone.utc)
         self._file_stamp: tuple[int, int] | None = None
@@ -218,10 +224,10 @@ async def load_configuration(
 ) -> tuple[Any, ClusterAuth, str | None]:
     """Build a fresh kubernetes-asyncio ``Configuration`` for `config`.
 
-    The kubeconfig named by `config.kube_config_path`, else ``$KUBECONFIG``, else
-    ``~/.kube/config`` is used when it exists; otherwise the in-cluster
-    service-account configuration. The global default configuration is never
-    read or changed.
+    The kubeconfig named by `config.kube_config_path`, else the files listed in
+    ``$KUBECONFIG`` (merged as kubectl merges them), else ``~/.kube/config`` is
+    used when it exists; otherwise the in-cluster service-account
+    configuration. The global default configuration is never read or changed.
 
     Returns:
         The configuration, its `ClusterAuth` (already installed as the refresh
@@ -256,31 +262,61 @@ def _kubeconfig_path(config: Config) -> str | None:
                 "point it at a kubeconfig file or leave it unset"
             )
         return path
-    candidates = os.environ.get("KUBECONFIG", "~/.kube/config")
+    # kubectl merges every file that $KUBECONFIG lists and skips missing ones.
+    # kubernetes-asyncio merges a list joined with os.pathsep the same way.
+    candidates = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    found = []
     for candidate in candidates.split(os.pathsep):
         expanded = os.path.expanduser(candidate)
-        if candidate and os.path.isfile(expanded):
-            return expanded
+        if candidate and os.path.isfile(expanded) and expanded not in found:
+            found.append(expanded)
+    return os.pathsep.join(found) if found else None
+
+
+def _first_current_context(paths: str) -> str | None:
+    """Return the current-context of the first file that sets one, as kubectl does.
+
+    kubernetes-asyncio 36 lets the last file that sets it win instead.
+    """
+    import yaml
+
+    for path in paths.split(os.pathsep):
+        with open(path, encoding="utf-8") as stream:
+            data = yaml.safe_load(stream)
+        context = data.get("current-context") if isinstance(data, dict) else None
+        if context:
+            return str(context)
     return None
 
 
 async def _load_kubeconfig(
     configuration: Any, path: str, config: Config
 ) -> tuple[ClusterAuth, str | None]:
+    import yaml
     from kubernetes_asyncio.config import load_kube_config
     from kubernetes_asyncio.config.config_exception import ConfigException
 
+    context_name = config.kube_context
     try:
+        if context_name is None and os.pathsep in path:
+            context_name = _first_current_context(path)
         loader = await load_kube_config(
             config_file=path,
-            context=config.kube_context,
+            context=context_name,
             client_configuration=configuration,
             persist_config=False,
         )
-    except (ConfigException, KeyError, TypeError, ValueError) as exc:
+    except (
+        ConfigException,
+        KeyError,
+        TypeError,
+        ValueError,
+        OSError,
+        yaml.YAMLError,
+    ) as exc:
         raise ConfigurationException(
             f"cannot load the kubeconfig {path!r}"
-            f"{f' (context {config.kube_context!r})' if config.kube_context else ''}"
+            f"{f' (context {context_name!r})' if context_name else ''}"
             f": {exc}"
         ) from None
     # The loader keeps the selected user section in a private attribute; it is
@@ -288,19 +324,22 @@ async def _load_kubeconfig(
     user = getattr(loader, "_user", None)
     context = loader.current_context or {}
     namespace = (context.get("context") or {}).get("namespace")
+    # A merged user section records the file it came from, and its relative
+    # paths (tokenFile) are relative to that file.
+    user_file = str(getattr(user, "path", None) or path.split(os.pathsep)[0])
     if user is not None and "exec" in user:
         auth = ClusterAuth(
             exec_config=user["exec"], expiry=getattr(loader, "exec_plugin_expiry", None)
         )
     elif user is not None and user.safe_get("tokenFile"):
-        token_path = os.path.join(os.path.dirname(path), str(user["tokenFile"]))
+        token_path = os.path.join(os.path.dirname(user_file), str(user["tokenFile"]))
         auth = ClusterAuth(token_path=token_path)
         auth.mark_file_read()
     elif user is not None and (user.safe_get("token") or "auth-provider" in user):
         # An oidc or gcp auth-provider token is short-lived (often an hour).
         # Loading the kubeconfig again takes a token that another tool wrote
         # there, or refreshes an expired one with the provider's refresh token.
-        auth = ClusterAuth(kubeconfig=(path, config.kube_context))
+        auth = ClusterAuth(kubeconfig=(path, context_name), user_file=user_file)
         auth.mark_file_read()
     else:
         auth = ClusterAuth()
