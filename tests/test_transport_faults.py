@@ -253,3 +253,29 @@ def test_client_survives_second_asyncio_run(mlflow_server_url: str) -> None:
         assert asyncio.run(list_models()) <= 1
     asyncio.run(client.aclose())
     assert client.closed
+
+
+async def test_open_stream_holds_its_slot(client_for: Any) -> None:
+    body = answer(200, b"chunk")
+    async with ScriptedServer([body, answer(200, MODEL)]) as server:
+        # One connection and a pool timeout far shorter than the stream stays
+        # open: a request that waited in the pool instead of on the limiter
+        # would fail with PoolTimeout, and max_retries=0 would not hide it.
+        async with client_for(
+            server, max_concurrency=1, request_timeout=0.2, max_retries=0
+        ) as client:
+            transport = client._mlflow
+            async with transport.stream("GET", "/download") as reply:
+                assert transport.limiter.locked()
+                waiting = asyncio.create_task(client.models.get("m"))
+                await asyncio.sleep(0.5)
+                assert not waiting.done()
+                chunk = await reply.aread()
+            model = await waiting
+
+    assert chunk == b"chunk"
+    assert model.name == "m"
+    assert server.requests == [
+        "/download",
+        "/api/2.0/mlflow/registered-models/get?name=m",
+    ]

@@ -434,6 +434,8 @@ class MlflowTransport:
 
         The request is retried until the headers arrive; a failed status is
         raised as the mapped exception before the caller sees the response.
+        The response holds one slot of `limiter` until the caller leaves the
+        block, because it keeps its pooled connection until then.
         """
         self.check_open()
         url = self.url(path, registry=registry)
@@ -446,31 +448,29 @@ class MlflowTransport:
                 params=_query_params(params),
                 headers=self._count_request(None),
             )
-            try:
-                async with self._limiter:
+            async with self._limiter:
+                try:
                     response = await self.http.send(request, stream=True)
-            except httpx.TransportError as exc:
-                if attempt > self.config.max_retries:
-                    raise TransportException(
-                        f"could not reach the MLflow server: {type(exc).__name__}",
-                        method=method,
-                        path=path,
-                    ) from None
-                await asyncio.sleep(min(2 ** (attempt - 1) * 0.1, 5.0))
-                continue
-            try:
-                if response.is_success:
-                    yield response
-                    return
-                await response.aread()
-                if response.status_code in RETRY_STATUSES and (
-                    attempt <= self.config.max_retries
-                ):
-                    await asyncio.sleep(min(2 ** (attempt - 1) * 0.1, 5.0))
-                    continue
-                raise error_from_response(response)
-            finally:
-                await response.aclose()
+                except httpx.TransportError as exc:
+                    if attempt > self.config.max_retries:
+                        raise TransportException(
+                            f"could not reach the MLflow server: {type(exc).__name__}",
+                            method=method,
+                            path=path,
+                        ) from None
+                else:
+                    try:
+                        if response.is_success:
+                            yield response
+                            return
+                        await response.aread()
+                        retryable = response.status_code in RETRY_STATUSES
+                        if not retryable or attempt > self.config.max_retries:
+                            raise error_from_response(response)
+                    finally:
+                        await response.aclose()
+            # The slot is free while this attempt waits for the next one.
+            await asyncio.sleep(min(2 ** (attempt - 1) * 0.1, 5.0))
 
 
 def _transport_failure(exc: httpx.TransportError) -> str:
