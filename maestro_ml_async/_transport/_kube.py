@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
 _LIST_PAGE_SIZE = 500
+# Times that `ClusterTransport.iter_list` starts a list again after its continue
+# token expired, without a new object in between, before it raises the 410.
+_LIST_RESTARTS = 3
 
 
 def resource_path(
@@ -355,22 +358,36 @@ class ClusterTransport:
         """Read every page of a list; return the items and the list's RV.
 
         The resourceVersion is the one of the first page, which is the snapshot
-        that every later page continues.
+        that every later page continues. When a continue token expires (410
+        Expired, generally after five to fifteen minutes), the list is read
+        again in one request without a limit, as client-go's pager does, so
+        the result is still one consistent snapshot.
         """
         items: list[dict[str, Any]] = []
         token: str | None = None
         list_rv = ""
+        limit: int | None = page_size or _LIST_PAGE_SIZE
         while True:
-            page = await self.list_page(
-                group,
-                version,
-                plural,
-                namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                limit=page_size or _LIST_PAGE_SIZE,
-                continue_token=token,
-            )
+            try:
+                page = await self.list_page(
+                    group,
+                    version,
+                    plural,
+                    namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    limit=limit,
+                    continue_token=token,
+                )
+            except KubernetesException as exc:
+                if exc.status_code != 410 or token is None:
+                    raise
+                logger.info(
+                    "continue token of the %s list expired; listing in one request",
+                    plural,
+                )
+                items, token, list_rv, limit = [], None, "", None
+                continue
             meta = page.get("metadata") or {}
             if not list_rv:
                 list_rv = str(meta.get("resourceVersion") or "")
@@ -389,19 +406,58 @@ class ClusterTransport:
         label_selector: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield the objects of a list page by page (limit/continue)."""
+        """Yield the objects of a list page by page (limit/continue).
+
+        A caller that takes longer than the continue token lives (generally
+        five to fifteen minutes) gets 410 Expired for the next page. The list then
+        starts again from the first page and skips the objects already yielded
+        (by namespace, name and uid), so none is yielded twice. Objects created
+        meanwhile appear, and changes to yielded ones do not.
+
+        Raises:
+            KubernetesException: A request failed, or the list expired more
+                than `_LIST_RESTARTS` times without yielding a new object.
+        """
         token: str | None = None
+        yielded: set[tuple[str, str, str]] = set()
+        restarts = 0
         while True:
-            page = await self.list_page(
-                group,
-                version,
-                plural,
-                namespace,
-                label_selector=label_selector,
-                limit=page_size or _LIST_PAGE_SIZE,
-                continue_token=token,
-            )
+            try:
+                page = await self.list_page(
+                    group,
+                    version,
+                    plural,
+                    namespace,
+                    label_selector=label_selector,
+                    limit=page_size or _LIST_PAGE_SIZE,
+                    continue_token=token,
+                )
+            except KubernetesException as exc:
+                if exc.status_code != 410 or token is None:
+                    raise
+                restarts += 1
+                if restarts > _LIST_RESTARTS:
+                    raise
+                logger.info(
+                    "continue token of the %s list expired; listing again and "
+                    "skipping the %d objects already returned",
+                    plural,
+                    len(yielded),
+                )
+                token = None
+                continue
             for item in page.get("items") or []:
+                meta = item.get("metadata") or {}
+                key = (
+                    str(meta.get("namespace") or ""),
+                    str(meta.get("name") or ""),
+                    str(meta.get("uid") or ""),
+                )
+                if key in yielded:
+                    continue
+                yielded.add(key)
+                # Only expiries without progress in between count.
+                restarts = 0
                 yield item
             token = (page.get("metadata") or {}).get("continue") or None
             if not token:
