@@ -469,6 +469,24 @@ async def test_model_create_invalid_success_body(
     assert caught.value.path == "/api/2.0/mlflow/registered-models/create"
 
 
+@pytest.mark.parametrize("body", [{}, {"artifact_uri": None}, {"artifact_uri": ""}])
+async def test_download_uri_missing_is_invalid_response(
+    router: respx.MockRouter, client: AsyncMaestroClient, body: dict[str, Any]
+) -> None:
+    router.get("/model-versions/get").mock(
+        return_value=httpx.Response(200, json=version_json())
+    )
+    router.get("/model-versions/get-download-uri").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+
+    with pytest.raises(MLflowException) as caught:
+        await client.models.get_version_download_uri("m", 1)
+
+    assert caught.value.error_code == "INVALID_RESPONSE"
+    assert "artifact_uri" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("method", "endpoint", "body", "call"),
     [

@@ -39,7 +39,7 @@ from ._registry_support import (
     wait_until_ready,
     warn_stages_deprecated,
 )
-from ._responses import parse_field, parse_items
+from ._responses import invalid_response, parse_field, parse_items
 
 __all__ = ["AsyncModelVersionsMixin"]
 
@@ -423,7 +423,13 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
             not_found=ModelVersionNotFoundException,
             registry=True,
         )
-        return str(body.get("artifact_uri", ""))
+        uri = body.get("artifact_uri")
+        if not isinstance(uri, str) or not uri:
+            # An empty URI would make a later download read the wrong place.
+            raise invalid_response(
+                body, "the server's response has no artifact_uri for the version"
+            )
+        return uri
 
 
 def _check_description(description: object) -> str:
