@@ -29,10 +29,21 @@ from ._table import to_table
 
 Obj = dict[str, Any]
 
+# The API server's texts for a continue token whose resourceVersion etcd has
+# compacted (k8s.io/apiserver, storage/etcd3/errors.go). The 410 Status also
+# carries a new token in ``metadata.continue`` that resumes at the latest
+# resourceVersion.
 _EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list "
-    "result. You can start a new list without the continue parameter."
+    "result. You can start a new list without the continue parameter, or use "
+    "the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent "
+    "list - objects that were created, modified, or deleted between the time "
+    "the first chunk was returned and now may show up in the list."
 )
+_EXPIRED_LIST = "The resourceVersion for the provided list is too old."
+# The resourceVersion of a continue token that resumes at the latest state.
+LATEST = -1
 
 
 def request_selector(request: web.Request, rtype: ResourceType) -> Selector | None:
@@ -86,10 +97,24 @@ def encode_continue(resource_version: int, last_key: str) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
+def _invalid_continue(detail: str) -> StoreError:
+    message = f"invalid continue token: continue key is not valid{detail}"
+    return StoreError(_status.bad_request(message))
+
+
+def _expired_continue(last_key: str) -> StoreError:
+    status = _status.expired(_EXPIRED_CONTINUE)
+    status["metadata"] = {"continue": encode_continue(LATEST, last_key)}
+    return StoreError(status)
+
+
 def decode_continue(
     ctx: ServerContext, rtype: ResourceType, token: str
 ) -> tuple[int, str]:
     """Return the resourceVersion and last key of a continue token.
+
+    The resourceVersion is ``LATEST`` for the token of an expired-continue
+    Status, which resumes at the current state as the API server does.
 
     Raises:
         StoreError: 400 for a malformed token, 410 Expired for one older than
@@ -98,69 +123,96 @@ def decode_continue(
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         resource_version, last_key = int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise StoreError(_status.bad_request("continue key is not valid")) from None
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise _invalid_continue(f": {exc}") from None
+    if resource_version == 0:
+        raise _invalid_continue(": incorrect encoded start resourceVersion")
+    if not last_key:
+        raise _invalid_continue(": encoded start key empty")
+    if resource_version == LATEST:
+        return resource_version, last_key
     too_old = resource_version < ctx.store.oldest_available(rtype)
     if too_old or resource_version < ctx.continue_floor:
-        raise StoreError(_status.expired(_EXPIRED_CONTINUE))
+        raise _expired_continue(last_key)
     return resource_version, last_key
 
 
 def _listed_objects(
-    ctx: ServerContext, request: web.Request, target: Target
+    ctx: ServerContext, request: web.Request, target: Target, limit: int
 ) -> tuple[list[Obj], int, str]:
     """Return the objects to list, the list's resourceVersion and the start key.
 
-    A continue token or ``resourceVersionMatch=Exact`` lists the objects as
-    they were at that resourceVersion. Any other list shows the current
-    objects, after checking that a requested ``resourceVersion`` is not newer.
+    The rules follow the etcd list of the API server (k8s.io/apiserver,
+    storage/etcd3/store.go). A continue token, ``resourceVersionMatch=Exact``,
+    or a non-zero ``resourceVersion`` without a match on a list with a
+    ``limit`` lists the objects as they were at that resourceVersion. Any
+    other list shows the current objects, after checking that a requested
+    ``resourceVersion`` is not newer.
+
+    Raises:
+        StoreError: 400 for a ``resourceVersion`` other than ``0`` next to a
+            continue token, 410 Expired for a version that left the history,
+            504 for a version newer than the store's.
     """
     rtype = target.rtype
     options = list_options(request, watch=False)
-    requested = parse_resource_version(options.resource_version)
     current = ctx.store.resource_version
     if options.continue_token:
         list_rv, start = decode_continue(ctx, rtype, options.continue_token)
-    elif requested is not None and options.match == EXACT:
-        list_rv, start = requested, ""
+        if options.resource_version not in ("", "0"):
+            message = "specifying resource version is not allowed when using continue"
+            raise StoreError(_status.bad_request(message))
+        if list_rv == LATEST:
+            return ctx.store.peek(rtype, target.namespace), current, start
     else:
-        if requested is not None and requested > current:
-            # The API server waits up to 3 s for its cache to reach the
-            # version. The fake's store is always current, so it returns
-            # the error at once.
-            status = _status.resource_version_too_large(requested, current)
-            raise StoreError(status)
-        return ctx.store.peek(rtype, target.namespace), current, ""
+        requested = parse_resource_version(options.resource_version)
+        legacy_exact = options.match == "" and limit > 0
+        if requested is None or not (options.match == EXACT or legacy_exact):
+            if requested is not None and requested > current:
+                # The API server waits up to 3 s for its cache to reach the
+                # version. The fake's store is always current, so it returns
+                # the error at once.
+                status = _status.resource_version_too_large(requested, current)
+                raise StoreError(status)
+            return ctx.store.peek(rtype, target.namespace), current, ""
+        list_rv, start = requested, ""
     if list_rv > current:
         raise StoreError(_status.resource_version_too_large(list_rv, current))
     objects = ctx.store.snapshot(rtype, target.namespace, list_rv)
     if objects is None:
-        message = "The resourceVersion for the provided list is too old."
         if options.continue_token:
-            message = _EXPIRED_CONTINUE
-        raise StoreError(_status.expired(message))
+            raise _expired_continue(start)
+        raise StoreError(_status.expired(_EXPIRED_LIST))
     return objects, list_rv, start
 
 
 def select_page(
     ctx: ServerContext, request: web.Request, target: Target
 ) -> tuple[list[Obj], Obj]:
-    """Return the list items of the request's page and the list metadata."""
+    """Return the list items of the request's page and the list metadata.
+
+    As in etcd, a full page gets a continue token whenever any object follows
+    its last item, even when no later object matches the selectors. The next
+    page is then empty, and clients must keep paging until the token is gone.
+    """
     selector = request_selector(request, target.rtype)
-    limit = int_param(request, "limit")
-    objects, list_rv, start = _listed_objects(ctx, request, target)
-    items = [
-        obj
-        for obj in objects
-        if _object_key(obj) > start and (selector is None or selector(obj))
-    ]
+    limit = max(int_param(request, "limit") or 0, 0)
+    objects, list_rv, start = _listed_objects(ctx, request, target, limit)
+    candidates = [obj for obj in objects if _object_key(obj) > start]
+    items: list[Obj] = []
+    scanned = 0
+    for obj in candidates:
+        if limit and len(items) >= limit:
+            break
+        scanned += 1
+        if selector is None or selector(obj):
+            items.append(obj)
     meta: Obj = {"resourceVersion": str(list_rv)}
-    if limit is not None and limit > 0 and len(items) > limit:
-        meta["continue"] = encode_continue(list_rv, _object_key(items[limit - 1]))
+    if scanned < len(candidates):
+        meta["continue"] = encode_continue(list_rv, _object_key(items[-1]))
         # etcd counts the remaining items only for a list without selectors.
         if selector is None:
-            meta["remainingItemCount"] = len(items) - limit
-        items = items[:limit]
+            meta["remainingItemCount"] = len(candidates) - scanned
     return items, meta
 
 

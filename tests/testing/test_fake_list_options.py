@@ -262,3 +262,126 @@ async def test_paged_list_across_prefix_namespaces(
         ("ml", "a"),
         ("ml", "b"),
     ]
+
+
+async def test_selector_page_keeps_token_for_unmatched_rest(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    # etcd fills a page and then reads another key, so it returns a token even
+    # though no later object matches; the next page is empty and final.
+    store = bare_cluster.store
+    store.create(PJ_TYPE, job("a", team="x"))
+    store.create(PJ_TYPE, job("b"))
+
+    status, first = await list_jobs(http, limit="1", labelSelector="team=x")
+
+    assert status == 200
+    assert names(first) == ["a"]
+    token = first["metadata"]["continue"]
+    assert "remainingItemCount" not in first["metadata"]
+    status, second = await list_jobs(
+        http, limit="1", labelSelector="team=x", **{"continue": token}
+    )
+    assert status == 200
+    assert names(second) == []
+    assert "continue" not in second["metadata"]
+
+
+async def test_selector_page_scans_past_unmatched(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    store = bare_cluster.store
+    for name in ("a", "b", "c"):
+        store.create(PJ_TYPE, job(name))
+    store.create(PJ_TYPE, job("d", team="x"))
+
+    status, body = await list_jobs(http, limit="1", labelSelector="team=x")
+
+    assert status == 200
+    assert names(body) == ["d"]
+    assert "continue" not in body["metadata"], "d is the last key"
+
+
+async def test_continue_with_resource_version_gets_400(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    store = bare_cluster.store
+    for name in ("a", "b"):
+        store.create(PJ_TYPE, job(name))
+    _, first = await list_jobs(http, limit="1")
+    token = first["metadata"]["continue"]
+    version = first["metadata"]["resourceVersion"]
+
+    status, body = await list_jobs(
+        http, limit="1", resourceVersion=version, **{"continue": token}
+    )
+    zero_status, zero_body = await list_jobs(
+        http, limit="1", resourceVersion="0", **{"continue": token}
+    )
+
+    assert status == 400
+    assert body["reason"] == "BadRequest"
+    assert body["message"] == (
+        "specifying resource version is not allowed when using continue"
+    )
+    assert zero_status == 200, "resourceVersion=0 is allowed next to a token"
+    assert names(zero_body) == ["b"]
+
+
+async def test_malformed_continue_gets_400(http: aiohttp.ClientSession) -> None:
+    status, body = await list_jobs(http, limit="1", **{"continue": "not-a-token"})
+
+    assert status == 400
+    assert body["reason"] == "BadRequest"
+    assert body["message"].startswith(
+        "invalid continue token: continue key is not valid"
+    )
+
+
+async def test_legacy_version_with_limit_is_exact(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    # Without resourceVersionMatch, a non-zero resourceVersion means "not
+    # older than" on a full list but "exactly" on a list with a limit.
+    store = bare_cluster.store
+    store.create(PJ_TYPE, job("a"))
+    then = store.resource_version
+    store.create(PJ_TYPE, job("b"))
+
+    status, paged = await list_jobs(http, limit="5", resourceVersion=str(then))
+    _, full = await list_jobs(http, resourceVersion=str(then))
+
+    assert status == 200
+    assert names(paged) == ["a"]
+    assert paged["metadata"]["resourceVersion"] == str(then)
+    assert names(full) == ["a", "b"]
+    assert full["metadata"]["resourceVersion"] == str(store.resource_version)
+
+
+async def test_expired_continue_offers_inconsistent_token(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    store = bare_cluster.store
+    for name in ("a", "b", "c"):
+        store.create(PJ_TYPE, job(name))
+    _, first = await list_jobs(http, limit="1")
+    store.delete(PJ_TYPE, "default", "b")
+    store.create(PJ_TYPE, job("d"))
+    bare_cluster.expire_continue_tokens()
+
+    status, expired = await list_jobs(
+        http, limit="1", **{"continue": first["metadata"]["continue"]}
+    )
+
+    assert status == 410
+    assert expired["reason"] == "Expired"
+    assert expired["message"].startswith(
+        "The provided continue parameter is too old to display a consistent list "
+        "result. You can start a new list without the continue parameter, or use "
+        "the continue token in this response"
+    )
+    token = expired["metadata"]["continue"]
+    status, rest = await list_jobs(http, limit="5", **{"continue": token})
+    assert status == 200
+    assert names(rest) == ["c", "d"], "the token resumes at the current state"
+    assert rest["metadata"]["resourceVersion"] == str(store.resource_version)
