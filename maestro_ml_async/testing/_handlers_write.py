@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -12,10 +13,12 @@ from ._handlers_read import request_selector, without_type
 from ._http import Target, flag, json_response, read_body, status_response
 from ._immutable import check_update
 from ._managed import FieldManager, apply, check_manager_name, manager_from_request
-from ._patch import PatchError, json_patch, merge_patch
+from ._patch import PatchDecodeError, PatchError, json_patch, merge_patch
 from ._resources import ResourceType
 from ._status import StoreError
 from ._strategic import strategic_merge_patch
+
+_log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
@@ -158,11 +161,34 @@ def _unsupported_patch(rtype: ResourceType) -> StoreError:
     return StoreError(_status.failure(415, "UnsupportedMediaType", message, {}))
 
 
+# The API server discards the reason a JSON patch failed to apply and sends
+# this generic 422 text with empty details (apiserver handlers/patch.go).
+_JSON_PATCH_FAILED = "the server rejected our request due to an error in our request"
+
+
+def _json_patched(stored: Obj, patch: Any) -> Any:
+    """Return the stored object with a JSON patch applied.
+
+    Raises:
+        StoreError: 400 when the body is not a list of operations, 422 with
+            the API server's generic message when an operation fails.
+    """
+    try:
+        return json_patch(stored, patch)
+    except PatchDecodeError as exc:
+        message = f"error decoding patch: {exc}"
+        raise StoreError(_status.bad_request(message)) from None
+    except PatchError as exc:
+        _log.debug("JSON patch failed: %s", exc)
+        status = _status.failure(422, "Invalid", _JSON_PATCH_FAILED, {})
+        raise StoreError(status) from None
+
+
 def _patched(rtype: ResourceType, content_type: str, stored: Obj, patch: Any) -> Obj:
     """Return the stored object with the patch applied."""
     try:
         if content_type == JSON_PATCH:
-            result = json_patch(stored, patch)
+            result = _json_patched(stored, patch)
         elif content_type == STRATEGIC_PATCH:
             result = strategic_merge_patch(stored, patch)
         elif isinstance(patch, dict):

@@ -10,6 +10,23 @@ class PatchError(ValueError):
     """A patch that cannot be applied, such as a failed ``test`` operation."""
 
 
+class PatchDecodeError(PatchError):
+    """A JSON patch body that is not a list of operation objects."""
+
+
+def _json_type(value: Any) -> str:
+    """Return the JSON type name that Go's encoding/json prints for ``value``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """Return ``target`` with an RFC 7386 merge patch applied.
 
@@ -145,14 +162,29 @@ def json_patch(target: Any, operations: Any) -> Any:
             ``move``, ``copy``, ``test``).
 
     Raises:
-        PatchError: When the patch is not a list, an operation is malformed, a
-            path does not exist or a ``test`` fails.
+        PatchDecodeError: When the patch is not a list of objects. The message
+            is the API server's decoding error.
+        PatchError: When an operation is malformed, a path does not exist or
+            a ``test`` fails.
     """
+    if operations is None:
+        # Go decodes JSON null into an empty list, so the patch changes nothing.
+        operations = []
     if not isinstance(operations, list):
-        raise PatchError("a JSON patch must be a list of operations")
+        raise PatchDecodeError(
+            f"json: cannot unmarshal {_json_type(operations)} into Go value of "
+            "type []handlers.jsonPatchOp"
+        )
+    for operation in operations:
+        if operation is not None and not isinstance(operation, dict):
+            raise PatchDecodeError(
+                f"json: cannot unmarshal {_json_type(operation)} into Go value of "
+                "type handlers.jsonPatchOp"
+            )
     document = copy.deepcopy(target)
     for operation in operations:
-        if not isinstance(operation, dict):
-            raise PatchError("each JSON patch operation must be an object")
+        if operation is None:
+            # Go decodes a null operation into one without an op.
+            raise PatchError("unexpected kind of operation: ''")
         document = _apply_operation(document, operation)
     return document

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 
 from maestro_ml_async.testing import FakeCluster
 
@@ -392,16 +393,54 @@ async def test_json_patch_and_failed_test(http: aiohttp.ClientSession) -> None:
     status, body = await call(
         http, "PATCH", f"{PJ}/j", data=_dumps(failing), headers=JSON_PATCH
     )
+    # The API server drops the failing operation's text and sends its
+    # generic 422 message with empty details.
     assert status == 422
     assert body["reason"] == "Invalid"
     assert body["message"] == (
-        "testing value /spec/pytorchReplicaSpecs/Master/replicas failed: test failed"
+        "the server rejected our request due to an error in our request"
     )
+    assert body["details"] == {}
     remove_missing = [{"op": "remove", "path": "/spec/nothing"}]
-    status, _ = await call(
+    status, body = await call(
         http, "PATCH", f"{PJ}/j", data=_dumps(remove_missing), headers=JSON_PATCH
     )
     assert status == 422
+    assert body["details"] == {}
+
+
+@pytest.mark.parametrize(
+    ("patch", "error"),
+    [
+        ({"op": "add"}, "cannot unmarshal object into Go value of type []"),
+        ("add", "cannot unmarshal string into Go value of type []"),
+        (["add"], "cannot unmarshal string into Go value of type handlers."),
+    ],
+)
+async def test_json_patch_not_a_list_gets_400(
+    http: aiohttp.ClientSession, patch: Any, error: str
+) -> None:
+    await create(http, PJ, job("j"))
+
+    status, body = await call(
+        http, "PATCH", f"{PJ}/j", data=_dumps(patch), headers=JSON_PATCH
+    )
+
+    assert status == 400
+    assert body["reason"] == "BadRequest"
+    assert body["message"].startswith("error decoding patch: json: ")
+    assert error in body["message"]
+
+
+async def test_json_patch_null_changes_nothing(http: aiohttp.ClientSession) -> None:
+    created = await create(http, PJ, job("j"))
+
+    status, body = await call(http, "PATCH", f"{PJ}/j", data="null", headers=JSON_PATCH)
+
+    assert status == 200
+    assert (
+        body["metadata"]["resourceVersion"] == (created["metadata"]["resourceVersion"])
+    )
 
 
 def _dumps(value: Any) -> str:
