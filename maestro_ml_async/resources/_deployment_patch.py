@@ -175,9 +175,12 @@ def rollout_patch(
     before the rollout is recorded, so `rollback_patch` can return to it.
     """
     current = parse_deployment(obj)
+    # A URI that differs only by a trailing slash names the same artifacts,
+    # as in deployments made before MLflow directories got the slash.
+    same_uri = (current.storage_uri or "").rstrip("/") == model.storage_uri.rstrip("/")
     if (
         current.model_version == model.model_version
-        and current.storage_uri == model.storage_uri
+        and same_uri
         and current.rollout_state == "stable"
     ):
         return None

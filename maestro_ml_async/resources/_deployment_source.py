@@ -9,6 +9,7 @@ first followed through the REST API to the artifact location they name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -33,6 +34,7 @@ __all__ = [
     "redact_uri",
     "require_version_selector",
     "resolve_model",
+    "storage_uri_for_format",
 ]
 
 # Schemes that KServe's storage initializer downloads from (KServe 0.15).
@@ -364,6 +366,25 @@ def _join_uri(target: str, rest: str) -> str:
         return target
     head = target if target.endswith("/") else target + "/"
     return head + rest.lstrip("/")
+
+
+def storage_uri_for_format(model: ModelSpec, model_format: str | None) -> ModelSpec:
+    """Return `model` with the storage URI that its format's server can load.
+
+    An MLflow model is a directory that contains an ``MLmodel`` file, so its
+    ``s3://`` URI gets a trailing slash. S3 lists keys by string prefix, and
+    KServe's storage initializer downloads every key under the URI's path:
+    ``s3://b/models/v1`` also fetches ``s3://b/models/v10/...`` and
+    ``s3://b/models/v1-old/...`` into the same model directory. Some KServe
+    releases (reported for 0.11.1 and 0.14) also moved the nested files of a
+    URI without the slash to the top level, where MLflow cannot find them.
+    Other formats keep their URI, because it may name a single model file.
+    """
+    uri = model.storage_uri
+    is_mlflow = (model_format or "").lower() == "mlflow"
+    if not is_mlflow or urlsplit(uri).scheme != "s3" or uri.endswith("/"):
+        return model
+    return dataclasses.replace(model, storage_uri=uri + "/")
 
 
 def redact_uri(uri: str) -> str:

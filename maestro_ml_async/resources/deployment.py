@@ -50,6 +50,7 @@ from ._deployment_source import (
     redact_uri,
     require_version_selector,
     resolve_model,
+    storage_uri_for_format,
 )
 from ._deployment_wait import wait_until_ready
 from ._kserve import (
@@ -188,6 +189,7 @@ class AsyncDeploymentResource:
             self._config.storage_uri_map,
             deployment_name=name,
         )
+        model = storage_uri_for_format(model, options.model_format)
         manifest = build_inference_service(name, ns, model, options)
         kube = await self._kube()
         try:
@@ -371,6 +373,7 @@ class AsyncDeploymentResource:
             self._config.storage_uri_map,
             deployment_name=name,
         )
+        model = storage_uri_for_format(model, current.model_format)
         rollout = change.strategy or current.strategy
 
         def build(obj: dict[str, Any]) -> dict[str, Any] | None:

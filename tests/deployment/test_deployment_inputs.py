@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from _deployment_helpers import (
+    ISVC,
+    NAMESPACE,
     RegisteredModel,
     make_client,
     register_run_model,
@@ -98,7 +100,7 @@ async def test_stage_resolves_latest_in_stage(
         deployment_name, model.name, stage="staging"
     )
     assert created.model_version == "2"
-    assert created.storage_uri == model.sources[1]
+    assert created.storage_uri == model.sources[1] + "/"
 
 
 async def test_unmapped_proxy_uri_creates_nothing(
@@ -283,6 +285,58 @@ async def test_serving_options_reach_spec(
     assert updated.max_replicas == 6
     assert updated.model_format == "sklearn"
     assert updated.runtime == "kserve-sklearnserver"
+
+
+async def test_s3_mlflow_directory_gets_slash(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    unique: str,
+) -> None:
+    # S3 lists keys by string prefix, so without the slash KServe would also
+    # download the sibling keys under .../v10 or .../v1-old.
+    api = kclient.deployment
+    mlflow_name, sklearn_name = f"mlf-{unique}", f"skl-{unique}"
+    served = await api.deploy(mlflow_name, model.name, model_version=1)
+    assert served.storage_uri == model.sources[0] + "/"
+    annotations = served.raw["metadata"]["annotations"]
+    assert annotations["maestro-ml.io/artifact-uri"] == model.sources[0]
+
+    single_file = await api.deploy(
+        sklearn_name, model.name, model_version=1, model_format="sklearn"
+    )
+    assert single_file.storage_uri == model.sources[0]
+
+    rolled = await api.update(mlflow_name, model_version=2)
+    assert rolled.storage_uri == model.sources[1] + "/"
+    rolled_back = await (await api.rollback(mlflow_name)).wait_ready(timeout=10.0)
+    assert rolled_back.storage_uri == model.sources[0] + "/"
+
+
+async def test_slash_alone_is_no_rollout(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    # A deployment written without the slash already serves that version.
+    api = kclient.deployment
+    created = await api.deploy(deployment_name, model.name, model_version=1)
+    cluster.store.mutate(
+        ISVC,
+        NAMESPACE,
+        deployment_name,
+        lambda obj: obj["spec"]["predictor"]["model"].update(
+            storageUri=model.sources[0]
+        ),
+    )
+    before = await api.get_deployment(deployment_name)
+    assert before.storage_uri == model.sources[0]
+    assert before.generation == (created.generation or 0) + 1
+    again = await api.update(deployment_name, model_version=1)
+    # The spec did not change, so no new generation and no new revision.
+    assert again.generation == before.generation
+    assert again.storage_uri == model.sources[0]
 
 
 @pytest.mark.parametrize(

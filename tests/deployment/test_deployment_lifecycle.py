@@ -34,7 +34,8 @@ async def test_lifecycle_by_alias(
     )
     assert created.model_name == model.name
     assert created.model_version == "1"
-    assert created.storage_uri == model.sources[0]
+    # An MLflow model is a directory, so its s3:// URI ends with a slash.
+    assert created.storage_uri == model.sources[0] + "/"
     assert not created.has_status
 
     ready = await created.wait_ready(timeout=WAIT)
@@ -74,7 +75,7 @@ async def test_lifecycle_by_alias(
 
     rolled_back = await api.rollback(deployment_name)
     assert rolled_back.model_version == "1"
-    assert rolled_back.storage_uri == model.sources[0]
+    assert rolled_back.storage_uri == model.sources[0] + "/"
     assert rolled_back.previous_model_version == "2"
     rolled_back = await rolled_back.wait_ready(timeout=WAIT)
     restored = rolled_back.latest_ready_revision

@@ -16,7 +16,11 @@ from maestro_ml_async.resources._deployment_patch import (
     rollout_patch,
     scale_patch,
 )
-from maestro_ml_async.resources._deployment_source import map_storage_uri, redact_uri
+from maestro_ml_async.resources._deployment_source import (
+    map_storage_uri,
+    redact_uri,
+    storage_uri_for_format,
+)
 from maestro_ml_async.resources._deployment_status import (
     describe_not_ready,
     evaluate_readiness,
@@ -228,6 +232,30 @@ def test_storage_map_joins_at_boundary(
     uri: str, mapping: dict[str, str], expected: str
 ) -> None:
     assert map_storage_uri(uri, mapping) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "model_format", "expected"),
+    [
+        ("s3://b/models/v1", "mlflow", "s3://b/models/v1/"),
+        ("s3://b/models/v1", "MLflow", "s3://b/models/v1/"),
+        ("s3://b/models/v1/", "mlflow", "s3://b/models/v1/"),
+        ("s3://b", "mlflow", "s3://b/"),
+        ("s3://b/model.onnx", "onnx", "s3://b/model.onnx"),
+        ("s3://b/models/v1", "sklearn", "s3://b/models/v1"),
+        ("s3://b/models/v1", None, "s3://b/models/v1"),
+        ("gs://b/models/v1", "mlflow", "gs://b/models/v1"),
+        ("pvc://claim/models/v1", "mlflow", "pvc://claim/models/v1"),
+        ("hf://org/model", "mlflow", "hf://org/model"),
+    ],
+)
+def test_storage_uri_for_format(
+    uri: str, model_format: str | None, expected: str
+) -> None:
+    model = ModelSpec("churn", "1", uri, "mlflow-artifacts:/1/r/artifacts/model")
+    adjusted = storage_uri_for_format(model, model_format)
+    assert adjusted.storage_uri == expected
+    assert adjusted.artifact_uri == model.artifact_uri
 
 
 @pytest.mark.parametrize(
