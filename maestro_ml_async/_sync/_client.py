@@ -1761,7 +1761,9 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
                 replicas (at least 1).
             params: Hyperparameters, passed as ``--key=value`` arguments and
                 ``PARAM_<KEY>`` variables. Values are converted with ``str``
-                (booleans to ``true``/``false``), and None is rejected.
+                (booleans to ``true``/``false``), and None is rejected, as are
+                keys with ``=`` or whitespace and keys that map to the same
+                variable (``lr`` and ``LR``).
             env: Extra environment variables with string values; they win over
                 the ones the SDK sets (MLFLOW_TRACKING_URI,
                 MLFLOW_EXPERIMENT_NAME, ...).

@@ -28,6 +28,7 @@ from ._training_specs import (
     check_string_map,
     code_configmap_name,
     load_code_bundle,
+    param_env_name,
 )
 
 if TYPE_CHECKING:
@@ -156,6 +157,22 @@ def _check_params(params: Mapping[str, Any] | None) -> dict[str, str]:
         if value is None:
             raise ValidationException(
                 f"params value of {key!r} is None; leave the key out or give a value"
+            )
+    variables: dict[str, str] = {}
+    for key in result:
+        # argparse splits ``--key=value`` at the first "=", and an option
+        # name with whitespace matches no option, so such keys cannot arrive.
+        if "=" in key or any(char.isspace() for char in key):
+            raise ValidationException(
+                f"params key {key!r} contains '=' or whitespace, so it cannot "
+                f"be passed as --{key}=<value>; rename it"
+            )
+        variable = param_env_name(key)
+        other = variables.setdefault(variable, key)
+        if other != key:
+            raise ValidationException(
+                f"params keys {other!r} and {key!r} both map to the variable "
+                f"{variable}, so one would hide the other; rename one of them"
             )
     return result
 

@@ -71,6 +71,14 @@ INVALID_VALUES = [
     ({"env": {"A": 1}}, "env value of 'A' must be a string"),
     ({"env": {"A": None}}, "env value of 'A' must be a string"),
     ({"params": {"n": None}}, "params value of 'n' is None"),
+    (
+        {"params": {"learning-rate": 1, "learning_rate": 2}},
+        "'learning-rate' and 'learning_rate' both map to the variable "
+        "PARAM_LEARNING_RATE",
+    ),
+    ({"params": {"lr": 1, "LR": 2}}, "'lr' and 'LR' both map"),
+    ({"params": {"a=b": 1}}, "params key 'a=b' contains '='"),
+    ({"params": {"batch size": 1}}, "params key 'batch size' contains"),
 ]
 
 
