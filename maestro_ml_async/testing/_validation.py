@@ -31,6 +31,10 @@ _LABEL_TEXT = (
 # generateName suffixes use consonants and digits only, like the API server, so a
 # random suffix never spells a word.
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_SUFFIX_LENGTH = 5
+# The API server cuts a generateName prefix to 58 characters, so a generated
+# name fits in 63 (apiserver's SimpleNameGenerator), whatever the type.
+_MAX_GENERATED_PREFIX = 63 - _SUFFIX_LENGTH
 
 
 def name_problems(rtype: ResourceType, name: str) -> list[str]:
@@ -69,8 +73,10 @@ def resolve_name(rtype: ResourceType, metadata: dict[str, Any]) -> str:
                 "Required value: name or generateName is required",
             )
             raise _status.StoreError(_status.invalid(rtype, "", [cause]))
-        suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
-        name = prefix + suffix
+        suffix = "".join(
+            secrets.choice(_SUFFIX_ALPHABET) for _ in range(_SUFFIX_LENGTH)
+        )
+        name = prefix[:_MAX_GENERATED_PREFIX] + suffix
     problems = name_problems(rtype, name)
     if problems:
         causes = [

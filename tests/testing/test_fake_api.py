@@ -130,6 +130,19 @@ async def test_generate_name(http: aiohttp.ClientSession) -> None:
     assert first["metadata"]["name"] != second["metadata"]["name"]
 
 
+async def test_generate_name_long_prefix(http: aiohttp.ClientSession) -> None:
+    # The API server keeps 58 characters of the prefix, so the name fits in 63.
+    prefix = "p" * 70
+    body = {"metadata": {"generateName": prefix}}
+
+    created = await create(http, PJ, body)
+    pod = await create(http, "/api/v1/namespaces/default/pods", body)
+
+    for name in (created["metadata"]["name"], pod["metadata"]["name"]):
+        assert len(name) == 63
+        assert name.startswith("p" * 58)
+
+
 async def test_create_duplicate_gets_409(http: aiohttp.ClientSession) -> None:
     await create(http, PJ, job("j"))
     status, body = await call(http, "POST", PJ, json=job("j"))
