@@ -442,6 +442,20 @@ def _check_description(description: object) -> str:
     return description
 
 
+def _logged_model_id(source: str) -> str | None:
+    """Return the logged model id of a ``models:/<model_id>`` source, else None.
+
+    ``models:/<name>/<version>``, ``models:/<name>@<alias>`` and other
+    sources name no logged model.
+    """
+    if not source.startswith("models:/"):
+        return None
+    path = source[len("models:/") :]
+    if not path or "/" in path or "@" in path:
+        return None
+    return path
+
+
 def _version_body(
     name: str,
     source: object,
@@ -454,6 +468,11 @@ def _version_body(
     if not isinstance(source, str) or not source.strip():
         raise ValidationException("source must be a non-empty artifact URI")
     body: dict[str, object] = {"name": name, "source": source}
+    model_id = _logged_model_id(source)
+    if model_id is not None:
+        # MLflow 3 rejects a models:/<model_id> source unless the request
+        # names the same logged model in model_id.
+        body["model_id"] = model_id
     if run_id is not None:
         if not isinstance(run_id, str) or not run_id.strip():
             raise ValidationException("run_id must be a non-empty string or None")

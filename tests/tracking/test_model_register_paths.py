@@ -80,3 +80,21 @@ async def test_register_existing_path(
     assert version.source == artifact_uri + suffix
     assert version.run_id == run_id
     await client.models.delete(name)
+
+
+async def test_create_version_from_logged_model(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    experiment = await client.experiments.create(f"logged-source-{unique}")
+    run = await client.runs.create(experiment.experiment_id)
+    logged = await client.logged_models.create(
+        experiment.experiment_id, name="model", source_run_id=run.run_id
+    )
+    name = f"from-logged-{unique}"
+    await client.models.create(name)
+
+    version = await client.models.create_version(name, f"models:/{logged.model_id}")
+
+    assert version.source == f"models:/{logged.model_id}"
+    assert version.run_id == run.run_id
+    await client.models.delete(name)
