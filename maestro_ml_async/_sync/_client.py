@@ -1125,15 +1125,24 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
 
         The registered model is created when it does not exist yet. When a
         concurrent call creates it first, that model is used. The version's
-        source is the run's artifact URI joined with `artifact_path`, which
-        must exist in the run's artifacts: one ``artifacts/list`` request checks
-        it before anything is created.
+        source is the run's artifact URI joined with `artifact_path` when the
+        run's artifacts contain that path (one ``artifacts/list`` request checks
+        it before anything is created).
+
+        MLflow 3 stores a model logged with ``log_model(name=...)`` as a logged
+        model outside the run's artifacts. When the run's artifacts lack
+        `artifact_path`, the logged model of that name whose source run is
+        `run_id` is registered instead, with source ``models:/<model_id>``, as
+        MLflow's own ``register_model("runs:/...")`` does. Of several such
+        models, the one the run logged at the highest step wins.
 
         Raises:
             ValidationException: `artifact_path` is empty, absolute or has a
-                ``..`` segment.
+                ``..`` segment, or several logged models match and the run's
+                outputs do not say which is the latest.
             RunNotFoundException: The run does not exist.
-            NotFoundException: Nothing is stored at `artifact_path` in the run.
+            NotFoundException: Nothing is stored at `artifact_path` in the run,
+                and the run has no logged model of that name.
             ModelNotFoundException: `name` is a prompt.
         """
         return self._runner.call(

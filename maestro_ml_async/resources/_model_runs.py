@@ -26,6 +26,7 @@ from ._registry_support import (
     relative_artifact_path,
 )
 from ._responses import parse_field, parse_items
+from ._run_logged_models import find_run_logged_model
 
 __all__ = ["AsyncModelRunsMixin"]
 
@@ -49,15 +50,24 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
 
         The registered model is created when it does not exist yet. When a
         concurrent call creates it first, that model is used. The version's
-        source is the run's artifact URI joined with `artifact_path`, which
-        must exist in the run's artifacts: one ``artifacts/list`` request checks
-        it before anything is created.
+        source is the run's artifact URI joined with `artifact_path` when the
+        run's artifacts contain that path (one ``artifacts/list`` request checks
+        it before anything is created).
+
+        MLflow 3 stores a model logged with ``log_model(name=...)`` as a logged
+        model outside the run's artifacts. When the run's artifacts lack
+        `artifact_path`, the logged model of that name whose source run is
+        `run_id` is registered instead, with source ``models:/<model_id>``, as
+        MLflow's own ``register_model("runs:/...")`` does. Of several such
+        models, the one the run logged at the highest step wins.
 
         Raises:
             ValidationException: `artifact_path` is empty, absolute or has a
-                ``..`` segment.
+                ``..`` segment, or several logged models match and the run's
+                outputs do not say which is the latest.
             RunNotFoundException: The run does not exist.
-            NotFoundException: Nothing is stored at `artifact_path` in the run.
+            NotFoundException: Nothing is stored at `artifact_path` in the run,
+                and the run has no logged model of that name.
             ModelNotFoundException: `name` is a prompt.
         """
         name = check_name(name)
@@ -71,8 +81,11 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
         if not artifact_uri:
             raise RunNotFoundException(f"run {run_id!r} has no artifact_uri")
         existing = await self._find_model(name)
-        await self._check_artifact_exists(run_id, relative)
-        source = artifact_uri.rstrip("/") + "/" + relative
+        model_id = await self._find_source(run_id, run, relative)
+        if model_id is None:
+            source = artifact_uri.rstrip("/") + "/" + relative
+        else:
+            source = f"models:/{model_id}"
         body = _version_body(name, source, run_id, tags, description, None)
 
         if existing is None:
@@ -102,12 +115,19 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
         except AlreadyExistsException:
             return reject_prompt_model(await self._fetch_model(name))
 
-    async def _check_artifact_exists(self, run_id: str, relative: str) -> None:
-        """Raise `NotFoundException` when the run stores nothing at `relative`.
+    async def _find_source(
+        self, run_id: str, run: dict[str, Any], relative: str
+    ) -> str | None:
+        """Return None to register the run's own `relative` folder, or the id
+        of the run's logged model named `relative`.
 
         A failed listing (a server that cannot reach the artifact store, or a
         user without artifact access) skips the check with a warning, because
         the registry itself does not need the artifacts.
+
+        Raises:
+            NotFoundException: Neither the run's artifacts nor its logged
+                models contain `relative`.
         """
         try:
             found = await self._artifact_exists(run_id, relative)
@@ -119,14 +139,24 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
                 run_id,
                 exc,
             )
-            return
-        if not found:
+            return None
+        if found:
+            return None
+        model_id = await find_run_logged_model(self._transport, run, relative)
+        if model_id is None:
             raise NotFoundException(
                 f"artifact_path {relative!r} not found in the artifacts of run "
-                f"{run_id!r}; log the model there first or pass the path it was "
-                "logged under",
+                f"{run_id!r}, and the run has no logged model with that name; "
+                "log the model there first or pass the path it was logged under",
                 error_code="RESOURCE_DOES_NOT_EXIST",
             )
+        logger.info(
+            "run %s has no artifacts at %r; registering its logged model %s",
+            run_id,
+            relative,
+            model_id,
+        )
+        return model_id
 
     async def _artifact_exists(self, run_id: str, relative: str) -> bool:
         # MLflow lists a folder's files but lists a file path as empty, so an

@@ -98,3 +98,59 @@ async def test_create_version_from_logged_model(
     assert version.source == f"models:/{logged.model_id}"
     assert version.run_id == run.run_id
     await client.models.delete(name)
+
+
+async def test_register_falls_back_to_logged_model(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    # MLflow 3's log_model(name="model") stores the model outside the run's
+    # artifacts, as a logged model whose source run is the run.
+    experiment = await client.experiments.create(f"register-logged-{unique}")
+    run = await client.runs.create(experiment.experiment_id)
+    other_run = await client.runs.create(experiment.experiment_id)
+    await client.logged_models.create(
+        experiment.experiment_id, name="model", source_run_id=other_run.run_id
+    )
+    await client.logged_models.create(
+        experiment.experiment_id, name="other", source_run_id=run.run_id
+    )
+    logged = await client.logged_models.create(
+        experiment.experiment_id, name="model", source_run_id=run.run_id
+    )
+    name = f"logged-{unique}"
+
+    version = await client.models.register(run.run_id, "model", name)
+
+    assert version.source == f"models:/{logged.model_id}"
+    assert version.run_id == run.run_id
+    await client.models.delete(name)
+
+
+async def test_register_picks_latest_logged_model(
+    client: AsyncMaestroClient, unique: str
+) -> None:
+    experiment = await client.experiments.create(f"register-steps-{unique}")
+    run = await client.runs.create(experiment.experiment_id)
+    early = await client.logged_models.create(
+        experiment.experiment_id, name="model", source_run_id=run.run_id
+    )
+    late = await client.logged_models.create(
+        experiment.experiment_id, name="model", source_run_id=run.run_id
+    )
+    name = f"steps-{unique}"
+
+    with pytest.raises(ValidationException, match="which is the latest"):
+        await client.models.register(run.run_id, "model", name)
+
+    # The step decides, not the creation order.
+    outputs = [
+        {"model_id": late.model_id, "step": 2},
+        {"model_id": early.model_id, "step": 7},
+    ]
+    await client._mlflow.call(
+        "POST", "runs/outputs", json={"run_id": run.run_id, "models": outputs}
+    )
+    version = await client.models.register(run.run_id, "model", name)
+
+    assert version.source == f"models:/{early.model_id}"
+    await client.models.delete(name)

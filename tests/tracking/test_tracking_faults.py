@@ -298,6 +298,30 @@ async def test_logged_models_on_mlflow2(fake: AsyncMaestroClient) -> None:
 
 
 @respx.mock
+async def test_register_on_mlflow2_without_artifacts(
+    fake: AsyncMaestroClient,
+) -> None:
+    # The logged-model fallback of register must not turn MLflow 2's 404 for
+    # logged-models/search into "not supported": the path is simply missing.
+    respx.get(f"{API}/runs/get").mock(return_value=httpx.Response(200, json=run_body()))
+    respx.get(f"{API}/registered-models/get").mock(
+        return_value=httpx.Response(
+            404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no model"}
+        )
+    )
+    respx.get(f"{API}/artifacts/list").mock(return_value=httpx.Response(200, json={}))
+    search = respx.post(f"{API}/logged-models/search").mock(
+        return_value=httpx.Response(404, text="<h1>Not Found</h1>")
+    )
+    create = respx.post(f"{API}/registered-models/create")
+    with pytest.raises(NotFoundException, match="no logged model") as caught:
+        await fake.models.register(RUN_ID, "model", "m")
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert search.call_count == 1
+    assert create.call_count == 0
+
+
+@respx.mock
 async def test_logged_model_missing_is_not_found(fake: AsyncMaestroClient) -> None:
     respx.get(f"{API}/logged-models/m-404").mock(
         return_value=httpx.Response(
