@@ -1232,6 +1232,31 @@ def test_registry_nulls_mean_defaults() -> None:
         Model.model_validate({"name": None})
 
 
+@pytest.mark.parametrize("sent", [None, "", True, 1.5, "v2", "two"])
+async def test_invalid_version_number_rejected(
+    router: respx.MockRouter, client: AsyncMaestroClient, sent: object
+) -> None:
+    router.get("/model-versions/get").mock(
+        return_value=httpx.Response(200, json=version_json(version=sent))  # type: ignore[arg-type]
+    )
+
+    with pytest.raises(MLflowException) as caught:
+        await client.models.get_version("m", 1)
+
+    assert caught.value.error_code == "INVALID_RESPONSE"
+    assert "version" in str(caught.value)
+
+
+@pytest.mark.parametrize(("sent", "parsed"), [(7, "7"), (7.0, "7"), ("07", "7")])
+def test_numeric_versions_normalised(sent: object, parsed: str) -> None:
+    from maestro_ml_async.types.models import ModelVersion
+
+    version = ModelVersion.model_validate({"name": "m", "version": sent})
+
+    assert version.version == parsed
+    assert version.version_number == int(parsed)
+
+
 def test_version_parses_rest_json() -> None:
     from maestro_ml_async.types.models import ModelVersion
 

@@ -100,7 +100,16 @@ class ModelVersion(_RegistryModel):
     @field_validator("version", mode="before")
     @classmethod
     def _parse_version(cls, value: object) -> str:
-        return str(value)
+        # MLflow sends the number as a string and some registries as a JSON
+        # number. Anything else (null, "", true, 1.5) would break
+        # `version_number` and every later request for this version.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        if isinstance(value, str) and value.strip().isdigit() and value.isascii():
+            return str(int(value))
+        raise ValueError("expected a whole version number")
 
     @field_validator("current_stage", mode="before")
     @classmethod
