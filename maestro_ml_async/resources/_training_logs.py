@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -46,19 +47,32 @@ returns, so the stream splits lines itself.
 """
 
 
+_LOG_TIMESTAMP = re.compile(
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?"
+    r"(?:Z|([+-])(\d{2}):(\d{2}))"
+)
+
+
 def parse_log_timestamp(text: str) -> int | None:
-    """Return an RFC 3339 timestamp (nanosecond precision) as epoch nanoseconds."""
-    if not text.endswith("Z") or "T" not in text:
+    """Return an RFC 3339 timestamp (nanosecond precision) as epoch nanoseconds.
+
+    The API documents RFC 3339 timestamps, which may carry an offset
+    (``+01:00``) instead of ``Z``, as Docker's ``local`` log driver wrote them
+    until late 2023, so both forms are read.
+    """
+    match = _LOG_TIMESTAMP.fullmatch(text)
+    if match is None:
         return None
-    seconds_part, _, fraction = text[:-1].partition(".")
+    seconds_part, fraction, sign, hours, minutes = match.groups()
     try:
         moment = datetime.strptime(seconds_part, "%Y-%m-%dT%H:%M:%S")
     except ValueError:
         return None
-    digits = (fraction + "000000000")[:9] if fraction else "0"
-    if not digits.isdigit():
-        return None
     whole = int(moment.replace(tzinfo=timezone.utc).timestamp())
+    if sign is not None:
+        offset = int(hours) * 3600 + int(minutes) * 60
+        whole -= offset if sign == "+" else -offset
+    digits = (fraction or "").ljust(9, "0")
     return whole * 1_000_000_000 + int(digits)
 
 

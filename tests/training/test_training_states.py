@@ -311,6 +311,36 @@ def test_log_cursor_skips_lines_already_delivered() -> None:
     assert [cursor.accept(n) for n in replay] == [False, False, False, True, True]
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-01-05T23:58:20.123456789+01:00",
+        "2026-01-05T17:28:20.123456789-05:30",
+        "2026-01-05T22:58:20.123456789+00:00",
+    ],
+)
+def test_log_timestamp_with_offset(stamp: str) -> None:
+    from maestro_ml_async.resources._training_logs import (
+        _split_line,
+        parse_log_timestamp,
+    )
+
+    assert parse_log_timestamp(stamp) == 1767653900123456789
+    nanos, text = _split_line(f"{stamp} step 1 loss=0.5\n".encode())
+    assert nanos == 1767653900123456789
+    assert text == "step 1 loss=0.5"
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-01-05T22:58:20+0100", "2026-01-05 22:58:20Z", "2026-01-05T22:58:20.Z"],
+)
+def test_log_timestamp_rejects_other_forms(stamp: str) -> None:
+    from maestro_ml_async.resources._training_logs import parse_log_timestamp
+
+    assert parse_log_timestamp(stamp) is None
+
+
 async def test_log_errors_are_retried_without_repeats(
     cluster: FakeCluster, client: AsyncMaestroClient
 ) -> None:
