@@ -1106,6 +1106,11 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         artifacts (``model`` for a source ``<run artifact_uri>/model``), or the
         run's artifact root when the source lies elsewhere.
 
+        A version with an MLflow 3 logged model as its source
+        (``models:/<model_id>``) keeps its files in that logged model, so they
+        are listed from there, with paths relative to the logged model's
+        artifact root (`path` is relative to it too).
+
         Raises:
             RunNotFoundException: The version has no run, or the run is gone.
         """

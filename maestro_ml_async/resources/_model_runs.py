@@ -19,7 +19,8 @@ from .._pagination import next_page_token
 from .._validation import check_name
 from ..types.models import Model, ModelArtifact, ModelMetrics, ModelVersion
 from ._artifact_paths import safe_artifact_path
-from ._model_versions import AsyncModelVersionsMixin, _version_body
+from ._base import object_path
+from ._model_versions import AsyncModelVersionsMixin, _logged_model_id, _version_body
 from ._registry_support import (
     check_new_model_name,
     reject_prompt_model,
@@ -224,10 +225,18 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
         artifacts (``model`` for a source ``<run artifact_uri>/model``), or the
         run's artifact root when the source lies elsewhere.
 
+        A version with an MLflow 3 logged model as its source
+        (``models:/<model_id>``) keeps its files in that logged model, so they
+        are listed from there, with paths relative to the logged model's
+        artifact root (`path` is relative to it too).
+
         Raises:
             RunNotFoundException: The version has no run, or the run is gone.
         """
         found, run = await self._run_of_version(name, version)
+        model_id = _logged_model_id(found.source or "")
+        if model_id is not None:
+            return await self._list_logged_model_artifacts(model_id, path)
         folder = path if path is not None else relative_artifact_path(found.source, run)
         artifacts: builtins.list[ModelArtifact] = []
         token: str | None = None
@@ -242,3 +251,20 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
             token = next_page_token(body, seen)
             if token is None:
                 return artifacts
+
+    async def _list_logged_model_artifacts(
+        self, model_id: str, path: str | None
+    ) -> builtins.list[ModelArtifact]:
+        folder = safe_artifact_path(path)
+        params = {"artifact_directory_path": folder} if folder else None
+        body = await self._transport.call(
+            "GET",
+            object_path(
+                "logged-models", model_id, "/artifacts/directories", what="model id"
+            ),
+            params=params,
+            not_found=NotFoundException,
+            feature="logged models",
+        )
+        # MLflow 3.17 returns one level in one response, without a page token.
+        return parse_items(body, "files", ModelArtifact.model_validate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from maestro_ml_async import (
@@ -153,4 +154,33 @@ async def test_register_picks_latest_logged_model(
     version = await client.models.register(run.run_id, "model", name)
 
     assert version.source == f"models:/{early.model_id}"
+    await client.models.delete(name)
+
+
+async def test_logged_model_version_lists_its_files(
+    client: AsyncMaestroClient, mlflow_server_url: str, unique: str
+) -> None:
+    experiment = await client.experiments.create(f"logged-files-{unique}")
+    run = await client.runs.create(experiment.experiment_id)
+    await client.runs.log_metric(run.run_id, "accuracy", 0.9)
+    logged = await client.logged_models.create(
+        experiment.experiment_id, name="model", source_run_id=run.run_id
+    )
+    # No SDK call writes a logged model's files, so they go through the proxy.
+    root = logged.artifact_uri.removeprefix("mlflow-artifacts:").strip("/")
+    proxy = f"{mlflow_server_url}/api/2.0/mlflow-artifacts/artifacts/{root}"
+    async with httpx.AsyncClient() as http:
+        for path, data in [("MLmodel", b"flavors: {}\n"), ("data/w.bin", b"abc")]:
+            response = await http.put(f"{proxy}/{path}", content=data)
+            assert response.status_code == 200
+    name = f"logged-files-{unique}"
+    version = await client.models.register(run.run_id, "model", name)
+
+    top = await client.models.list_model_artifacts(name, version.version)
+    nested = await client.models.list_model_artifacts(name, version.version, "data")
+    metrics = await client.models.get_model_metrics(name, version.version)
+
+    assert [(a.path, a.is_dir) for a in top] == [("MLmodel", False), ("data", True)]
+    assert [(a.path, a.file_size) for a in nested] == [("data/w.bin", 3)]
+    assert metrics.metrics == {"accuracy": 0.9}
     await client.models.delete(name)
