@@ -279,3 +279,27 @@ async def test_open_stream_holds_its_slot(client_for: Any) -> None:
         "/download",
         "/api/2.0/mlflow/registered-models/get?name=m",
     ]
+
+
+async def broken_gzip(writer: asyncio.StreamWriter) -> bool:
+    """A step that claims a gzip body but sends plain bytes."""
+    body = b'{"registered_model": {"name": "m"}}'
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: gzip\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return True
+
+
+async def test_undecodable_body_is_invalid_response(client_for: Any) -> None:
+    async with ScriptedServer([broken_gzip]) as server:
+        async with client_for(server) as client:
+            with pytest.raises(MLflowException) as caught:
+                await client.models.get("m")
+
+    assert caught.value.error_code == "INVALID_RESPONSE"
+    assert "Content-Encoding" in str(caught.value)
+    assert caught.value.path == "/api/2.0/mlflow/registered-models/get"
+    assert len(server.requests) == 1

@@ -399,7 +399,19 @@ class MlflowTransport:
             kwargs["json"] = dict(json or {})
         started = time.perf_counter()
         async with self._limiter:
-            response = await self.http.request(method, url, **kwargs)
+            try:
+                response = await self.http.request(method, url, **kwargs)
+            except httpx.DecodingError as exc:
+                # The server answered, so the request may have been applied,
+                # and a repeat would most likely get the same broken body.
+                raise MLflowException(
+                    "the server's response body could not be decoded as its "
+                    "Content-Encoding header says; check any proxy in front of "
+                    f"the MLflow server ({type(exc).__name__}: {exc})",
+                    error_code="INVALID_RESPONSE",
+                    method=method,
+                    path=path,
+                ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.log_response(method, path, response.status_code, elapsed_ms)
         if response.status_code in RETRY_STATUSES:
