@@ -18,6 +18,7 @@ import pytest
 
 from maestro_ml_async import (
     AsyncMaestroClient,
+    ClientClosedError,
     MLflowException,
     RateLimitedException,
     TransportException,
@@ -302,4 +303,26 @@ async def test_undecodable_body_is_invalid_response(client_for: Any) -> None:
     assert caught.value.error_code == "INVALID_RESPONSE"
     assert "Content-Encoding" in str(caught.value)
     assert caught.value.path == "/api/2.0/mlflow/registered-models/get"
+    assert len(server.requests) == 1
+
+
+async def test_close_during_requests_raises_closed(client_for: Any) -> None:
+    received = asyncio.Event()
+    release = asyncio.Event()
+
+    async def held(writer: asyncio.StreamWriter) -> bool:
+        received.set()
+        await release.wait()
+        return await answer(200, MODEL)(writer)
+
+    async with ScriptedServer([held]) as server:
+        client = client_for(server, max_concurrency=1, max_retries=0)
+        in_flight = asyncio.create_task(client.models.get("sent"))
+        queued = asyncio.create_task(client.models.get("queued"))
+        await received.wait()
+        await client.aclose()
+        release.set()
+        outcomes = await asyncio.gather(in_flight, queued, return_exceptions=True)
+
+    assert [type(outcome) for outcome in outcomes] == [ClientClosedError] * 2
     assert len(server.requests) == 1

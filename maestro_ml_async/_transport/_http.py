@@ -178,10 +178,7 @@ class MlflowTransport:
         another loop fails with "Event loop is closed".
         """
         if self._closed or self.http.is_closed:
-            raise ClientClosedError(
-                "the client is closed; create a new AsyncMaestroClient "
-                "(or use it inside 'async with')"
-            )
+            raise _closed_error()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -399,8 +396,16 @@ class MlflowTransport:
             kwargs["json"] = dict(json or {})
         started = time.perf_counter()
         async with self._limiter:
+            # The client may have been closed while this request waited for
+            # a slot, and httpx would then raise a bare RuntimeError.
+            self.check_open()
             try:
                 response = await self.http.request(method, url, **kwargs)
+            except httpx.TransportError:
+                if self._closed:
+                    # `aclose` closed the connection under this request.
+                    raise _closed_error() from None
+                raise
             except httpx.DecodingError as exc:
                 # The server answered, so the request may have been applied,
                 # and a repeat would most likely get the same broken body.
@@ -483,6 +488,13 @@ class MlflowTransport:
                         await response.aclose()
             # The slot is free while this attempt waits for the next one.
             await asyncio.sleep(min(2 ** (attempt - 1) * 0.1, 5.0))
+
+
+def _closed_error() -> ClientClosedError:
+    return ClientClosedError(
+        "the client is closed; create a new AsyncMaestroClient "
+        "(or use it inside 'async with')"
+    )
 
 
 def _transport_failure(exc: httpx.TransportError) -> str:
