@@ -43,15 +43,21 @@ async def test_slow_list_jobs_survives_expiry(
     monkeypatch.setattr(kube, "_LIST_PAGE_SIZE", 2)
     for index in range(5):
         await client.training.submit_job(f"page-{index}", "pytorch", "img")
+    lists_before = cluster.stats.requests_by_resource["list pytorchjobs"]
     names = []
     async for job in client.training.list_jobs():
         names.append(job.name)
         if len(names) == 1:
-            # Sorts before every listed job, so only a restarted list returns it.
+            cluster.expire_continue_tokens()
+            # Sorts before every listed job, so only a restarted list returns
+            # it. Its write also moves the store past the expired versions,
+            # as the writes of a real cluster do while a caller is slow.
             await client.training.submit_job("a-late", "pytorch", "img")
-        cluster.expire_continue_tokens()
     assert len(names) == len(set(names)), names
     assert sorted(names) == ["a-late"] + [f"page-{i}" for i in range(5)]
+    # The first page, the expired second page, then the restarted list's three.
+    lists = cluster.stats.requests_by_resource["list pytorchjobs"] - lists_before
+    assert lists == 2 + 3
 
 
 async def test_list_expiring_without_progress_raises(
