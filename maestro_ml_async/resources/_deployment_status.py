@@ -120,8 +120,14 @@ def _failure_is_current(deployment: Deployment, failure: ModelFailure) -> bool:
     return revision is None or latest is None or revision == latest
 
 
-def describe_not_ready(deployment: Deployment | None) -> str:
-    """Return every reason why a deployment is not ready, for a timeout message."""
+def describe_not_ready(
+    deployment: Deployment | None, *, not_revision: str | None = None
+) -> str:
+    """Return every reason why a deployment is not ready, for a timeout message.
+
+    `not_revision` is the revision that does not count as the new one, as in
+    `evaluate_readiness`.
+    """
     if deployment is None:
         return "the deployment was never read"
     if not deployment.has_status:
@@ -140,6 +146,8 @@ def describe_not_ready(deployment: Deployment | None) -> str:
         deployment.latest_created_revision,
         deployment.latest_ready_revision,
     )
+    if not_revision is not None and created in (None, not_revision):
+        parts.append(f"no revision newer than {not_revision} was created yet")
     if created is not None and created != ready:
         parts.append(
             f"the latest created revision {created} is not ready "

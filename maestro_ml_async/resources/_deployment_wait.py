@@ -68,7 +68,7 @@ async def wait_until_ready(
     except _DeadlineReached:
         raise TimeoutException(
             f"deployment {name!r} was not ready after {timeout} s: "
-            + describe_not_ready(last)
+            + describe_not_ready(last, not_revision=not_revision)
         ) from None
 
 

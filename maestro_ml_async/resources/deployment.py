@@ -375,8 +375,10 @@ class AsyncDeploymentResource:
         )
         model = storage_uri_for_format(model, current.model_format)
         rollout = change.strategy or current.strategy
+        patched_from: list[Deployment] = []
 
         def build(obj: dict[str, Any]) -> dict[str, Any] | None:
+            patched_from.append(parse_deployment(obj))
             annotations = (obj.get("metadata") or {}).get("annotations") or {}
             percent = change.canary_traffic_percent or int(
                 annotations.get(ANNOTATION_CANARY_PERCENT) or DEFAULT_CANARY_PERCENT
@@ -385,9 +387,14 @@ class AsyncDeploymentResource:
                 scale_patch(obj, change), rollout_patch(obj, model, rollout, percent)
             )
 
-        before_revision = current.latest_created_revision
         result, sent = await patch_with_retry(kube, ns, name, build)
         deployment = self._bind(result)
+        before = patched_from[-1]
+        # Retrying a staged version (after a timeout or a cancelled update)
+        # leaves the spec as it is, so the latest created revision is already
+        # the new one and no newer revision will come.
+        spec_changed = deployment.generation != before.generation
+        before_revision = before.latest_created_revision if spec_changed else None
         logger.info(
             "rolling out %r version %s to %s/%s (%s)",
             model.model_name,

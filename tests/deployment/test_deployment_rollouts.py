@@ -15,7 +15,10 @@ from maestro_ml_async._exceptions import (
     ValidationException,
 )
 from maestro_ml_async.resources._deployment_patch import MAX_CONFLICT_RETRIES
-from maestro_ml_async.resources._deployment_status import evaluate_readiness
+from maestro_ml_async.resources._deployment_status import (
+    describe_not_ready,
+    evaluate_readiness,
+)
 from maestro_ml_async.testing import FakeCluster
 from maestro_ml_async.testing._scripts import (
     model_load_failed,
@@ -23,6 +26,7 @@ from maestro_ml_async.testing._scripts import (
     revision_failed,
     stuck,
 )
+from maestro_ml_async.types.deployment import Deployment
 
 WAIT = 10.0
 
@@ -385,3 +389,86 @@ async def test_recovered_model_is_ready(
     again = await api.get_deployment(deployment_name)
     assert evaluate_readiness(again).state == "ready"
     assert again.model_failure is not None
+
+
+async def test_blue_green_retry_after_timeout(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    # A retry of the same version finds its revision staged already, so the
+    # spec does not change and no newer revision is created to wait for.
+    api = kclient.deployment
+    first = await api.deploy(
+        deployment_name, model.name, model_version=1, strategy="blue_green"
+    )
+    first = await first.wait_ready(timeout=WAIT)
+    old = first.latest_ready_revision
+    assert old is not None
+    cluster.scripts.set("inferenceservices", deployment_name, ready(delay=1.5))
+
+    with pytest.raises(TimeoutException):
+        await api.update(deployment_name, model_version=2, timeout=0.2)
+    timed_out = await api.get_deployment(deployment_name)
+    assert timed_out.rollout_state == "rolled_back"
+    assert timed_out.traffic_percent(old) == 100
+    staged = timed_out.latest_created_revision
+    assert staged is not None and staged != old
+
+    switched = await api.update(deployment_name, model_version=2, timeout=WAIT)
+    assert switched.model_version == "2"
+    assert switched.rollout_state == "stable"
+    switched = await switched.wait_ready(timeout=WAIT)
+    assert [(t.revision_name, t.percent) for t in switched.traffic] == [(staged, 100)]
+
+
+async def test_blue_green_retry_after_cancel(
+    kclient: AsyncMaestroClient,
+    cluster: FakeCluster,
+    model: RegisteredModel,
+    deployment_name: str,
+) -> None:
+    api = kclient.deployment
+    first = await api.deploy(
+        deployment_name, model.name, model_version=1, strategy="blue_green"
+    )
+    old = (await first.wait_ready(timeout=WAIT)).latest_ready_revision
+    assert old is not None
+    # The delay outlasts the polling below, so the update is still waiting for
+    # the new revision when it is cancelled.
+    cluster.scripts.set("inferenceservices", deployment_name, ready(delay=3.0))
+
+    rollout = asyncio.create_task(api.update(deployment_name, model_version=2))
+    for _ in range(500):
+        staged = await api.get_deployment(deployment_name)
+        if staged.latest_created_revision not in (None, old):
+            break
+        await asyncio.sleep(0.02)
+    rollout.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rollout
+    assert staged.rollout_state == "blue_green"
+    assert staged.traffic_percent(old) == 100
+    new = staged.latest_created_revision
+    assert new not in (None, old)
+
+    switched = await api.update(deployment_name, model_version=2, timeout=WAIT)
+    assert switched.rollout_state == "stable"
+    switched = await switched.wait_ready(timeout=WAIT)
+    assert [(t.revision_name, t.percent) for t in switched.traffic] == [(new, 100)]
+
+
+def test_timeout_names_missing_revision() -> None:
+    staged = Deployment(
+        name="svc",
+        namespace="ns",
+        generation=3,
+        observed_generation=3,
+        latest_created_revision="svc-predictor-00001",
+        latest_ready_revision="svc-predictor-00001",
+        raw={"status": {"observedGeneration": 3}},
+    )
+    message = describe_not_ready(staged, not_revision="svc-predictor-00001")
+    assert "no revision newer than svc-predictor-00001 was created yet" in message
+    assert "no revision newer" not in describe_not_ready(staged)
