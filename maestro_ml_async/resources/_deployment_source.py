@@ -136,6 +136,14 @@ async def resolve_model(
     )
     download_uri = str(body.get("artifact_uri") or version.get("source") or "")
     what = f"model {model_name!r} version {number}"
+    if not download_uri.strip():
+        # MLflow's JSON leaves out empty strings, so both fields may be absent.
+        raise DeploymentException(
+            f"cannot deploy {what}: the registry returned no artifact location "
+            "for it (get-download-uri and the version's source are empty); "
+            "register the version again with a source",
+            deployment_name=deployment_name,
+        )
     artifact_uri = await _follow_mlflow_uri(
         transport, download_uri, what=what, deployment_name=deployment_name
     )

@@ -193,3 +193,22 @@ async def test_uri_cycle_is_reported(
         if call.request.url.path.endswith("/get-download-uri")
     ]
     assert len(downloads) == 5
+
+
+async def test_empty_download_uri_is_reported(
+    router: respx.MockRouter, offline: AsyncMaestroClient
+) -> None:
+    # Protobuf JSON omits empty strings, so an empty location arrives as {}.
+    version = {"name": "churn", "version": "1", "status": "READY"}
+    router.get("/model-versions/get", params={"name": "churn"}).respond(
+        json={"model_version": version}
+    )
+    router.get("/model-versions/get-download-uri", params={"name": "churn"}).respond(
+        json={}
+    )
+    with pytest.raises(DeploymentException) as caught:
+        await resolve(offline, "churn")
+    message = str(caught.value)
+    assert "no artifact location" in message
+    assert "'churn' version 1" in message
+    assert "local path" not in message
