@@ -113,6 +113,16 @@ def success(rtype: ResourceType, name: str, uid: str) -> Status:
     }
 
 
+def internal(message: str) -> Status:
+    """Return the 500 body that the server sends for an error without a Status.
+
+    Such errors have no reason, so the body has no ``reason`` field.
+    """
+    body = failure(500, "", message)
+    del body["reason"]
+    return body
+
+
 def expired(message: str) -> Status:
     """Return the 410 body for a resourceVersion or continue token that expired."""
     return failure(410, "Expired", message)

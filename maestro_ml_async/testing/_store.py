@@ -61,6 +61,21 @@ class WatchEvent(NamedTuple):
     previous: Obj | None = None
 
 
+# etcd storage rejects a create that carries a resourceVersion with this
+# plain error, which the API server sends as a 500 Status without a reason.
+_VERSION_ON_CREATE = "resourceVersion should not be set on objects to be created"
+
+
+def _positive_version(value: Any) -> bool:
+    """Return whether ``value`` parses as a non-zero resourceVersion.
+
+    The API server parses it as an unsigned integer and lets ``"0"`` and any
+    text that does not parse, ``"-1"`` included, through.
+    """
+    text = str(value) if value is not None else ""
+    return text.isascii() and text.isdigit() and int(text) > 0
+
+
 def storage_order(key: tuple[str, str]) -> str:
     """Return the sort key of a ``(namespace, name)`` pair: ``namespace/name``.
 
@@ -187,7 +202,8 @@ class Store:
 
         Raises:
             StoreError: 404 when the namespace does not exist, 409 AlreadyExists,
-                422 Invalid for a missing or invalid name.
+                422 Invalid for a missing or invalid name, 500 for a
+                ``metadata.resourceVersion`` other than ``0`` (not on dry runs).
         """
         new = _with_type(rtype, obj)
         meta = new.setdefault("metadata", {})
@@ -199,6 +215,8 @@ class Store:
         if key in self._objects[rtype.key]:
             raise StoreError(_status.already_exists(rtype, name))
 
+        if not dry_run and _positive_version(meta.get("resourceVersion")):
+            raise StoreError(_status.internal(_VERSION_ON_CREATE))
         for field in (*_SERVER_METADATA, "resourceVersion"):
             meta.pop(field, None)
         uid = str(uuid.uuid4())

@@ -143,6 +143,37 @@ async def test_generate_name_long_prefix(http: aiohttp.ClientSession) -> None:
         assert name.startswith("p" * 58)
 
 
+@pytest.mark.parametrize(
+    ("version", "rejected"),
+    [("7", True), ("0", False), ("-1", False), ("abc", False)],
+)
+async def test_create_with_resource_version(
+    http: aiohttp.ClientSession, version: str, rejected: bool
+) -> None:
+    # etcd storage rejects a positive resourceVersion on create with a 500
+    # Status that has no reason. Values that do not parse as unsigned
+    # integers pass, as on a real server.
+    body = {"metadata": {"name": "j", "resourceVersion": version}}
+
+    status, answer = await call(http, "POST", PJ, json=body)
+
+    if not rejected:
+        assert status == 201
+        assert answer["metadata"]["resourceVersion"] != version
+        return
+    assert status == 500
+    assert answer == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "resourceVersion should not be set on objects to be created",
+        "code": 500,
+    }
+    status, _ = await call(http, "GET", f"{PJ}/j")
+    assert status == 404, "the rejected object is not stored"
+
+
 async def test_create_duplicate_gets_409(http: aiohttp.ClientSession) -> None:
     await create(http, PJ, job("j"))
     status, body = await call(http, "POST", PJ, json=job("j"))
