@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,37 @@ from ._status import StoreError
 
 JSON_TYPE = "application/json"
 NOT_FOUND_MESSAGE = "the server could not find the requested resource"
+
+
+# The API server gzips a response body above 128 KiB when the request accepts
+# gzip, at compression level 1 (apiserver responsewriters/writers.go). The fake
+# compresses only whole JSON bodies, never watch streams or logs.
+GZIP_THRESHOLD_BYTES = 128 * 1024
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Return whether an ``Accept-Encoding`` header value allows gzip."""
+    for coding in accept_encoding.split(","):
+        name, _, params = coding.partition(";")
+        if name.strip().lower() != "gzip":
+            continue
+        quality = params.strip().lower().removeprefix("q=").strip()
+        return quality not in ("0", "0.0", "0.00", "0.000")
+    return False
+
+
+def compress_large_body(request: web.Request, response: web.StreamResponse) -> None:
+    """Gzip a finished response's body as the API server does, if it qualifies."""
+    if not isinstance(response, web.Response) or response.prepared:
+        return
+    body = response.body
+    if not isinstance(body, bytes) or len(body) <= GZIP_THRESHOLD_BYTES:
+        return
+    if not accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        return
+    response.body = gzip.compress(body, compresslevel=1)
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers.add("Vary", "Accept-Encoding")
 
 
 def dumps(value: Any) -> bytes:

@@ -20,6 +20,7 @@ from ._handlers_write import (
 )
 from ._http import (
     Target,
+    compress_large_body,
     json_response,
     parse_target,
     path_not_found,
@@ -73,6 +74,12 @@ class ApiServer:
         return hmac.compare_digest(presented.strip().encode(), self.token.encode())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one request, gzipping a large body as the API server does."""
+        response = await self._handle(request)
+        compress_large_body(request, response)
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one request: health, auth, discovery, then resources."""
         path = request.path
         self.ctx.stats.requests_total += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
@@ -900,3 +901,39 @@ async def test_partial_object_metadata_views(http: aiohttp.ClientSession) -> Non
     event = json.loads(line)
     assert event["type"] == "ADDED"
     assert event["object"]["kind"] == "PartialObjectMetadata"
+
+
+async def test_large_response_is_gzipped(
+    http: aiohttp.ClientSession, bare_cluster: FakeCluster
+) -> None:
+    # The API server gzips bodies above 128 KiB for clients that accept gzip.
+    configmaps = "/api/v1/namespaces/default/configmaps"
+    await create(http, configmaps, {"metadata": {"name": "small"}})
+    await create(
+        http, configmaps, {"metadata": {"name": "big"}, "data": {"v": "x" * 200_000}}
+    )
+    gzip_only = {"Accept-Encoding": "gzip"}
+
+    async with http.get(
+        configmaps, headers=gzip_only, auto_decompress=False
+    ) as response:
+        raw = await response.read()
+        encoding = response.headers.get("Content-Encoding")
+        vary = response.headers.get("Vary")
+    async with http.get(
+        configmaps, headers={"Accept-Encoding": "identity"}, auto_decompress=False
+    ) as response:
+        plain = await response.read()
+        plain_encoding = response.headers.get("Content-Encoding")
+    async with http.get(
+        f"{configmaps}/small", headers=gzip_only, auto_decompress=False
+    ) as response:
+        small_encoding = response.headers.get("Content-Encoding")
+
+    assert encoding == "gzip"
+    assert vary == "Accept-Encoding"
+    assert len(raw) < 10_000
+    assert gzip.decompress(raw) == plain
+    assert plain_encoding is None, "identity gets the plain body"
+    assert len(plain) > 128 * 1024
+    assert small_encoding is None, "bodies up to 128 KiB are never compressed"

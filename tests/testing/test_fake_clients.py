@@ -348,3 +348,21 @@ async def test_kubernetes_asyncio_too_old_watch_raises_410(
                 pass
     assert caught.value.status == 410
     assert "too old resource version" in str(caught.value)
+
+
+async def test_kubernetes_asyncio_reads_gzipped_list(
+    async_custom: client.CustomObjectsApi, bare_cluster: FakeCluster
+) -> None:
+    # aiohttp requests gzip, so a list above 128 KiB comes back compressed.
+    args = (GROUP, VERSION, "default", "pytorchjobs")
+    for index in range(3):
+        job = pytorch_job(f"big-{index}")
+        job["metadata"]["annotations"] = {"note": "y" * 60_000}
+        await async_custom.create_namespaced_custom_object(*args, job)
+
+    listed = await async_custom.list_namespaced_custom_object(*args)
+
+    names = [item["metadata"]["name"] for item in listed["items"]]
+    assert names == ["big-0", "big-1", "big-2"]
+    notes = [item["metadata"]["annotations"]["note"] for item in listed["items"]]
+    assert notes == ["y" * 60_000] * 3

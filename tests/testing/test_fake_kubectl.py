@@ -380,3 +380,22 @@ async def test_inference_service_lifecycle(tls_cluster: FakeCluster) -> None:
     code, _, err = await kubectl(tls_cluster, "get", "isvc", "iris")
     assert code == 1
     assert 'inferenceservices.serving.kserve.io "iris" not found' in err
+
+
+async def test_get_reads_gzipped_list(tls_cluster: FakeCluster) -> None:
+    # kubectl requests gzip, so a list above 128 KiB comes back compressed.
+    manifest = json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "big", "namespace": "default"},
+            "data": {"v": "z" * 200_000},
+        }
+    )
+    code, _, err = await kubectl(tls_cluster, "create", "-f", "-", stdin=manifest)
+    assert code == 0, err
+
+    listed = await kubectl_json(tls_cluster, "get", "configmaps")
+
+    (item,) = [i for i in listed["items"] if i["metadata"]["name"] == "big"]
+    assert item["data"]["v"] == "z" * 200_000
