@@ -130,6 +130,64 @@ def test_models_versions_quote_in_name(
     assert [v["version"] for v in versions] == ["1"]
 
 
+def test_models_versions_both_quotes(
+    runner: CliRunner, mlflow_server_url: str, rest: httpx.Client, unique: str
+):
+    # No filter literal can hold both quote characters, so the CLI searches
+    # with a LIKE pattern. The decoy matches that pattern but is not the model.
+    name = f'it\'s "{unique}"'
+    decoy = name.replace("'", "x")
+    for model_name, count in ((name, 2), (decoy, 1)):
+        post(rest, "registered-models/create", {"name": model_name})
+        for _ in range(count):
+            post(
+                rest,
+                "model-versions/create",
+                {"name": model_name, "source": "s3://b/q"},
+            )
+
+    versions = json_output(
+        invoke(runner, mlflow_server_url, "models", "versions", name, "-o", "json")
+    )
+    assert [v["version"] for v in versions] == ["2", "1"]
+    assert {v["name"] for v in versions} == {name}
+
+    newest = json_output(
+        invoke(
+            runner,
+            mlflow_server_url,
+            "models",
+            "versions",
+            name,
+            "--max-results",
+            "1",
+            "-o",
+            "json",
+        )
+    )
+    assert [v["version"] for v in newest] == ["2"]
+
+    tagged = json_output(
+        invoke(
+            runner,
+            mlflow_server_url,
+            "models",
+            "tag",
+            name,
+            "k",
+            "v",
+            "--all-versions",
+            "-o",
+            "json",
+        )
+    )
+    assert tagged["versions"] == 2
+    decoy_version = rest.get(
+        "model-versions/get", params={"name": decoy, "version": "1"}
+    ).json()
+    assert decoy_version["model_version"].get("tags", []) == []
+
+
 def test_models_transition(runner: CliRunner, mlflow_server_url: str, model: str):
     moved = json_output(
         invoke(

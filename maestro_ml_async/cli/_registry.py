@@ -29,12 +29,43 @@ NameArgument = Annotated[str, typer.Argument(help="Registered model name.")]
 VersionArgument = Annotated[str, typer.Argument(help="Version number, e.g. 3.")]
 
 
-def name_filter(name: str) -> str:
-    """Return a filter string that matches one model name exactly."""
+def name_filter(name: str) -> tuple[str, bool]:
+    """Return a version filter that matches model `name`, and whether it is exact.
+
+    MLflow's filter parser does not unescape quotes inside a literal, so a
+    name with both quote characters fits in no literal. It is then matched
+    with LIKE, and the pattern has the one-character wildcard ``_`` in place
+    of each quote and each backslash (the escape character of MySQL's LIKE).
+    That pattern can match other names too, so the filter is not exact and
+    the caller keeps only `name`.
+    """
     if "'" not in name:
-        return f"name = '{name}'"
-    escaped = name.replace('"', '\\"')
-    return f'name = "{escaped}"'
+        return f"name = '{name}'", True
+    if '"' not in name:
+        return f'name = "{name}"', True
+    pattern = name.replace("'", "_").replace("\\", "_")
+    return f"name LIKE '{pattern}'", False
+
+
+async def model_versions(
+    client: AsyncMaestroClient, name: str, max_results: int | None = None
+) -> list[Any]:
+    """Fetch the versions of model `name`, newest first.
+
+    Raises:
+        ModelNotFoundException: The model does not exist.
+    """
+    await client.models.get(name)
+    query, exact = name_filter(name)
+    versions = await client.models.search_versions(
+        query,
+        order_by=["version_number DESC"],
+        max_results=max_results if exact else None,
+    )
+    if not exact:
+        versions = [v for v in versions if v.name == name]
+    versions.sort(key=lambda v: int(v.version), reverse=True)
+    return versions[:max_results]
 
 
 def _model_rows(models: list[Any]) -> list[list[Any]]:
@@ -119,14 +150,9 @@ def list_versions(
 ) -> None:
     """List the versions of a model, newest first."""
 
-    async def body(client: AsyncMaestroClient) -> list[Any]:
-        await client.models.get(name)
-        versions = await client.models.search_versions(
-            name_filter(name), max_results=max_results
-        )
-        return sorted(versions, key=lambda v: int(v.version), reverse=True)
-
-    versions = run_command(ctx, body)
+    versions = run_command(
+        ctx, lambda client: model_versions(client, name, max_results)
+    )
     emit(
         output,
         versions,
@@ -261,8 +287,7 @@ def tag(
 async def _tag_all_versions(
     client: AsyncMaestroClient, name: str, key: str, value: str, output: OutputFormat
 ) -> dict[str, Any]:
-    await client.models.get(name)
-    versions = await client.models.search_versions(name_filter(name))
+    versions = await model_versions(client, name)
     pairs = [(name, v.version) for v in versions]
     with Progress(
         "[progress.description]{task.description}",
