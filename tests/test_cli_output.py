@@ -149,6 +149,54 @@ def test_json_error_from_option_check(runner: CliRunner, mlflow_server_url: str)
     assert "--delete" in error["message"]
 
 
+USAGE_ERRORS = [
+    pytest.param(["experiments", "list", "--view", "bad"], "--view", id="bad-value"),
+    pytest.param(["models", "get"], "Missing argument", id="missing-argument"),
+    pytest.param(["models", "list", "--max-results", "0"], "--max-results", id="range"),
+    pytest.param(["models", "list", "--output", "yaml"], "yaml", id="bad-choice"),
+    pytest.param(["models", "nosuch"], "No such command", id="unknown-command"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), USAGE_ERRORS)
+def test_usage_error_one_line(
+    runner: CliRunner, mlflow_server_url: str, args: list[str], expected: str
+):
+    result = invoke(runner, mlflow_server_url, *args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "--help' for usage" in lines[0]
+
+
+@pytest.mark.parametrize(("args", "expected"), USAGE_ERRORS[:3])
+@pytest.mark.parametrize("spelling", [["-o", "json"], ["--output=json"], ["-oJSON"]])
+def test_usage_error_json(
+    runner: CliRunner,
+    mlflow_server_url: str,
+    args: list[str],
+    expected: str,
+    spelling: list[str],
+):
+    result = invoke(runner, mlflow_server_url, *args, *spelling)
+    assert result.exit_code == 2
+    error = strict_json(result.stdout)["error"]
+    assert error["exit_code"] == 2
+    assert expected in error["message"]
+    assert error["type"] in ("BadParameter", "MissingParameter")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_no_arguments_prints_help(runner: CliRunner):
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 2
+    assert "Commands" in result.stdout
+    assert "error" not in result.stderr
+
+
 def test_table_error_leaves_stdout_empty(runner: CliRunner, mlflow_server_url: str):
     result = invoke(runner, mlflow_server_url, "models", "get", "no such model here")
     assert result.exit_code == 1

@@ -3,14 +3,105 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ._common import State
 
+try:
+    # Recent typer releases (0.29 here) ship their own copy of click.
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on the click package
+    from click.exceptions import ClickException  # type: ignore[assignment]
+
+
+class RootGroup(TyperGroup):
+    """The root command, which reports a usage error on one line.
+
+    Typer draws a usage error as a box of several lines after the usage text.
+    Here it is one ``error:`` line on stderr with exit code 2, and with
+    ``--output json`` among the arguments also an ``{"error": {...}}`` object
+    on stdout, as for any other failure.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        arguments = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(
+                arguments,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except ClickException as exc:
+            code = exc.exit_code
+            # Typer printed the help text when it created NoArgsIsHelpError.
+            if type(exc).__name__ != "NoArgsIsHelpError":
+                report_usage_error(exc, json_output_requested(arguments))
+        except typer.Abort:
+            code = 1
+            report_usage_error(ClickException("aborted"), False)
+        else:
+            # Without standalone mode, click returns the code of typer.Exit,
+            # and the command's return value (None) when it ends normally.
+            code = result if isinstance(result, int) else 0
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+def json_output_requested(arguments: Sequence[str]) -> bool:
+    """Return whether the arguments request ``--output json``.
+
+    A usage error can stop parsing before the command's options are read, so
+    the raw arguments are scanned instead.
+    """
+    for index, word in enumerate(arguments):
+        if word == "--":
+            return False
+        if word in ("-o", "--output"):
+            value = arguments[index + 1] if index + 1 < len(arguments) else ""
+        elif word.startswith("--output="):
+            value = word.partition("=")[2]
+        elif word.startswith("-o") and len(word) > 2:
+            value = word[2:]
+        else:
+            continue
+        if value.lower() == "json":
+            return True
+    return False
+
+
+def report_usage_error(exc: ClickException, as_json: bool) -> None:
+    """Print `exc` as one ``error:`` line, with the command's help option."""
+    from ._common import dumps_json, error_console, error_object, write_line
+    from ._text import printable
+
+    message = exc.format_message()
+    command_path = getattr(getattr(exc, "ctx", None), "command_path", None)
+    if command_path:
+        message = f"{message.rstrip('.')}. Run '{command_path} --help' for usage."
+    line = printable(message, one_line=True)
+    if as_json:
+        write_line(dumps_json({"error": error_object(line, exc.exit_code, exc)}))
+    error_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
 app = typer.Typer(
+    cls=RootGroup,
     name="maestro-ml",
     help=(
         "Work with an ML platform built on MLflow and Kubernetes: the model "
