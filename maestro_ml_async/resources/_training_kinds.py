@@ -78,7 +78,9 @@ class JobKind:
             return f"training.kubeflow.org/job-name={name}"
         if self.kind == "TrainJob":
             return f"jobset.sigs.k8s.io/jobset-name={name}"
-        return f"batch.kubernetes.io/job-name={name}"
+        # The Job controller sets the legacy ``job-name`` label in every
+        # Kubernetes release, and ``batch.kubernetes.io/job-name`` only from 1.27.
+        return f"job-name={name}"
 
 
 def _operator_kind(

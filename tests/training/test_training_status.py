@@ -16,8 +16,8 @@ from maestro_ml_async.resources._training_kinds import (
     JobKind,
     derive_status,
 )
-from maestro_ml_async.testing import FakeCluster
-from maestro_ml_async.testing._scripts import PodScript, succeed
+from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
+from maestro_ml_async.testing._scripts import PodScript, hang, succeed
 from maestro_ml_async.types.training import JobEvent, JobStatus
 
 PYTORCH = FRAMEWORKS["pytorch"]
@@ -309,3 +309,36 @@ async def test_batch_watch_jobs_never_returns_to_created(
     await client.training.submit_job("flap-all", "sklearn", "img")
     await asyncio.wait_for(follower, timeout=10)
     assert_no_fallback(states)
+
+
+async def test_batch_pods_found_by_legacy_label(
+    cluster: FakeCluster, client: AsyncMaestroClient
+) -> None:
+    # Kubernetes before 1.27 labels a Job's pods with ``job-name`` only.
+    pods_type = RESOURCE_TYPES["pods"]
+    cluster.scripts.set("jobs", "legacy", hang(logs=["epoch 1"]))
+    await client.training.submit_job("legacy", "sklearn", "img")
+
+    def pod_names() -> list[str]:
+        items = cluster.store.list(pods_type, "ml-platform")[0]
+        return [str(pod["metadata"]["name"]) for pod in items]
+
+    await eventually(lambda: len(pod_names()) == 1, what="the Job's pod")
+    name = pod_names()[0]
+
+    def running() -> bool:
+        pod = cluster.store.get(pods_type, "ml-platform", name)
+        return pod is not None and pod["status"].get("phase") == "Running"
+
+    await eventually(running, what="the pod to run")
+
+    def drop_new_labels(pod: dict[str, Any]) -> None:
+        labels = pod["metadata"]["labels"]
+        labels.pop("batch.kubernetes.io/job-name")
+        labels.pop("batch.kubernetes.io/controller-uid")
+
+    cluster.store.mutate(pods_type, "ml-platform", name, drop_new_labels)
+    job = await client.training.get_job("legacy")
+    assert job.pods == {"Worker": [name]}
+    logs = [line async for line in job.logs(follow=False)]
+    assert [(line.pod, line.line) for line in logs] == [(name, "epoch 1")]
