@@ -7,7 +7,9 @@ thread while the fake cluster serves from the test's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from maestro_ml_async.cli._app import app
 from maestro_ml_async.testing import FakeCluster
 
 API = "/api/2.0/mlflow"
+ESC = "\x1b"
 
 
 @pytest_asyncio.fixture
@@ -27,9 +30,8 @@ async def cluster() -> AsyncIterator[FakeCluster]:
         yield fake
 
 
-async def cli(cluster: FakeCluster, mlflow_url: str, *args: str) -> Any:
-    """Run one command on a worker thread and return the click result."""
-    argv = [
+def global_options(cluster: FakeCluster, mlflow_url: str) -> list[str]:
+    return [
         "--mlflow-uri",
         mlflow_url,
         "--kubeconfig",
@@ -38,9 +40,58 @@ async def cli(cluster: FakeCluster, mlflow_url: str, *args: str) -> Any:
         cluster.context,
         "--namespace",
         "ml-platform",
-        *args,
     ]
+
+
+async def cli(cluster: FakeCluster, mlflow_url: str, *args: str) -> Any:
+    """Run one command on a worker thread and return the click result."""
+    argv = [*global_options(cluster, mlflow_url), *args]
     return await asyncio.to_thread(CliRunner().invoke, app, argv)
+
+
+@contextlib.asynccontextmanager
+async def cli_process(
+    cluster: FakeCluster, mlflow_url: str, *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run one command in a child process with piped output, and kill it at exit.
+
+    A child process, unlike a worker thread, can be stopped when a command
+    does not end on its own.
+    """
+    argv = [*global_options(cluster, mlflow_url), *args]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "maestro_ml_async.cli",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+
+
+async def first_line(process: asyncio.subprocess.Process) -> str:
+    """Return the first stdout line, which must come while the command runs."""
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    assert process.returncode is None
+    return line.decode()
+
+
+async def create_model(mlflow_url: str, model: str, versions: int) -> None:
+    async with httpx.AsyncClient(base_url=mlflow_url + API) as rest:
+        await rest.post("registered-models/create", json={"name": model})
+        for number in range(1, versions + 1):
+            response = await rest.post(
+                "model-versions/create",
+                json={"name": model, "source": f"s3://bucket/{model}/{number}"},
+            )
+            response.raise_for_status()
 
 
 def parsed(result: Any) -> Any:
@@ -119,6 +170,36 @@ async def test_jobs_watch_and_logs(
     assert logs.exit_code == 0, logs.stderr
 
 
+async def test_jobs_watch_piped_lines(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    # Rich's live view draws nothing on a pipe until it stops, so a piped
+    # watch must print a plain line for each change as it happens.
+    from maestro_ml_async.testing import hang
+
+    name = f"cli-piped-{unique}"
+    cluster.scripts.set("jobs", name, hang())
+    submitted = await cli(
+        cluster,
+        mlflow_server_url,
+        "jobs",
+        "submit",
+        name,
+        "-f",
+        "custom",
+        "--image",
+        "busybox",
+        "--command",
+        "sleep",
+    )
+    assert submitted.exit_code == 0, submitted.stderr
+    async with cli_process(cluster, mlflow_server_url, "jobs", "watch", name) as child:
+        line = await first_line(child)
+    assert name in line
+    assert line.split()[-1] in ("created", "running")
+    assert ESC not in line
+
+
 async def test_jobs_get_missing(cluster: FakeCluster, mlflow_server_url: str):
     result = await cli(cluster, mlflow_server_url, "jobs", "get", "no-such-job")
     assert result.exit_code == 1
@@ -157,13 +238,7 @@ async def test_deployments_lifecycle(
     cluster: FakeCluster, mlflow_server_url: str, unique: str
 ):
     model = f"cli-served-{unique}"
-    async with httpx.AsyncClient(base_url=mlflow_server_url + API) as rest:
-        await rest.post("registered-models/create", json={"name": model})
-        for number in (1, 2):
-            await rest.post(
-                "model-versions/create",
-                json={"name": model, "source": f"s3://bucket/{unique}/{number}"},
-            )
+    await create_model(mlflow_server_url, model, 2)
     name = f"served-{unique}"
     created = parsed(
         await cli(
@@ -233,6 +308,35 @@ async def test_deployments_lifecycle(
     gone = await cli(cluster, mlflow_server_url, "deployments", "get", name)
     assert gone.exit_code == 1
     assert len(gone.stderr.strip().splitlines()) == 1
+
+
+async def test_deployments_watch_piped_lines(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    model = f"cli-watched-{unique}"
+    await create_model(mlflow_server_url, model, 1)
+    name = f"watched-{unique}"
+    created = await cli(
+        cluster,
+        mlflow_server_url,
+        "deployments",
+        "create",
+        name,
+        "-m",
+        model,
+        "-v",
+        "1",
+        "--no-wait",
+    )
+    assert created.exit_code == 0, created.stderr
+    async with cli_process(
+        cluster, mlflow_server_url, "deployments", "watch", name
+    ) as child:
+        line = await first_line(child)
+    columns = line.split("  ")
+    assert columns[1] == "ADDED"
+    assert columns[2] == "v1"
+    assert ESC not in line
 
 
 async def test_deployments_missing_version(

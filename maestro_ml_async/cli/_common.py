@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -278,6 +278,11 @@ def write_line(text: str) -> None:
     except BrokenPipeError:
         silence_stdout()
         raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None
+
+
+def clock_time() -> str:
+    """Return the current UTC time as ``HH:MM:SS``, for the rows of a watch."""
+    return datetime.now(timezone.utc).strftime("%H:%M:%S")
 
 
 def cell(value: Any) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +15,8 @@ from maestro_ml_async import AsyncMaestroClient
 from ._common import (
     OutputFormat,
     OutputOption,
+    cell,
+    clock_time,
     console,
     dumps_json,
     emit,
@@ -305,47 +307,42 @@ def watch(
 ) -> None:
     """Show each change of a deployment live; Ctrl-C stops (exit code 130).
 
-    With --output json, each change is one JSON line.
+    With --output json, each change is one JSON line. When stdout is not a
+    terminal, each change is one plain line with the table's columns.
     """
 
     async def body(client: AsyncMaestroClient) -> None:
         rows: list[list[str]] = []
-        with (
+        live = (
             Live(console=console, refresh_per_second=8, transient=False)
-            if output is OutputFormat.table
-            else _NoLive() as live
-        ):
+            if output is OutputFormat.table and console.is_terminal
+            else None
+        )
+        with live if live is not None else contextlib.nullcontext():
             async for event in client.deployment.watch(name):
                 deployment = event.deployment
                 if output is OutputFormat.json:
                     write_line(dumps_json(event))
                 else:
-                    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-                    rows.append(
-                        [
-                            stamp,
-                            event.type,
-                            str(deployment.model_version),
-                            str(deployment.ready),
-                            deployment.rollout_state,
-                            _traffic(deployment),
-                        ]
-                    )
-                    live.update(_watch_table(name, rows))
+                    row = _watch_row(event)
+                    if live is None:
+                        write_line("  ".join(row))
+                    else:
+                        rows.append(row)
+                        live.update(_watch_table(name, rows))
                 if until_ready and deployment.ready and deployment.up_to_date:
                     return
 
     run_command(ctx, body)
 
 
-class _NoLive:
-    """Stands in for `rich.live.Live` when the output is JSON lines."""
-
-    def __enter__(self) -> _NoLive:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, renderable: object) -> None:
-        """Ignore the renderable."""
+def _watch_row(event: Any) -> list[str]:
+    deployment = event.deployment
+    return [
+        clock_time(),
+        cell(event.type),
+        cell(f"v{deployment.model_version}"),
+        "ready" if deployment.ready else "not ready",
+        cell(deployment.rollout_state),
+        cell(_traffic(deployment)),
+    ]

@@ -14,10 +14,12 @@ from ._common import (
     OutputFormat,
     OutputOption,
     cell,
+    clock_time,
     console,
     dumps_json,
     emit,
     emit_fields,
+    fail,
     parse_pairs,
     print_json,
     run_command,
@@ -190,31 +192,32 @@ def watch(
 ) -> None:
     """Follow a job's status live until it finishes; exit 1 if it fails.
 
-    With --output json, each status change is one JSON line.
+    With --output json, each status change is one JSON line. When stdout is
+    not a terminal, each change is one plain ``TIME NAME STATUS`` line.
     """
 
     async def body(client: AsyncMaestroClient) -> Any:
-        history: list[tuple[str, str]] = []
         last: Any = None
         if output is OutputFormat.json:
             async for job in client.training.watch(name):
                 write_line(dumps_json(job))
                 last = job
             return last
+        if not console.is_terminal:
+            async for job in client.training.watch(name):
+                write_line(f"{clock_time()}  {cell(job.name)}  {cell(job.status)}")
+                last = job
+            return last
+        history: list[tuple[str, str]] = []
         with Live(console=console, refresh_per_second=8) as live:
             async for job in client.training.watch(name):
-                from datetime import datetime, timezone
-
-                stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-                history.append((stamp, cell(job.status)))
+                history.append((clock_time(), cell(job.status)))
                 live.update(_status_table(job, history))
                 last = job
         return last
 
     job = run_command(ctx, body)
     if job is not None and job.failure is not None:
-        from ._common import fail
-
         fail(
             f"job {name} failed: {job.failure.reason}: {job.failure.message}",
             output=output,
