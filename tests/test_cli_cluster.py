@@ -339,6 +339,19 @@ async def test_deployments_watch_piped_lines(
     assert ESC not in line
 
 
+async def test_deployments_watch_missing(cluster: FakeCluster, mlflow_server_url: str):
+    async with cli_process(
+        cluster, mlflow_server_url, "deployments", "watch", "no-such-deployment"
+    ) as child:
+        stdout, stderr = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == 1
+    assert stdout == b""
+    lines = stderr.decode().splitlines()
+    assert len(lines) == 1
+    assert "no-such-deployment" in lines[0]
+    assert "not found" in lines[0]
+
+
 async def test_deployments_missing_version(
     cluster: FakeCluster, mlflow_server_url: str, unique: str
 ):

@@ -307,11 +307,15 @@ def watch(
 ) -> None:
     """Show each change of a deployment live; Ctrl-C stops (exit code 130).
 
-    With --output json, each change is one JSON line. When stdout is not a
-    terminal, each change is one plain line with the table's columns.
+    The deployment must exist when the watch starts. With --output json, each
+    change is one JSON line. When stdout is not a terminal, each change is one
+    plain line with the table's columns.
     """
 
     async def body(client: AsyncMaestroClient) -> None:
+        # The watch itself waits for a missing name to appear and retries a
+        # cluster it cannot reach, so a typo or a down cluster would hang here.
+        await client.deployment.get_deployment(name)
         rows: list[list[str]] = []
         live = (
             Live(console=console, refresh_per_second=8, transient=False)
