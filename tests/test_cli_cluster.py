@@ -200,6 +200,46 @@ async def test_jobs_watch_piped_lines(
     assert ESC not in line
 
 
+async def test_jobs_logs_escape_controls(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    from maestro_ml_async.testing import succeed
+
+    name = f"cli-ansi-{unique}"
+    text = f"loss {ESC}[31m0.5{ESC}[0m {ESC}]0;title\x07"
+    cluster.scripts.set("jobs", name, succeed(logs=[text]))
+    submitted = await cli(
+        cluster,
+        mlflow_server_url,
+        "jobs",
+        "submit",
+        name,
+        "-f",
+        "custom",
+        "--image",
+        "busybox",
+        "--command",
+        "true",
+        "--wait",
+        "--timeout",
+        "60",
+    )
+    assert submitted.exit_code == 0, submitted.stderr
+
+    shown = await cli(cluster, mlflow_server_url, "jobs", "logs", name, "--no-follow")
+    assert shown.exit_code == 0, shown.stderr
+    assert ESC not in shown.stdout
+    assert "\x07" not in shown.stdout
+    assert "loss \\x1b[31m0.5\\x1b[0m \\x1b]0;title\\x07" in shown.stdout
+
+    raw = await cli(
+        cluster, mlflow_server_url, "jobs", "logs", name, "--no-follow", "-o", "json"
+    )
+    assert raw.exit_code == 0, raw.stderr
+    lines = [json.loads(line)["line"] for line in raw.stdout.splitlines()]
+    assert lines == [text]
+
+
 async def test_jobs_get_missing(cluster: FakeCluster, mlflow_server_url: str):
     result = await cli(cluster, mlflow_server_url, "jobs", "get", "no-such-job")
     assert result.exit_code == 1

@@ -25,6 +25,7 @@ from ._common import (
     run_command,
     write_line,
 )
+from ._text import printable
 
 jobs_app = typer.Typer(
     help="Training jobs: Kubeflow Training Operator jobs, TrainJobs and batch Jobs.",
@@ -247,7 +248,12 @@ def logs(
     ] = 300.0,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Print the logs of every replica, each line prefixed with its pod."""
+    """Print the logs of every replica, each line prefixed with its pod.
+
+    Control characters in the lines, ANSI colour codes included, are printed
+    as \\xNN escapes, so a job cannot move the cursor or retitle the
+    terminal. With --output json, each line is a JSON object with the raw text.
+    """
 
     async def body(client: AsyncMaestroClient) -> None:
         stream = client.training.logs(name, follow=follow, pod_timeout=pod_timeout)
@@ -255,7 +261,7 @@ def logs(
             if output is OutputFormat.json:
                 text = dumps_json(line)
             else:
-                text = str(line)
+                text = printable(str(line))
             write_line(text)
 
     run_command(ctx, body)
