@@ -100,6 +100,28 @@ def test_table_shows_markup_and_escapes(
     assert ESC not in listed.stdout
 
 
+def test_list_table_cuts_long_values(
+    runner: CliRunner, mlflow_server_url: str, unique: str
+):
+    name = f"long-tag-{unique}"
+    value = "v" * 3000
+    with MaestroClient(mlflow_uri=mlflow_server_url) as client:
+        client.models.create(name, tags={"long": value})
+    args = ["models", "list", "--filter", f"name = '{name}'"]
+
+    table = invoke(runner, mlflow_server_url, *args)
+    assert table.exit_code == 0, table.stderr
+    assert "…" in table.stdout
+    assert len(table.stdout.splitlines()) < 30
+
+    detail = invoke(runner, mlflow_server_url, "models", "get", name)
+    assert detail.exit_code == 0, detail.stderr
+    assert detail.stdout.count("v") >= 3000
+
+    listed = strict_json(invoke(runner, mlflow_server_url, *args, "-o", "json").stdout)
+    assert listed[0]["tags"] == {"long": value}
+
+
 def test_error_message_escapes_controls(runner: CliRunner, mlflow_server_url: str):
     # The server repeats the requested name in its message.
     result = invoke(

@@ -60,12 +60,17 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
+MAX_LIST_CELL = 120
+"""Maximum characters of one cell in a list table. JSON output has whole values."""
+
 OutputOption = Annotated[
     OutputFormat,
     typer.Option(
         "--output",
         "-o",
-        help="Output format: 'table' for people, 'json' for scripts.",
+        help="Output format: 'table' for people, 'json' for scripts. A list "
+        f"table shows at most {MAX_LIST_CELL} characters of a value, and JSON "
+        "shows all of it.",
         case_sensitive=False,
     ),
 ]
@@ -304,6 +309,13 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
+def shorten(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, ending with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
 def emit(
     output: OutputFormat,
     value: Any,
@@ -311,8 +323,13 @@ def emit(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     title: str | None = None,
+    max_cell: int | None = MAX_LIST_CELL,
 ) -> None:
-    """Print `value` as JSON, or `rows` as a table with `columns`."""
+    """Print `value` as JSON, or `rows` as a table with `columns`.
+
+    A table cell longer than `max_cell` characters is cut, so that one long
+    tag value or description cannot stretch a row over hundreds of lines.
+    """
     if output is OutputFormat.json:
         print_json(value)
         return
@@ -320,14 +337,20 @@ def emit(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
+        texts = [cell(item) for item in row]
+        if max_cell is not None:
+            texts = [shorten(text, max_cell) for text in texts]
         # Text, unlike str, is not parsed as rich markup, so a tag value such
         # as "[/]" is shown as it is instead of raising MarkupError.
-        table.add_row(*(Text(cell(item)) for item in row))
+        table.add_row(*(Text(text) for text in texts))
     console.print(table)
 
 
 def emit_fields(
     output: OutputFormat, value: Any, fields: Sequence[tuple[str, Any]]
 ) -> None:
-    """Print one object as JSON, or as a two-column field/value table."""
-    emit(output, value, columns=("field", "value"), rows=fields)
+    """Print one object as JSON, or as a two-column field/value table.
+
+    The table shows every value whole, because it is where a long value is read.
+    """
+    emit(output, value, columns=("field", "value"), rows=fields, max_cell=None)
