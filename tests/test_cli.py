@@ -300,7 +300,9 @@ def test_models_tag_all_versions_progress_bar(
         runner, mlflow_server_url, "models", "tag", model, "k", "v", "--all-versions"
     )
     assert result.exit_code == 0, result.stderr
-    assert "3/3" in result.stdout
+    assert "3/3" in result.stderr
+    assert "3/3" not in result.stdout
+    assert "versions" in result.stdout
 
 
 def test_models_get_missing(runner: CliRunner, mlflow_server_url: str, unique: str):

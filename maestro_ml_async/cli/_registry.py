@@ -16,6 +16,7 @@ from ._common import (
     OutputOption,
     emit,
     emit_fields,
+    error_console,
     fail,
     run_command,
 )
@@ -289,11 +290,13 @@ async def _tag_all_versions(
 ) -> dict[str, Any]:
     versions = await model_versions(client, name)
     pairs = [(name, v.version) for v in versions]
+    # The bar goes to stderr, so stdout has only the result for a pipe's reader.
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=error_console,
         disable=output is OutputFormat.json,
         transient=False,
     ) as progress:
