@@ -63,23 +63,49 @@ def test_demo_missing_script(tmp_path: Path):
 def test_demo_failed_step_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("MAESTRO_ML_MLFLOW_URI", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    gate = tmp_path / "gate"
     broken = tmp_path / "broken.py"
     # "[/]" is rich markup that closes nothing: as a log line on the live
-    # screen it used to raise MarkupError instead of showing the text.
-    broken.write_text("import sys\nprint('[/] boom')\nsys.exit(3)\n")
-    output = io.StringIO()
-    code = run_demo(
-        root=tmp_path / "local",
-        step_timeout=120,
-        script=broken,
-        console=Console(file=output, width=200),
+    # screen it used to raise MarkupError instead of showing the text. The
+    # job waits for the gate file, so the test can read the output while the
+    # step runs.
+    broken.write_text(
+        "import pathlib, sys, time\n"
+        "print('[/] boom', flush=True)\n"
+        f"while not pathlib.Path({str(gate)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(3)\n"
     )
+    output = io.StringIO()
+    result: list[int] = []
+
+    def demo() -> None:
+        console = Console(file=output, width=200)
+        code = run_demo(
+            root=tmp_path / "local", step_timeout=120, script=broken, console=console
+        )
+        result.append(code)
+
+    thread = threading.Thread(target=demo)
+    thread.start()
+    try:
+        # The output is not a terminal, so each change is a line as it happens.
+        logged = wait_until(lambda: "job log: [/] boom" in output.getvalue(), 150)
+        running = output.getvalue()
+    finally:
+        gate.touch()
+        thread.join(150)
     text = output.getvalue()
-    assert code == 1, text[-3000:]
+    assert logged, text[-3000:]
+    assert "step 1 (create experiment, submit training job): ok after" in running
+    assert "step 2 (watch status, logs and metrics): running" in running
+    assert "job status: running" in running
+    assert "): failed" not in running
+    assert result == [1], text[-3000:]
     errors = [line for line in text.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "step 2" in errors[0]
-    assert "[/] boom" in text
+    assert "step 2 (watch status, logs and metrics): failed after" in text
 
 
 def start_fake_cluster(

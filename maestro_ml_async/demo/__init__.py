@@ -5,7 +5,8 @@ scikit-learn training job, then follows its status, logs and metrics at once.
 It registers the trained model, moves it through Staging to Production with an
 alias, and tags every version in one concurrent bulk call. It rolls the
 version out on KServe as a canary, promotes it, sends one prediction, and
-prints a summary. Each step is shown live with rich.
+prints a summary. Each step is shown live with rich, or as one line per
+change when the output is not a terminal.
 
 With no MLflow URI configured (``MAESTRO_ML_MLFLOW_URI`` or
 ``MLFLOW_TRACKING_URI``), it starts a local MLflow server with its data under
@@ -190,10 +191,16 @@ async def _run_steps(
     root: Path, view: DemoView, console: Console, options: dict[str, object]
 ) -> DemoState:
     timeout = float(str(options["timeout"]))
-    with Live(view, console=console, refresh_per_second=8, transient=False):
+    live = None
+    if console.is_terminal:
+        live = Live(view, console=console, refresh_per_second=8, transient=False)
+    else:
+        view.plain = console
+    with live if live is not None else contextlib.nullcontext():
         try:
             async with open_platform(root, EXPERIMENT_NAME, timeout) as platform:
                 view.platform = platform.description
+                view.note(platform.description)
                 async with AsyncMaestroClient(config=platform.config) as client:
                     state = DemoState(client, view, **options)  # type: ignore[arg-type]
                     for record, (_, step) in zip(view.steps, STEPS, strict=False):
@@ -211,6 +218,7 @@ async def _run_step(
 ) -> None:
     record.state = "running"
     record.started = time.monotonic()
+    state.view.step_changed(record)
     try:
         with anyio.fail_after(limit):
             record.detail = await step(state)
@@ -219,11 +227,13 @@ async def _run_step(
         record.finished = time.monotonic()
         message = "timed out" if isinstance(exc, TimeoutError) else _describe(exc)
         record.detail = message
+        state.view.step_changed(record)
         raise StepFailed(
             f"step {record.number} ({record.title}) failed: {message}"
         ) from exc
     record.state = "ok"
     record.finished = time.monotonic()
+    state.view.step_changed(record)
 
 
 def _describe(exc: BaseException) -> str:

@@ -85,7 +85,7 @@ async def submit(state: DemoState) -> str:
         params={"epochs": state.epochs, "epoch-delay": state.epoch_delay},
         labels={"app": "maestro-demo"},
     )
-    state.view.job_status = job.status.value
+    state.view.set_job_status(job.status.value)
     return f"experiment {name!r} (id {experiment.experiment_id}), job {job.name}"
 
 
@@ -96,7 +96,7 @@ async def watch(state: DemoState) -> str:
     try:
         job = None
         async for job in state.client.training.watch(state.job_name):
-            state.view.job_status = job.status.value
+            state.view.set_job_status(job.status.value)
         if job is None or job.failure is not None or job.status.value != "succeeded":
             reason = job.failure.message if job and job.failure else "did not succeed"
             raise TrainingException(
@@ -114,7 +114,7 @@ async def watch(state: DemoState) -> str:
 
 async def _follow_logs(state: DemoState) -> None:
     async for line in state.client.training.logs(state.job_name, follow=True):
-        state.view.log_lines.append(line.line)
+        state.view.add_log_line(line.line)
 
 
 async def _find_run(state: DemoState) -> str:

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -57,6 +57,39 @@ class DemoView:
         )
     )
     show_progress: bool = False
+    plain: Console | None = None
+    """Console that gets one line per change when it is not a terminal.
+
+    None while `rich.live.Live` redraws the screen. On a pipe or a file, Live
+    draws nothing until it stops.
+    """
+
+    def note(self, text: str) -> None:
+        """Print `text` as one plain line, unless a live view draws the screen."""
+        if self.plain is not None:
+            line = Text(printable(text, one_line=True))
+            self.plain.print(line, soft_wrap=True, highlight=False)
+
+    def set_job_status(self, status: str) -> None:
+        """Show the training job's status, noting each change."""
+        if status != self.job_status:
+            self.job_status = status
+            self.note(f"job status: {status}")
+
+    def add_log_line(self, line: str) -> None:
+        """Show one line of the training job's log."""
+        self.log_lines.append(line)
+        self.note(f"job log: {line}")
+
+    def step_changed(self, step: StepRecord) -> None:
+        """Note that `step` started, ended or failed."""
+        text = f"step {step.number} ({step.title}): {step.state}"
+        seconds = step.seconds
+        if step.state != "running" and seconds is not None:
+            text += f" after {seconds:.1f} s"
+        if step.state == "ok" and step.detail:
+            text += f": {step.detail}"
+        self.note(text)
 
     def step_table(self) -> Table:
         """The list of steps with their marks, durations and results."""
