@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from typer.testing import CliRunner
 
@@ -198,6 +200,40 @@ async def test_jobs_watch_piped_lines(
     assert name in line
     assert line.split()[-1] in ("created", "running")
     assert ESC not in line
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+async def test_jobs_watch_ctrl_c(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str, output: str
+):
+    from maestro_ml_async.testing import hang
+
+    name = f"cli-sigint-{unique}"
+    cluster.scripts.set("jobs", name, hang())
+    submitted = await cli(
+        cluster,
+        mlflow_server_url,
+        "jobs",
+        "submit",
+        name,
+        "-f",
+        "custom",
+        "--image",
+        "busybox",
+        "--command",
+        "sleep",
+    )
+    assert submitted.exit_code == 0, submitted.stderr
+    args = ["jobs", "watch", name, "-o", output]
+    async with cli_process(cluster, mlflow_server_url, *args) as child:
+        await first_line(child)
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == 130
+    assert stderr.decode().splitlines() == ["error: interrupted"]
+    if output == "json":
+        last = json.loads(stdout.decode().splitlines()[-1])
+        assert last["error"]["exit_code"] == 130
 
 
 async def test_jobs_logs_escape_controls(
