@@ -417,6 +417,20 @@ def test_experiments_bad_view(runner: CliRunner, mlflow_server_url: str):
     assert "--view" in result.output
 
 
+def test_runs_list_unknown_experiment(
+    runner: CliRunner, mlflow_server_url: str, rest: httpx.Client, unique: str
+):
+    known = post(rest, "experiments/create", {"name": f"cli-known-{unique}"})
+    unknown = "987654321987"
+    args = ["runs", "list", "-e", known["experiment_id"], "-e", unknown]
+    result = invoke(runner, mlflow_server_url, *args, "-o", "json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "ExperimentNotFoundException"
+    assert unknown in error["message"]
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_runs_list_and_get(
     runner: CliRunner, mlflow_server_url: str, rest: httpx.Client, unique: str
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import typer
@@ -150,6 +151,11 @@ def list_runs(
     view_type = _view_type(view)
 
     async def body(client: AsyncMaestroClient) -> list[Any]:
+        # MLflow answers a search of an unknown experiment id with no runs, so
+        # a mistyped id would print an empty table. Reading each experiment
+        # first turns it into a not-found error.
+        experiments = [client.experiments.get(number) for number in experiment_ids]
+        await asyncio.gather(*experiments)
         return await client.runs.search(
             experiment_ids,
             filter_string,
