@@ -108,6 +108,28 @@ def test_demo_failed_step_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "step 2 (watch status, logs and metrics): failed after" in text
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_demo_debug_traceback(debug: bool):
+    from typer.testing import CliRunner
+
+    from maestro_ml_async.cli._app import app
+    from maestro_ml_async.testing.mlflow_server import free_port
+
+    # A configured MLflow server that is down fails step 1 at once.
+    env = {
+        "MAESTRO_ML_MLFLOW_URI": f"http://127.0.0.1:{free_port()}",
+        "MAESTRO_ML_RETRY_MAX_ELAPSED": "0.5",
+    }
+    args = ["--debug", "demo"] if debug else ["demo"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "step 1" in errors[0]
+    assert ("Traceback" in result.stderr) is debug
+    assert "Traceback" not in result.stdout
+
+
 def start_fake_cluster(
     kubeconfig: Path, artifacts: Path
 ) -> tuple[subprocess.Popen[str], dict[str, str]]:

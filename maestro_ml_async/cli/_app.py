@@ -209,6 +209,7 @@ def _register() -> None:
 
 
 def _demo_command(
+    ctx: typer.Context,
     root: Annotated[
         str,
         typer.Option(
@@ -256,6 +257,8 @@ def _demo_command(
     """
     from maestro_ml_async.demo import run_demo
 
+    from ._common import get_state
+
     code = run_demo(
         root=root,
         step_timeout=timeout,
@@ -263,6 +266,7 @@ def _demo_command(
         image=image,
         epochs=epochs,
         epoch_delay=epoch_delay,
+        debug=get_state(ctx).debug,
     )
     raise typer.Exit(code)
 

@@ -92,6 +92,7 @@ def run_demo(
     epochs: int = 20,
     epoch_delay: float = 0.15,
     console: Console | None = None,
+    debug: bool = False,
 ) -> int:
     """Run the demo and return the exit code: 0 when every step worked.
 
@@ -103,6 +104,7 @@ def run_demo(
         epochs: Training epochs.
         epoch_delay: Seconds the training script sleeps after each epoch.
         console: Where to draw; a new console on stdout by default.
+        debug: Also print the traceback of a failed step, to stderr.
     """
     console = console or Console()
     script_path = Path(script) if script is not None else DEFAULT_SCRIPT
@@ -125,6 +127,8 @@ def run_demo(
     try:
         state = asyncio.run(_run(Path(root), view, console, options))
     except StepFailed as exc:
+        if debug:
+            Console(stderr=True).print_exception()
         console.print()
         line = printable(str(exc), one_line=True)
         message = Text.assemble(("error: ", "bold red"), line)
