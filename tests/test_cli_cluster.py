@@ -236,6 +236,28 @@ async def test_jobs_watch_ctrl_c(
         assert last["error"]["exit_code"] == 130
 
 
+async def test_jobs_failed_exit_code(
+    cluster: FakeCluster, mlflow_server_url: str, unique: str
+):
+    from maestro_ml_async.testing import fail
+
+    name = f"cli-failed-{unique}"
+    cluster.scripts.set("jobs", name, fail(exit_code=4))
+    submit = ["jobs", "submit", name, "-f", "custom", "--image", "busybox"]
+    submitted = await cli(
+        cluster, mlflow_server_url, *submit, "--wait", "--timeout", "60"
+    )
+    assert submitted.exit_code == 1
+    assert len(submitted.stderr.splitlines()) == 1
+    assert "failed" in submitted.stderr
+
+    watched = await cli(cluster, mlflow_server_url, "jobs", "watch", name, "-o", "json")
+    assert watched.exit_code == 1
+    lines = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert lines[-2]["status"] == "failed"
+    assert f"job {name} failed" in lines[-1]["error"]["message"]
+
+
 async def test_jobs_logs_escape_controls(
     cluster: FakeCluster, mlflow_server_url: str, unique: str
 ):
