@@ -501,6 +501,29 @@ def test_help_lists_units(runner: CliRunner):
     assert "MiB" in jobs.stdout
 
 
+def test_every_option_has_help():
+    import typer.main
+
+    missing = []
+    durations = []
+
+    def walk(command: Any, path: str) -> None:
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            if not text.strip():
+                missing.append(f"{path} {param.name}")
+            if "timeout" in param.name or "delay" in param.name:
+                durations.append((f"{path} {param.name}", text))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "maestro-ml")
+    assert missing == []
+    assert durations
+    for where, text in durations:
+        assert "seconds" in text.lower(), where
+
+
 def test_bad_pair_option(runner: CliRunner, mlflow_server_url: str):
     result = invoke(
         runner,
