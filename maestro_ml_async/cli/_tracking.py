@@ -151,7 +151,7 @@ def list_runs(
     view_type = _view_type(view)
 
     async def body(client: AsyncMaestroClient) -> list[Any]:
-        # MLflow answers a search of an unknown experiment id with no runs, so
+        # MLflow returns no runs for a search of an unknown experiment id, so
         # a mistyped id would print an empty table. Reading each experiment
         # first turns it into a not-found error.
         experiments = [client.experiments.get(number) for number in experiment_ids]
