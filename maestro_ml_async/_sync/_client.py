@@ -1679,6 +1679,11 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
     def get_job(self, name: str, namespace: str | None = None) -> SyncTrainingJob:
         """Read a job (of any supported kind) and the names of its pods.
 
+        Only pods with an ownerReference to this job's uid are listed, so the
+        terminating pods of a deleted job of the same name are left out. A
+        TrainJob's pods are the exception, because they are selected by name
+        only.
+
         Raises:
             KubernetesNotFoundException: No job of that name exists.
         """
@@ -1715,7 +1720,8 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         container to start, follows every container (including pods created
         later and restarted containers) and ends when the job has finished and
         its logs are read. Without it, the lines there are now are returned,
-        the previous instance of each restarted container first.
+        the previous instance of each restarted container first. Pods of an
+        earlier job of the same name are skipped as in `get_job`.
 
         Raises:
             ValidationException: `pod_timeout` is negative, NaN or not a number.

@@ -82,6 +82,29 @@ class JobKind:
         # Kubernetes release, and ``batch.kubernetes.io/job-name`` only from 1.27.
         return f"job-name={name}"
 
+    def owns_pod(self, pod: dict[str, Any], job_uid: str | None) -> bool:
+        """Return whether a pod that `pod_selector` matched belongs to job `job_uid`.
+
+        The selector matches by name, so after a job is deleted and submitted
+        again its old pods match too while they terminate. The Training
+        Operator and the Job controller set an ownerReference from each pod to
+        its job, so a pod without one to `job_uid` belongs to another instance
+        or was created by hand. Every pod matches while `job_uid` is None.
+        """
+        if job_uid is None:
+            return True
+        # NOTE: a TrainJob owns a JobSet, which owns Jobs, which own the pods,
+        # so no pod refers to the TrainJob. Reaching it would take a read of the
+        # JobSet and permission to read JobSets, so TrainJob pods are matched
+        # by name only and the pods of a terminating earlier run still match.
+        if self.kind == "TrainJob":
+            return True
+        meta = pod.get("metadata") or {}
+        return any(
+            isinstance(ref, dict) and ref.get("uid") == job_uid
+            for ref in meta.get("ownerReferences") or []
+        )
+
 
 def _operator_kind(
     kind: str, plural: str, field: str, container: str, master: str | None

@@ -234,6 +234,9 @@ class JobLogStreamer:
         namespace: The job's namespace.
         pod_timeout: Seconds to wait for a first container to start before
             raising `TrainingTimeoutException`.
+        uid: The uid of the job instance whose pods are followed. Pods that
+            other instances of the same name left behind are ignored, and None
+            follows every pod that the name selects.
     """
 
     def __init__(
@@ -243,10 +246,12 @@ class JobLogStreamer:
         name: str,
         namespace: str,
         pod_timeout: float,
+        uid: str | None = None,
     ) -> None:
         self._transport = transport
         self._kind = kind
         self._name = name
+        self._uid = uid
         self._namespace = namespace
         self._pod_timeout = pod_timeout
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -294,6 +299,8 @@ class JobLogStreamer:
             self._queue.put_nowait(exc)
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        if not self._kind.owns_pod(pod, self._uid):
+            return
         name = str(pod["metadata"]["name"])
         if kind == "DELETED":
             self._pods.pop(name, None)
@@ -525,16 +532,24 @@ def _to_datetime(nanos: int | None) -> datetime | None:
 
 
 async def read_current_logs(
-    transport: ClusterTransport, kind: JobKind, name: str, namespace: str
+    transport: ClusterTransport,
+    kind: JobKind,
+    name: str,
+    namespace: str,
+    uid: str | None = None,
 ) -> list[LogLine]:
-    """Return the current logs; restarted containers give their previous run first."""
+    """Return the current logs of the pods of job instance `uid` (any, if None).
+
+    The previous run of a restarted container comes before its current run.
+    """
     items = []
     async for pod in transport.iter_list(
         "", "v1", "pods", namespace, label_selector=kind.pod_selector(name)
     ):
-        items.append(pod)
+        if kind.owns_pod(pod, uid):
+            items.append(pod)
     items.sort(key=lambda pod: _pod_order(kind, pod))
-    streamer = JobLogStreamer(transport, kind, name, namespace, pod_timeout=0)
+    streamer = JobLogStreamer(transport, kind, name, namespace, pod_timeout=0, uid=uid)
     for pod in items:
         states = _container_states(pod)
         for container in (pod.get("spec") or {}).get("containers") or []:

@@ -216,6 +216,11 @@ class AsyncTrainingResource:
     async def get_job(self, name: str, namespace: str | None = None) -> TrainingJob:
         """Read a job (of any supported kind) and the names of its pods.
 
+        Only pods with an ownerReference to this job's uid are listed, so the
+        terminating pods of a deleted job of the same name are left out. A
+        TrainJob's pods are the exception, because they are selected by name
+        only.
+
         Raises:
             KubernetesNotFoundException: No job of that name exists.
         """
@@ -225,7 +230,7 @@ class AsyncTrainingResource:
         return await self._with_pods(job, kind)
 
     async def _with_pods(self, job: TrainingJob, kind: JobKind) -> TrainingJob:
-        pods = await self._list_pods(kind, job.name, job.namespace)
+        pods = await self._list_pods(kind, job.name, job.namespace, job.uid)
         by_type: dict[str, list[str]] = {}
         for pod in pods:
             replica_type, _ = replica_of_pod(kind, pod)
@@ -236,13 +241,13 @@ class AsyncTrainingResource:
         return job
 
     async def _list_pods(
-        self, kind: JobKind, name: str, namespace: str
+        self, kind: JobKind, name: str, namespace: str, uid: str | None
     ) -> list[dict[str, Any]]:
         transport = await self._transport()
         items, _ = await transport.list_all(
             "", "v1", "pods", namespace, label_selector=kind.pod_selector(name)
         )
-        return items
+        return [pod for pod in items if kind.owns_pod(pod, uid)]
 
     async def list_jobs(
         self, label_selector: str | None = None, namespace: str | None = None
@@ -413,7 +418,7 @@ class AsyncTrainingResource:
         self, job: TrainingJob, kind: JobKind, limit: float, target: JobStatus
     ) -> TrainingTimeoutException:
         try:
-            pods = await self._list_pods(kind, job.name, job.namespace)
+            pods = await self._list_pods(kind, job.name, job.namespace, job.uid)
         except Exception as exc:  # the timeout is the error to report
             logger.info("cannot list the pods of %s: %s", job.name, exc)
             pods = []
@@ -515,7 +520,8 @@ class AsyncTrainingResource:
         container to start, follows every container (including pods created
         later and restarted containers) and ends when the job has finished and
         its logs are read. Without it, the lines there are now are returned,
-        the previous instance of each restarted container first.
+        the previous instance of each restarted container first. Pods of an
+        earlier job of the same name are skipped as in `get_job`.
 
         Raises:
             ValidationException: `pod_timeout` is negative, NaN or not a number.
@@ -524,14 +530,20 @@ class AsyncTrainingResource:
         """
         pod_limit = check_timeout(pod_timeout, "pod_timeout")
         ns = self._namespace(namespace)
-        kind, _ = await self._find(name, ns)
+        kind, obj = await self._find(name, ns)
+        uid = (obj.get("metadata") or {}).get("uid")
         transport = await self._transport()
         if not follow:
-            for line in await read_current_logs(transport, kind, name, ns):
+            for line in await read_current_logs(transport, kind, name, ns, uid):
                 yield line
             return
         streamer = JobLogStreamer(
-            transport, kind, name, ns, math.inf if pod_limit is None else pod_limit
+            transport,
+            kind,
+            name,
+            ns,
+            math.inf if pod_limit is None else pod_limit,
+            uid=uid,
         )
         async for line in streamer.stream():
             yield line
