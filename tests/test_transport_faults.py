@@ -158,6 +158,20 @@ async def test_unreachable_server_says_so(client_for: Any) -> None:
             await client.models.get("m")
 
 
+async def test_unreachable_server_named_without_password() -> None:
+    async with ScriptedServer([answer(200)]) as server:
+        address = server.url.removeprefix("http://").rstrip("/")
+    url = f"http://alice:pw-hidden-42@{address}"
+    async with AsyncMaestroClient(mlflow_uri=url, max_retries=0) as client:
+        with pytest.raises(TransportException) as caught:
+            await client.models.get("m")
+
+    message = str(caught.value)
+    assert f"could not reach the MLflow server at http://{address}:" in message
+    assert "pw-hidden-42" not in message
+    assert "alice" not in message
+
+
 async def test_redirect_names_target_without_secrets(client_for: Any) -> None:
     location = "https://user:pw-hidden@login.example/auth?state=tok-hidden#frag"
     async with ScriptedServer([answer(302, b"", {"Location": location})]) as server:

@@ -471,7 +471,8 @@ class MlflowTransport:
                 except httpx.TransportError as exc:
                     if attempt > self.config.max_retries:
                         raise TransportException(
-                            f"could not reach the MLflow server: {type(exc).__name__}",
+                            f"could not reach the MLflow server"
+                            f"{_server_address(exc)}: {type(exc).__name__}",
                             method=method,
                             path=path,
                         ) from None
@@ -508,12 +509,23 @@ def _transport_failure(exc: httpx.TransportError) -> str:
             f"({type(exc).__name__})"
         )
     detail = f"{type(exc).__name__}: {exc}"
+    server = f"the MLflow server{_server_address(exc)}"
     if is_unsent_error(exc):
-        return f"could not reach the MLflow server: {detail}"
+        return f"could not reach {server}: {detail}"
     return (
-        "the connection to the MLflow server failed before a complete response "
+        f"the connection to {server} failed before a complete response "
         f"arrived, so the request may have been applied: {detail}"
     )
+
+
+def _server_address(exc: httpx.TransportError) -> str:
+    """Return " at <scheme>://<host:port>" for the failed request, or ""."""
+    try:
+        url = exc.request.url
+    except RuntimeError:
+        return ""
+    # netloc leaves out the userinfo, so a password in the URI is not shown.
+    return f" at {url.scheme}://{url.netloc.decode('ascii')}"
 
 
 def _query_params(
