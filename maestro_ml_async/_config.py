@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpx
 from dotenv import dotenv_values
 from pydantic import (
     Field,
@@ -249,6 +250,7 @@ class Config(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
+        _check_env_file(values.get("_env_file"))
         try:
             super().__init__(**values)
         except ValidationError as exc:
@@ -330,6 +332,7 @@ class Config(BaseSettings):
                 "must be an http:// or https:// URL of a server "
                 "(file stores and 'databricks' URIs are not supported over REST)"
             )
+        _check_host_and_port(value)
         if "?" in value or "#" in value:
             # API paths are appended to this URL, so a query string or a
             # fragment would end up in front of them and hide them.
@@ -448,6 +451,52 @@ def build_config(
     return Config(_env_file=env_file, **overrides)
 
 
+def _check_env_file(env_file: object) -> None:
+    """Raise `ConfigurationException` when a named `.env` file cannot be read.
+
+    Ignoring a missing file would quietly fall back to the default server, so
+    a typo in the path would point the client at the wrong MLflow.
+    """
+    if env_file is None or isinstance(env_file, (list, tuple)):
+        return
+    path = Path(env_file)  # type: ignore[arg-type]
+    if not path.exists():
+        raise ConfigurationException(
+            f"env file {str(path)!r} does not exist; fix the path, or pass "
+            "env_file=None to read only the environment"
+        )
+    if not path.is_file():
+        raise ConfigurationException(
+            f"env file {str(path)!r} is not a regular file; name a .env file"
+        )
+
+
+def _check_host_and_port(url: str) -> None:
+    """Raise ValueError for a host or port that no HTTP request can use.
+
+    `urlsplit` accepts ``host:abc`` and ``host:99999`` until `.port` is read,
+    and httpx only rejects them at the first request, so they are checked here.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port_text = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise ValueError(
+            f"has an invalid port {port_text[:20]!r}: use a number from 1 to 65535"
+        ) from None
+    if port == 0:
+        raise ValueError("has port 0: use a number from 1 to 65535")
+    host = parts.hostname or ""
+    if any(char.isspace() for char in host):
+        raise ValueError(f"has an invalid host {host[:80]!r}: it contains a space")
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        # idna's errors for a host name that IDNA 2008 rejects are ValueErrors.
+        raise ValueError(f"is not a valid URL: {exc}") from None
+
+
 def _split_userinfo(url: str) -> tuple[str, str | None, str | None]:
     """Return a URL without its ``user:password@`` part, and that part decoded."""
     try:
@@ -476,7 +525,7 @@ def _settings_error(
         return ConfigurationException(f"invalid configuration: {exc}")
     source = _source_of(match.group(1), overrides, env_file)
     return ConfigurationException(
-        f"invalid configuration: {source}: the value must be a JSON object, "
+        f"invalid {source}: the value must be a JSON object, "
         'for example {"mlflow-artifacts:/": "s3://bucket/"}'
     )
 
@@ -486,17 +535,23 @@ def _configuration_error(
 ) -> ConfigurationException:
     problems: list[str] = []
     for error in exc.errors(include_input=False, include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else "config"
-        source = _source_of(field, overrides, env_file)
-        problems.append(f"{source}: {error['msg']}")
-    return ConfigurationException("invalid configuration: " + "; ".join(problems))
+        # pydantic puts "Value error, " in front of the text of a ValueError
+        # raised by a validator.
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            # A check across several settings, such as username and password.
+            problems.append(f"invalid configuration: {message}")
+            continue
+        source = _source_of(str(error["loc"][0]), overrides, env_file)
+        problems.append(f"invalid {source}: {message}")
+    return ConfigurationException("; ".join(problems))
 
 
 def _source_of(
     field: str, overrides: Mapping[str, Any], env_file: str | Path | None
 ) -> str:
     if field in overrides:
-        return f"argument {field}="
+        return field
     prefixed = ENV_PREFIX + field.upper()
     if prefixed in os.environ:
         return prefixed
@@ -510,4 +565,4 @@ def _source_of(
         return fallback
     if fallback and in_file.get(fallback):
         return f"{fallback} (in {env_file})"
-    return f"field {field}"
+    return field

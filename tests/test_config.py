@@ -96,10 +96,67 @@ def test_env_file_maestro_beats_mlflow_environment(
     assert Config.from_env(env_file=env_file).mlflow_uri == "http://127.0.0.1:30"
 
 
-def test_missing_env_file_ignored() -> None:
-    config = Config.from_env(env_file="/nonexistent/maestro/.env")
+def test_missing_env_file_rejected() -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env(env_file="/nonexistent/maestro/.env")
 
-    assert config.mlflow_uri == "http://localhost:5000"
+    assert "/nonexistent/maestro/.env" in str(caught.value)
+    assert "does not exist" in str(caught.value)
+
+
+def test_env_file_directory_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env(env_file=tmp_path)
+
+    assert str(tmp_path) in str(caught.value)
+    assert "not a regular file" in str(caught.value)
+
+
+async def test_client_missing_env_file_rejected(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.env"
+
+    with pytest.raises(ConfigurationException) as caught:
+        AsyncMaestroClient(env_file=missing)
+
+    assert str(missing) in str(caught.value)
+
+
+@pytest.mark.parametrize("field", ["mlflow_uri", "mlflow_registry_uri", "api_url"])
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("http://127.0.0.1:abc", "'abc'"),
+        ("http://127.0.0.1:99999", "'99999'"),
+        ("https://127.0.0.1:-1/x", "'-1'"),
+        ("http://127.0.0.1:0", "port 0"),
+    ],
+)
+def test_uri_invalid_port_rejected(field: str, uri: str, shown: str) -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env(**{field: uri})
+
+    message = str(caught.value)
+    assert message.startswith(f"invalid {field}: ")
+    assert shown in message
+
+
+def test_uri_invalid_port_in_variable_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:abc")
+
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env()
+
+    assert "invalid MLFLOW_TRACKING_URI: " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://exa mple.com", "http://\N{SNOWMAN}.example.com", "http://[zz]"]
+)
+def test_uri_invalid_host_rejected(uri: str) -> None:
+    with pytest.raises(ConfigurationException) as caught:
+        Config.from_env(mlflow_uri=uri)
+
+    assert "invalid mlflow_uri: " in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +222,9 @@ def test_invalid_argument_named_in_error() -> None:
     with pytest.raises(ConfigurationException) as caught:
         Config.from_env(request_timeout=0)
 
-    assert "argument request_timeout=" in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith("invalid request_timeout: ")
+    assert "Value error" not in message
 
 
 def test_invalid_env_file_value_names_file(tmp_path: Path) -> None:
@@ -436,7 +495,7 @@ def test_invalid_requests_per_connection_argument(value: object) -> None:
     with pytest.raises(ConfigurationException) as caught:
         Config.from_env(requests_per_connection=value)
 
-    assert "argument requests_per_connection=" in str(caught.value)
+    assert "invalid requests_per_connection: " in str(caught.value)
 
 
 def test_client_rejects_bad_requests_per_connection(
