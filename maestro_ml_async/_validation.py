@@ -27,6 +27,7 @@ __all__ = [
     "check_filter",
     "check_key_values",
     "check_kubernetes_name",
+    "check_kubernetes_names",
     "check_max_results",
     "check_name",
     "check_order_by",
@@ -312,12 +313,21 @@ def check_max_results(value: object, *, maximum: int, name: str = "max_results")
 def check_kubernetes_name(
     name: object, *, what: str = "name", max_length: int = 253
 ) -> str:
-    """Check a Kubernetes object name (RFC 1123 label or subdomain)."""
-    if not isinstance(name, str) or not name:
-        raise ValidationException(f"{what} must be a non-empty string")
+    """Check a Kubernetes object name (RFC 1123 label or subdomain).
+
+    A name too long to show in full appears in the message by its first
+    characters only.
+    """
+    if not isinstance(name, str):
+        raise ValidationException(
+            f"{what} must be a non-empty string, got {type(name).__name__}"
+        )
+    if not name:
+        raise ValidationException(f"{what} must be a non-empty string, got ''")
     if len(name) > max_length:
         raise ValidationException(
-            f"{what} {name!r} is {len(name)} characters; the maximum is {max_length}"
+            f"{what} {_shorten(name)} is {len(name)} characters; "
+            f"the maximum is {max_length}"
         )
     pattern = _DNS_LABEL if max_length <= 63 else _DNS_SUBDOMAIN
     if not pattern.fullmatch(name):
@@ -326,3 +336,34 @@ def check_kubernetes_name(
             "letters, digits and '-', starting and ending with a letter or digit"
         )
     return name
+
+
+def check_kubernetes_names(
+    names: object, *, what: str = "names", max_length: int = 253
+) -> list[str]:
+    """Check a collection of Kubernetes object names and return them as a list.
+
+    A bare string is rejected rather than read as a sequence of one-letter
+    names, and every name is checked before the caller sends anything.
+    """
+    if isinstance(names, (str, bytes)):
+        raise ValidationException(
+            f"{what} must be a list of names, got the {type(names).__name__} "
+            f"{_shorten(names)}; pass [{_shorten(names)}] for one name"
+        )
+    if isinstance(names, Mapping) or not isinstance(names, Iterable):
+        raise ValidationException(
+            f"{what} must be a list of names, got {type(names).__name__}"
+        )
+    singular = what[:-1] if what.endswith("s") else what
+    return [
+        check_kubernetes_name(name, what=singular, max_length=max_length)
+        for name in names
+    ]
+
+
+def _shorten(value: str | bytes, limit: int = 60) -> str:
+    """Return the repr of `value`, cut to its first `limit` characters."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}..."

@@ -1665,6 +1665,11 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
 
         A cancelled job reports status ``suspended``; a wait for any other
         status then raises TrainingException. Use `delete_job` to remove it.
+
+        Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
+            KubernetesNotFoundException: No job of that name exists.
         """
         return self._runner.call(self._async.cancel_job, name, namespace)
 
@@ -1672,6 +1677,8 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         """Delete a job with its pods and its code ConfigMap.
 
         Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
             KubernetesNotFoundException: No job of that name exists.
         """
         return self._runner.call(self._async.delete_job, name, namespace)
@@ -1685,6 +1692,8 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         only.
 
         Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
             KubernetesNotFoundException: No job of that name exists.
         """
         return SyncTrainingJob(
@@ -1724,7 +1733,9 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         earlier job of the same name are skipped as in `get_job`.
 
         Raises:
-            ValidationException: `pod_timeout` is negative, NaN or not a number.
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name, or `pod_timeout` is negative, NaN or not a
+                number.
             TrainingTimeoutException: No container started within
                 `pod_timeout`; it carries the pods' waiting reasons.
         """
@@ -1851,7 +1862,8 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
             namespace: The namespace; the configured one by default.
 
         Raises:
-            ValidationException: `until` is not a JobStatus value, or
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name, `until` is not a JobStatus value, or
                 `timeout` is negative, NaN or not a number.
             TrainingException: The job failed (with the operator's reason and
                 message), was deleted or cancelled, or can no longer reach
@@ -1905,6 +1917,8 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         """Yield the job now and after each change of its status, until it finishes.
 
         Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
             TrainingException: The job was deleted.
         """
         return iterate_converted(

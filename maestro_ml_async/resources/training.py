@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Config
 from .._exceptions import KubernetesNotFoundException, TrainingException
 from .._transport._cluster_handle import ClusterHandle
-from .._validation import check_choice
+from .._validation import check_choice, check_kubernetes_name
 from ..types.training import (
     JobEvent,
     JobStatus,
@@ -52,8 +52,23 @@ logger = logging.getLogger(__name__)
 _MERGE_PATCH = "application/merge-patch+json"
 
 
+# Every supported controller copies the job name into a pod label (job-name,
+# training.kubeflow.org/job-name, jobset.sigs.k8s.io/jobset-name), and label
+# values are at most 63 characters, so no job can have a longer name.
+_MAX_JOB_NAME = 63
+
+
 def _unique_kinds() -> list[JobKind]:
     return list(KINDS.values())
+
+
+def _check_job_name(name: object) -> str:
+    """Check the name of an existing job, so an empty one never reaches a URL.
+
+    An empty name would turn a DELETE of one job into a DELETE of the whole
+    collection, which removes every job of that kind in the namespace.
+    """
+    return check_kubernetes_name(name, what="job name", max_length=_MAX_JOB_NAME)
 
 
 class AsyncTrainingResource:
@@ -73,8 +88,6 @@ class AsyncTrainingResource:
         return await self._cluster.get()
 
     def _namespace(self, namespace: str | None) -> str:
-        from .._validation import check_kubernetes_name
-
         if namespace is None:
             return self._config.namespace
         return check_kubernetes_name(namespace, what="namespace", max_length=63)
@@ -222,8 +235,11 @@ class AsyncTrainingResource:
         only.
 
         Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
             KubernetesNotFoundException: No job of that name exists.
         """
+        name = _check_job_name(name)
         ns = self._namespace(namespace)
         kind, obj = await self._find(name, ns)
         job = self._bind(job_from_object(obj, kind))
@@ -277,10 +293,13 @@ class AsyncTrainingResource:
         """Delete a job with its pods and its code ConfigMap.
 
         Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
             KubernetesNotFoundException: No job of that name exists.
         """
         from .._transport._kube import resource_path
 
+        name = _check_job_name(name)
         ns = self._namespace(namespace)
         kind, _ = await self._find(name, ns)
         transport = await self._transport()
@@ -297,9 +316,15 @@ class AsyncTrainingResource:
 
         A cancelled job reports status ``suspended``; a wait for any other
         status then raises TrainingException. Use `delete_job` to remove it.
+
+        Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
+            KubernetesNotFoundException: No job of that name exists.
         """
         from .._transport._kube import resource_path
 
+        name = _check_job_name(name)
         ns = self._namespace(namespace)
         kind, _ = await self._find(name, ns)
         transport = await self._transport()
@@ -344,7 +369,8 @@ class AsyncTrainingResource:
             namespace: The namespace; the configured one by default.
 
         Raises:
-            ValidationException: `until` is not a JobStatus value, or
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name, `until` is not a JobStatus value, or
                 `timeout` is negative, NaN or not a number.
             TrainingException: The job failed (with the operator's reason and
                 message), was deleted or cancelled, or can no longer reach
@@ -352,6 +378,7 @@ class AsyncTrainingResource:
             TrainingTimeoutException: The time ran out; it carries the last
                 status and the waiting reasons of the job's pods.
         """
+        name = _check_job_name(name)
         target = check_choice(JobStatus, until, what="until")
         checked = check_timeout(timeout, "timeout")
         ns = self._namespace(namespace)
@@ -432,8 +459,11 @@ class AsyncTrainingResource:
         """Yield the job now and after each change of its status, until it finishes.
 
         Raises:
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name; nothing was sent.
             TrainingException: The job was deleted.
         """
+        name = _check_job_name(name)
         ns = self._namespace(namespace)
         kind, obj = await self._find(name, ns)
         job = self._bind(job_from_object(obj, kind))
@@ -524,10 +554,13 @@ class AsyncTrainingResource:
         earlier job of the same name are skipped as in `get_job`.
 
         Raises:
-            ValidationException: `pod_timeout` is negative, NaN or not a number.
+            ValidationException: The name or namespace is not a valid
+                Kubernetes name, or `pod_timeout` is negative, NaN or not a
+                number.
             TrainingTimeoutException: No container started within
                 `pod_timeout`; it carries the pods' waiting reasons.
         """
+        name = _check_job_name(name)
         pod_limit = check_timeout(pod_timeout, "pod_timeout")
         ns = self._namespace(namespace)
         kind, obj = await self._find(name, ns)
