@@ -1892,6 +1892,20 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
     ) -> list[SyncTrainingJob | BaseException]:
         """Wait for several jobs at once; waits of one kind share one watch.
 
+        Args:
+            names: The job names, a list or another collection. A single
+                string is rejected, because it would be read as one-letter
+                names.
+            timeout: Seconds to wait for each job, as in `wait_for_job`.
+            namespace: The namespace; the configured one by default.
+            return_exceptions: Put each job's exception in the result list
+                instead of raising the first one.
+
+        Raises:
+            ValidationException: `names` is a string or not a collection, a
+                name or the namespace is not a valid Kubernetes name, or
+                `timeout` is invalid. Nothing was sent.
+
         Returns:
             The finished jobs in the order of `names`; with `return_exceptions`,
             a job's exception takes its place instead of being raised.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Config
 from .._exceptions import KubernetesNotFoundException, TrainingException
 from .._transport._cluster_handle import ClusterHandle
-from .._validation import check_choice, check_kubernetes_name
+from .._validation import check_choice, check_kubernetes_name, check_kubernetes_names
 from ..types.training import (
     JobEvent,
     JobStatus,
@@ -431,12 +431,31 @@ class AsyncTrainingResource:
     ) -> list[TrainingJob | BaseException]:
         """Wait for several jobs at once; waits of one kind share one watch.
 
+        Args:
+            names: The job names, a list or another collection. A single
+                string is rejected, because it would be read as one-letter
+                names.
+            timeout: Seconds to wait for each job, as in `wait_for_job`.
+            namespace: The namespace; the configured one by default.
+            return_exceptions: Put each job's exception in the result list
+                instead of raising the first one.
+
+        Raises:
+            ValidationException: `names` is a string or not a collection, a
+                name or the namespace is not a valid Kubernetes name, or
+                `timeout` is invalid. Nothing was sent.
+
         Returns:
             The finished jobs in the order of `names`; with `return_exceptions`,
             a job's exception takes its place instead of being raised.
         """
+        checked = check_kubernetes_names(
+            names, what="job names", max_length=_MAX_JOB_NAME
+        )
+        check_timeout(timeout, "timeout")
+        self._namespace(namespace)
         results = await asyncio.gather(
-            *(self.wait_for_job(n, timeout, namespace=namespace) for n in names),
+            *(self.wait_for_job(n, timeout, namespace=namespace) for n in checked),
             return_exceptions=return_exceptions,
         )
         return list(results)

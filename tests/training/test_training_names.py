@@ -121,3 +121,62 @@ async def test_name_may_start_with_digit(client: AsyncMaestroClient) -> None:
     # may start with a digit, so reading one is a lookup, not a local error.
     with pytest.raises(KubernetesNotFoundException):
         await client.training.get_job("9lives")
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ("abc", "job names must be a list of names, got the str 'abc'"),
+        (b"abc", "job names must be a list of names, got the bytes b'abc'"),
+        ("a" * 200_000, "got the str 'aaaa"),
+        (None, "job names must be a list of names, got NoneType"),
+        (5, "job names must be a list of names, got int"),
+        ({"abc": 1}, "job names must be a list of names, got dict"),
+        (["good", ""], "job name must be a non-empty string, got ''"),
+        (("good", None), "job name must be a non-empty string, got NoneType"),
+        (["good", "a" * 64], "the maximum is 63"),
+    ],
+)
+async def test_wait_for_jobs_rejects_names(
+    cluster: FakeCluster, client: AsyncMaestroClient, names: object, expected: str
+) -> None:
+    before = cluster.stats.requests_total
+    with pytest.raises(ValidationException) as caught:
+        await client.training.wait_for_jobs(names, timeout=1)  # type: ignore[arg-type]
+    assert expected in str(caught.value)
+    assert len(str(caught.value)) < 300
+    assert cluster.stats.requests_total == before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"timeout": -1}, "timeout must not be negative"),
+        ({"timeout": "x"}, "timeout must be a number"),
+        ({"namespace": ""}, "namespace must be a non-empty string"),
+    ],
+)
+async def test_wait_for_jobs_checks_arguments(
+    cluster: FakeCluster,
+    client: AsyncMaestroClient,
+    arguments: dict[str, Any],
+    expected: str,
+) -> None:
+    before = cluster.stats.requests_total
+    with pytest.raises(ValidationException) as caught:
+        await client.training.wait_for_jobs(["one", "two"], **arguments)
+    assert expected in str(caught.value)
+    assert cluster.stats.requests_total == before
+
+
+async def test_wait_for_jobs_accepts_collections(
+    client: AsyncMaestroClient,
+) -> None:
+    await client.training.submit_job("set-one", "sklearn", "img")
+    await client.training.submit_job("set-two", "sklearn", "img")
+    jobs = await client.training.wait_for_jobs(
+        (name for name in ["set-one", "set-two"]), timeout=30
+    )
+    assert [job.name for job in jobs] == ["set-one", "set-two"]  # type: ignore[union-attr]
+    empty = await client.training.wait_for_jobs([])
+    assert empty == []
