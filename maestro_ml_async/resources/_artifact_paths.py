@@ -14,6 +14,7 @@ __all__ = [
     "check_upload_path",
     "collect_upload_files",
     "join_artifact_path",
+    "listing_drops_start",
     "proxy_path",
     "proxy_root",
     "safe_artifact_path",
@@ -81,7 +82,56 @@ def check_upload_path(relative: str) -> str:
             f"artifact proxy decodes, so it would be stored as {decoded!r}; "
             "rename the file"
         )
+    _check_upload_segments(relative)
     return relative
+
+
+def _check_upload_segments(relative: str) -> None:
+    """Reject control characters and whitespace at either end of a segment.
+
+    MLflow 3.17 parses a listed path with `urllib.parse.urlparse`, which drops
+    spaces and control characters at the start and tab, CR and LF anywhere.
+    So ``" lead"`` is listed as ``lead`` (nothing) and ``"   "`` as the root.
+    The proxy drops a tab from an uploaded name and rejects a newline. A
+    trailing space round-trips on POSIX, but Windows cannot create such a
+    file, so the whole class is rejected.
+    """
+    control = [char for char in relative if ord(char) < 0x20 or ord(char) == 0x7F]
+    if control:
+        raise ValidationException(
+            f"artifact path {relative!r} contains the control character "
+            f"{control[0]!r}, which MLflow's artifact proxy drops or rejects; "
+            "rename the file"
+        )
+    for segment in relative.split("/"):
+        if segment != segment.strip():
+            raise ValidationException(
+                f"artifact path {relative!r} has a segment {segment!r} that starts "
+                "or ends with whitespace, which MLflow's artifact listing drops; "
+                "rename the file or the folder"
+            )
+
+
+def listing_drops_start(relative: str) -> bool:
+    """Check whether MLflow's ``artifacts/list`` would list another folder.
+
+    The server (3.17) parses the ``path`` parameter with
+    `urllib.parse.urlparse`, which strips spaces and C0 control characters
+    from its start, so ``" lead"`` is listed as ``lead`` and ``"   "`` as the
+    root. The proxy's own listing takes the path after the run's root, where
+    nothing is stripped.
+
+    Raises:
+        ValidationException: The path contains a tab, CR or LF, which the
+            parser removes anywhere, so no endpoint lists that folder.
+    """
+    for char in "\t\r\n":
+        if char in relative:
+            raise ValidationException(
+                f"artifact folder {relative!r} contains {char!r}, which MLflow's "
+                "artifact listing removes, so the folder cannot be listed"
+            )
+    return bool(relative) and ord(relative[0]) <= 0x20
 
 
 def join_artifact_path(*parts: str) -> str:

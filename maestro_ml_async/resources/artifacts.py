@@ -24,6 +24,7 @@ import anyio
 import httpx
 
 from .._exceptions import (
+    MLflowException,
     NotSupportedByServerException,
     RunNotFoundException,
     TransportException,
@@ -34,9 +35,11 @@ from .._transport._errors import error_from_response, parse_json_body
 from .._transport._retry import RETRY_STATUSES, parse_retry_after
 from ..types.tracking import ArtifactInfo
 from ._artifact_paths import (
+    PROXY_PREFIX,
     check_upload_path,
     collect_upload_files,
     join_artifact_path,
+    listing_drops_start,
     proxy_path,
     proxy_root,
     safe_artifact_path,
@@ -133,6 +136,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         *,
         body: Callable[[], AsyncIterator[bytes]] | None = None,
         headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send a request to the proxy with retries and yield the open response.
 
@@ -150,6 +154,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
                 transport.url(path),
                 content=body() if body is not None else None,
                 headers=headers,
+                params=params,
             )
             # The semaphore is held while the body streams, because the
             # response keeps its pooled connection until it is closed.
@@ -236,6 +241,8 @@ class AsyncArtifactsResource(AsyncMlflowResource):
     async def _list_once(
         self, run_id: str, relative: str
     ) -> builtins.list[ArtifactInfo]:
+        if listing_drops_start(relative):
+            return await self._list_through_proxy(run_id, relative)
         entries: builtins.list[ArtifactInfo] = []
         token: str | None = None
         seen_tokens: set[str] = set()
@@ -256,6 +263,37 @@ class AsyncArtifactsResource(AsyncMlflowResource):
             token = next_page_token(response, seen_tokens)
             if token is None:
                 return entries
+
+    async def _list_through_proxy(
+        self, run_id: str, relative: str
+    ) -> builtins.list[ArtifactInfo]:
+        """List one folder with the proxy's ``GET ...?path=<root>/<folder>``.
+
+        This endpoint has no pages and returns base names, which are joined
+        to `relative` here as ``artifacts/list`` would.
+        """
+        root = await self._root(run_id)
+        async with self._open(
+            "GET", PROXY_PREFIX, params={"path": f"{root}/{relative}"}
+        ) as response:
+            await response.aread()
+        body = parse_json_body(response)
+        if body is None:
+            raise MLflowException(
+                f"the artifact proxy's listing of {relative!r} is not a JSON object",
+                error_code="INVALID_RESPONSE",
+                status_code=response.status_code,
+                method="GET",
+                path=PROXY_PREFIX,
+            )
+        entries: builtins.list[ArtifactInfo] = []
+        for entry in parse_items(body, "files", ArtifactInfo.model_validate):
+            listed = entry.model_copy(
+                update={"path": join_artifact_path(relative, entry.path)}
+            )
+            _check_listed(listed.path, relative)
+            entries.append(listed)
+        return entries
 
     async def upload_file(
         self,

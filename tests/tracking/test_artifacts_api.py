@@ -241,3 +241,78 @@ async def test_upload_rejects_backslash_before_sending(
     await client.artifacts.upload_file(run_id, folder / "a-first.txt", "kept")
     listed = await client.artifacts.list(run_id, "kept")
     assert [entry.path for entry in listed] == ["kept/a-first.txt"]
+
+
+async def test_upload_rejects_space_edged_segments(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    # MLflow's listing strips leading spaces, so such files would not list.
+    source = tmp_path / "f.txt"
+    source.write_text("x")
+    for folder in (" lead", "trail ", "   ", "ok/ inner", "ok/inner /deep", "a\tb"):
+        with pytest.raises(ValidationException, match="rename") as caught:
+            await client.artifacts.upload_file(run_id, source, folder)
+        assert repr(folder)[1:-1] in str(caught.value)
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a-first.txt").write_text("sent first without the check")
+    (tree / "b.txt ").write_text("a trailing space")
+    with pytest.raises(ValidationException, match="whitespace"):
+        await client.artifacts.upload_dir(run_id, tree)
+    with pytest.raises(ValidationException, match="whitespace"):
+        await client.artifacts.upload_file(run_id, tree / "b.txt ")
+
+    assert await client.artifacts.list(run_id) == []
+
+
+async def test_space_edged_names_from_mlflow(
+    mlflow_server_url: str,
+    client: AsyncMaestroClient,
+    run_id: str,
+    tmp_path: Path,
+) -> None:
+    # MLflow's own client uploads these names; listing and downloading them
+    # must find every file.
+    mlflow = pytest.importorskip("mlflow")
+    official = mlflow.MlflowClient(tracking_uri=mlflow_server_url)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "x.txt").write_text("lead")
+    (source / "   ").write_text("spaces only")
+    (source / "b.txt ").write_text("trailing")
+    uploads = [
+        ("x.txt", " lead"),
+        ("x.txt", "   "),
+        ("b.txt ", "ok"),
+        ("   ", "ok"),
+        ("x.txt", "ok/ inner"),
+    ]
+    for name, folder in uploads:
+        await asyncio.to_thread(
+            official.log_artifact, run_id, str(source / name), folder
+        )
+    expected = {
+        " lead/x.txt": "lead",
+        "   /x.txt": "lead",
+        "ok/b.txt ": "trailing",
+        "ok/   ": "spaces only",
+        "ok/ inner/x.txt": "lead",
+    }
+
+    listed = await client.artifacts.list(run_id, recursive=True)
+    assert sorted(a.path for a in listed if not a.is_dir) == sorted(expected)
+    lead = await client.artifacts.list(run_id, " lead")
+    assert [a.path for a in lead] == [" lead/x.txt"]
+    spaces = await client.artifacts.list(run_id, "   ")
+    assert [a.path for a in spaces] == ["   /x.txt"]
+
+    whole = await client.artifacts.download(run_id, "", tmp_path / "whole")
+    downloaded = {
+        p.relative_to(whole).as_posix(): p.read_text()
+        for p in whole.rglob("*")
+        if p.is_file()
+    }
+    assert downloaded == expected
+    single = await client.artifacts.download(run_id, " lead", tmp_path / "single")
+    assert (single / "x.txt").read_text() == "lead"
