@@ -199,7 +199,14 @@ class Config(BaseSettings):
     username: str | None = Field(default=None, description="Basic-auth user name.")
     password: SecretStr | None = Field(default=None, description="Basic-auth password.")
     request_timeout: float = Field(
-        default=30.0, gt=0, description="Timeout of one HTTP request, in seconds."
+        default=30.0,
+        gt=0,
+        description=(
+            "Timeout of one HTTP request, in seconds, from sending it to the end "
+            "of its response body; each retry gets its own. Streamed artifact "
+            "uploads and downloads apply it to each read and write instead, so "
+            "a large file can take longer as long as data keeps flowing."
+        ),
     )
     training_job_timeout: float = Field(
         default=3600.0, gt=0, description="Default wait for a training job, in seconds."

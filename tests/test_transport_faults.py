@@ -21,7 +21,9 @@ from maestro_ml_async import (
     ClientClosedError,
     MLflowException,
     RateLimitedException,
+    RequestTimeoutException,
     TransportException,
+    ValidationException,
 )
 
 Step = Callable[[asyncio.StreamWriter], Awaitable[bool]]
@@ -340,3 +342,57 @@ async def test_close_during_requests_raises_closed(client_for: Any) -> None:
 
     assert [type(outcome) for outcome in outcomes] == [ClientClosedError] * 2
     assert len(server.requests) == 1
+
+
+async def drip_body(writer: asyncio.StreamWriter) -> bool:
+    """A step that sends a 40-byte body one byte every 0.25 s."""
+    body = b'{"registered_model": {"name": "m"}}'.ljust(40)
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    for byte in body:
+        if writer.transport.is_closing():
+            return False
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.25)
+    return True
+
+
+async def test_request_timeout_caps_slow_body(client_for: Any) -> None:
+    # Each byte arrives well within the 1 s timeout, and the whole body would
+    # take 10 s, so only a deadline on the whole request stops it in time.
+    async with ScriptedServer([drip_body]) as server:
+        async with client_for(server, request_timeout=1, max_retries=1) as client:
+            started = time.monotonic()
+            with pytest.raises(RequestTimeoutException) as caught:
+                await client.models.get("m")
+            elapsed = time.monotonic() - started
+
+    assert elapsed < 8
+    assert len(server.requests) == 2
+    assert "1.0 s" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("resource", "method"),
+    [
+        ("models", "get"),
+        ("runs", "get"),
+        ("experiments", "get"),
+        ("webhooks", "get"),
+        ("logged_models", "get"),
+    ],
+)
+async def test_too_long_query_not_sent(
+    client_for: Any, resource: str, method: str
+) -> None:
+    async with ScriptedServer([answer(200, MODEL)]) as server:
+        async with client_for(server) as client:
+            call = getattr(getattr(client, resource), method)
+            with pytest.raises(ValidationException) as caught:
+                await call("a" * 66_000)
+
+    assert "too long" in str(caught.value)
+    assert server.requests == []

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 from tenacity import (
     AsyncRetrying,
@@ -25,6 +26,7 @@ from .._exceptions import (
     NotFoundException,
     RequestTimeoutException,
     TransportException,
+    ValidationException,
 )
 from .._version import __version__
 from ._errors import error_from_response, parse_json_body
@@ -400,7 +402,17 @@ class MlflowTransport:
             # a slot, and httpx would then raise a bare RuntimeError.
             self.check_open()
             try:
-                response = await self.http.request(method, url, **kwargs)
+                # httpx applies request_timeout to each read, so a server that
+                # sends a byte now and then would hold the request forever.
+                # This deadline caps the whole request, body included.
+                with anyio.fail_after(self.config.request_timeout):
+                    response = await self.http.request(method, url, **kwargs)
+            except TimeoutError:
+                raise httpx.ReadTimeout(
+                    f"no complete response within {self.config.request_timeout} s"
+                ) from None
+            except httpx.InvalidURL as exc:
+                raise _invalid_url_error(exc, method, path) from None
             except httpx.TransportError:
                 if self._closed:
                     # `aclose` closed the connection under this request.
@@ -459,12 +471,15 @@ class MlflowTransport:
         attempt = 0
         while True:
             attempt += 1
-            request = self.http.build_request(
-                method,
-                url,
-                params=_query_params(params),
-                headers=self._count_request(None),
-            )
+            try:
+                request = self.http.build_request(
+                    method,
+                    url,
+                    params=_query_params(params),
+                    headers=self._count_request(None),
+                )
+            except httpx.InvalidURL as exc:
+                raise _invalid_url_error(exc, method, path) from None
             async with self._limiter:
                 try:
                     response = await self.http.send(request, stream=True)
@@ -495,6 +510,18 @@ def _closed_error() -> ClientClosedError:
     return ClientClosedError(
         "the client is closed; create a new AsyncMaestroClient "
         "(or use it inside 'async with')"
+    )
+
+
+def _invalid_url_error(
+    exc: httpx.InvalidURL, method: str, path: str
+) -> ValidationException:
+    # httpx rejects a URL, or one component of it, longer than 65,536
+    # characters while it builds the request, so nothing was sent.
+    return ValidationException(
+        f"the {method} request to {path} was not sent because httpx rejected "
+        f"its URL ({exc}); a name, id or key sent in the URL query is probably "
+        "too long: shorten it"
     )
 
 
