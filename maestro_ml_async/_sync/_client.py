@@ -497,7 +497,11 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
                 by the model-name digest label that `deploy` sets).
             label_selector: A further Kubernetes label selector.
             page_size: Objects per request (``limit``), 1 to 500.
-            max_results: Stop after this many deployments.
+            max_results: Stop after this many deployments; None for all.
+
+        Raises:
+            ValidationException: An argument has the wrong type or is out of
+                range; nothing was sent.
         """
         return Pager(
             self._runner,
@@ -633,6 +637,9 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
                 ready (pass the generation that one's own change produced).
 
         Raises:
+            ValidationException: The name or namespace is invalid, `timeout`
+                is not a positive number, or `min_generation` is not a
+                non-negative integer; nothing was sent.
             DeploymentException: The controller reported a failure that it does
                 not recover from (RevisionFailed, ModelLoadFailed with the exit
                 code, ...); `reasons` lists the reason codes. Also raised when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,14 +21,21 @@ __all__ = [
     "DEFAULT_CANARY_PERCENT",
     "check_canary_percent",
     "check_deploy_options",
+    "check_label_selector",
+    "check_list_limit",
+    "check_min_generation",
     "check_page_size",
     "check_replicas",
     "check_runtime",
     "check_strategy",
     "check_update",
+    "check_wait_timeout",
 ]
 
 MAX_PAGE_SIZE = 500
+# The largest signed 32-bit integer, far above any namespace's InferenceService
+# count. The registry listings use the same bound.
+MAX_LIST_RESULTS = 2**31 - 1
 DEFAULT_CANARY_PERCENT = 10
 """Share of traffic that a canary gets when no canary_traffic_percent is set."""
 
@@ -80,6 +88,52 @@ def check_runtime(runtime: object) -> str | None:
 def check_page_size(page_size: object) -> int:
     """Check a list page size (the ``limit`` of one request)."""
     return check_max_results(page_size, maximum=MAX_PAGE_SIZE, name="page_size")
+
+
+def check_list_limit(max_results: object) -> int | None:
+    """Check the `max_results` of a listing: None or a positive integer."""
+    if max_results is None:
+        return None
+    return check_max_results(max_results, maximum=MAX_LIST_RESULTS)
+
+
+def check_label_selector(label_selector: object) -> str | None:
+    """Check a label selector: None or a string, which the API server parses."""
+    if label_selector is None or isinstance(label_selector, str):
+        return label_selector
+    raise ValidationException(
+        "label_selector must be a string such as 'team=fraud', "
+        f"got {type(label_selector).__name__}"
+    )
+
+
+def check_wait_timeout(timeout: object) -> float | None:
+    """Check the timeout of a wait: None (no limit) or positive seconds."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValidationException(
+            f"timeout must be a number of seconds or None, got {type(timeout).__name__}"
+        )
+    if math.isnan(timeout) or timeout <= 0:
+        raise ValidationException(f"timeout must be positive, got {timeout}")
+    return float(timeout)
+
+
+def check_min_generation(generation: object) -> int | None:
+    """Check a `min_generation`: None or a non-negative integer."""
+    if generation is None:
+        return None
+    if isinstance(generation, bool) or not isinstance(generation, int):
+        raise ValidationException(
+            "min_generation must be an integer or None, "
+            f"got {type(generation).__name__}"
+        )
+    if generation < 0:
+        raise ValidationException(
+            f"min_generation must not be negative, got {generation}"
+        )
+    return generation
 
 
 def check_update(

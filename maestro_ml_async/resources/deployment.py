@@ -31,8 +31,12 @@ from ._deployment_bluegreen import switch_blue_green
 from ._deployment_checks import (
     DEFAULT_CANARY_PERCENT,
     check_deploy_options,
+    check_label_selector,
+    check_list_limit,
+    check_min_generation,
     check_page_size,
     check_update,
+    check_wait_timeout,
 )
 from ._deployment_patch import (
     PatchBuilder,
@@ -242,10 +246,16 @@ class AsyncDeploymentResource:
                 by the model-name digest label that `deploy` sets).
             label_selector: A further Kubernetes label selector.
             page_size: Objects per request (``limit``), 1 to 500.
-            max_results: Stop after this many deployments.
+            max_results: Stop after this many deployments; None for all.
+
+        Raises:
+            ValidationException: An argument has the wrong type or is out of
+                range; nothing was sent.
         """
         ns = self._namespace(namespace)
         page_size = check_page_size(page_size)
+        max_results = check_list_limit(max_results)
+        label_selector = check_label_selector(label_selector)
         selectors = [label_selector] if label_selector else []
         if model_name is not None:
             digest = model_name_hash(check_name(model_name))
@@ -322,6 +332,7 @@ class AsyncDeploymentResource:
         name = check_deployment_name(name)
         ns = self._namespace(namespace)
         selector = check_version_selector(model_version, alias, stage, required=False)
+        timeout = check_wait_timeout(timeout)
         if selector is None and model_name is not None:
             raise ValidationException(
                 "model_name needs model_version, alias or stage to roll out"
@@ -500,6 +511,9 @@ class AsyncDeploymentResource:
                 ready (pass the generation that one's own change produced).
 
         Raises:
+            ValidationException: The name or namespace is invalid, `timeout`
+                is not a positive number, or `min_generation` is not a
+                non-negative integer; nothing was sent.
             DeploymentException: The controller reported a failure that it does
                 not recover from (RevisionFailed, ModelLoadFailed with the exit
                 code, ...); `reasons` lists the reason codes. Also raised when
@@ -510,8 +524,8 @@ class AsyncDeploymentResource:
         """
         name = check_deployment_name(name)
         ns = self._namespace(namespace)
-        if timeout is not None and timeout <= 0:
-            raise ValidationException(f"timeout must be positive, got {timeout}")
+        timeout = check_wait_timeout(timeout)
+        min_generation = check_min_generation(min_generation)
         kube = await self._kube()
         return await wait_until_ready(
             kube, ns, name, self._bind, timeout=timeout, min_generation=min_generation
