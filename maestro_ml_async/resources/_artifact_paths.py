@@ -11,6 +11,10 @@ from .._exceptions import NotSupportedByServerException, ValidationException
 
 __all__ = [
     "PROXY_PREFIX",
+    "check_download_targets",
+    "check_local_path",
+    "check_max_concurrency",
+    "check_run_id",
     "check_upload_path",
     "collect_upload_files",
     "join_artifact_path",
@@ -50,6 +54,71 @@ def safe_artifact_path(path: str | None, *, what: str = "artifact path") -> str:
             f"{what} {path!r} contains '..', which would leave the run's artifacts"
         )
     return "/".join(parts)
+
+
+def check_run_id(run_id: object) -> str:
+    """Check a run id: a non-empty string."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise ValidationException(
+            f"run_id must be a non-empty string, got {_describe(run_id)}"
+        )
+    return run_id.strip()
+
+
+def check_local_path(path: object, *, what: str) -> Path:
+    """Check a local file or folder argument: a string or an `os.PathLike`."""
+    if isinstance(path, str | os.PathLike) and not isinstance(path, bytes):
+        text = os.fspath(path)
+        if isinstance(text, str) and text:
+            return Path(text)
+    raise ValidationException(
+        f"{what} must be a non-empty path (str or os.PathLike), got {_describe(path)}"
+    )
+
+
+def check_max_concurrency(value: object) -> int:
+    """Check a number of parallel transfers: an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationException(
+            f"max_concurrency must be an int, got {type(value).__name__}"
+        )
+    if value < 1:
+        raise ValidationException(f"max_concurrency must be at least 1, got {value}")
+    return value
+
+
+def check_download_targets(dst_dir: Path, targets: list[Path]) -> None:
+    """Reject local paths in the way of a download before anything is sent.
+
+    `dst_dir` must be a folder or not exist yet. Each target's parents below
+    `dst_dir` must be folders or missing, and a target must not be a folder,
+    because a file cannot replace it.
+    """
+    if dst_dir.exists() and not dst_dir.is_dir():
+        raise ValidationException(
+            f"dst_dir {str(dst_dir)!r} is not a directory; pass a folder path"
+        )
+    base = dst_dir.resolve()
+    for target in targets:
+        if target.is_dir():
+            raise ValidationException(
+                f"a folder is in the way of downloaded file {str(target)!r}; "
+                "remove it or choose another dst_dir"
+            )
+        for parent in target.parents:
+            if parent == base or base not in parent.parents:
+                break
+            if parent.exists() and not parent.is_dir():
+                raise ValidationException(
+                    f"a file is in the way of downloaded folder {str(parent)!r}; "
+                    "remove it or choose another dst_dir"
+                )
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return type(value).__name__
 
 
 def check_upload_path(relative: str) -> str:

@@ -233,6 +233,8 @@ class AsyncModelRunsMixin(AsyncModelVersionsMixin):
         Raises:
             RunNotFoundException: The version has no run, or the run is gone.
         """
+        if path is not None:
+            path = safe_artifact_path(path)
         found, run = await self._run_of_version(name, version)
         model_id = _logged_model_id(found.source or "")
         if model_id is not None:

@@ -36,6 +36,10 @@ from .._transport._retry import RETRY_STATUSES, parse_retry_after
 from ..types.tracking import ArtifactInfo
 from ._artifact_paths import (
     PROXY_PREFIX,
+    check_download_targets,
+    check_local_path,
+    check_max_concurrency,
+    check_run_id,
     check_upload_path,
     collect_upload_files,
     join_artifact_path,
@@ -227,7 +231,12 @@ class AsyncArtifactsResource(AsyncMlflowResource):
             path: A folder relative to the run's artifact root (None: the root).
             recursive: Also list the contents of every sub-folder.
         """
+        run_id = check_run_id(run_id)
         relative = safe_artifact_path(path)
+        if not isinstance(recursive, bool):
+            raise ValidationException(
+                f"recursive must be a bool, got {type(recursive).__name__}"
+            )
         entries = await self._list_once(run_id, relative)
         if not recursive:
             return entries
@@ -306,7 +315,8 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         The file is streamed in 1 MB chunks. An existing artifact with the same
         path is replaced.
         """
-        source = Path(local_path)
+        run_id = check_run_id(run_id)
+        source = check_local_path(local_path, what="local_path")
         if not await anyio.Path(source).is_file():
             raise ValidationException(f"{str(source)!r} is not a file")
         relative = join_artifact_path(safe_artifact_path(artifact_path), source.name)
@@ -339,12 +349,11 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         it are not descended into. On a failure the other uploads are
         cancelled, so some files may already be uploaded.
         """
-        if max_concurrency < 1:
-            raise ValidationException(
-                f"max_concurrency must be at least 1, got {max_concurrency}"
-            )
+        run_id = check_run_id(run_id)
+        folder = check_local_path(local_dir, what="local_dir")
+        check_max_concurrency(max_concurrency)
         prefix = safe_artifact_path(artifact_path)
-        files = await anyio.to_thread.run_sync(collect_upload_files, Path(local_dir))
+        files = await anyio.to_thread.run_sync(collect_upload_files, folder)
         await self._root(run_id)
         targets = [
             (src, check_upload_path(join_artifact_path(prefix, rel)))
@@ -372,8 +381,11 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         For a folder, the whole listing is checked before any file is
         written: a name with ``..`` or one that leaves `dst_dir` is rejected.
         """
+        run_id = check_run_id(run_id)
         relative = safe_artifact_path(path)
-        base = Path(dst_dir)
+        base = check_local_path(dst_dir, what="dst_dir")
+        check_max_concurrency(max_concurrency)
+        await anyio.to_thread.run_sync(check_download_targets, base, [])
         entries = await self.list(run_id, relative or None, recursive=True)
         files = [entry.path for entry in entries if not entry.is_dir]
         if not entries:
@@ -382,6 +394,9 @@ class AsyncArtifactsResource(AsyncMlflowResource):
             files = [relative]
         targets = await anyio.to_thread.run_sync(
             lambda: [(name, safe_local_target(base, name)) for name in files]
+        )
+        await anyio.to_thread.run_sync(
+            check_download_targets, base, [target for _, target in targets]
         )
         root = await self._root(run_id)
 
@@ -394,23 +409,42 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         return Path(await anyio.Path(base).resolve())
 
     async def _download_file(self, url_path: str, target: Path) -> None:
-        await anyio.to_thread.run_sync(
-            lambda: target.parent.mkdir(parents=True, exist_ok=True)
-        )
-        descriptor, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-        os.close(descriptor)
+        try:
+            temp_name = await anyio.to_thread.run_sync(_create_temp_file, target)
+        except OSError as exc:
+            raise _local_write_error(target, exc) from exc
         try:
             async with self._open("GET", url_path) as response:
                 async with await anyio.open_file(temp_name, "wb") as handle:
                     async for chunk in response.aiter_bytes(CHUNK_SIZE):
                         await handle.write(chunk)
-            os.replace(temp_name, target)
+            try:
+                os.replace(temp_name, target)
+            except OSError as exc:
+                raise _local_write_error(target, exc) from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
             raise
+
+
+def _create_temp_file(target: Path) -> str:
+    """Create the folders of `target` and an empty temporary file next to it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+    )
+    os.close(descriptor)
+    return temp_name
+
+
+def _local_write_error(target: Path, exc: OSError) -> ValidationException:
+    # A file or folder created in the way after the checks, or a folder that
+    # is not writable, ends here.
+    return ValidationException(
+        f"failed to write the downloaded file {str(target)!r}: "
+        f"{exc.strerror or type(exc).__name__}; check dst_dir"
+    )
 
 
 def _is_listed_file_itself(entry: ArtifactInfo, requested: str) -> bool:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from maestro_ml_async import AsyncMaestroClient, NotFoundException, ValidationException
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    MLflowException,
+    NotFoundException,
+    ValidationException,
+)
 
 
 def sha256(path: Path) -> str:
@@ -316,3 +321,100 @@ async def test_space_edged_names_from_mlflow(
     assert downloaded == expected
     single = await client.artifacts.download(run_id, " lead", tmp_path / "single")
     assert (single / "x.txt").read_text() == "lead"
+
+
+async def test_download_rejects_local_obstacles(
+    client: AsyncMaestroClient, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    (source / "model").mkdir(parents=True)
+    (source / "model" / "weights.bin").write_bytes(b"weights")
+    await client.artifacts.upload_dir(run_id, source)
+
+    # An unknown run would raise RunNotFoundException if a request were sent.
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    with pytest.raises(ValidationException, match="is not a directory") as caught:
+        await client.artifacts.download("0" * 32, "", a_file)
+    assert str(a_file) in str(caught.value)
+
+    blocked_file = tmp_path / "blocked-file"
+    (blocked_file / "model" / "weights.bin").mkdir(parents=True)
+    with pytest.raises(ValidationException, match="folder is in the way") as caught:
+        await client.artifacts.download(run_id, "model", blocked_file)
+    assert "weights.bin" in str(caught.value)
+
+    blocked_folder = tmp_path / "blocked-folder"
+    blocked_folder.mkdir()
+    (blocked_folder / "model").write_text("a file where the folder goes")
+    with pytest.raises(ValidationException, match="file is in the way") as caught:
+        await client.artifacts.download(run_id, "", blocked_folder)
+    assert str(blocked_folder / "model") in str(caught.value)
+    assert (blocked_folder / "model").read_text() == "a file where the folder goes"
+
+
+async def test_artifacts_reject_wrong_types(
+    client: AsyncMaestroClient, tmp_path: Path
+) -> None:
+    # The run and the model do not exist, so a request that was sent would
+    # raise an MLflowException.
+    missing_run = "0" * 32
+    source = tmp_path / "f.txt"
+    source.write_text("x")
+    artifacts = client.artifacts
+    calls = {
+        "list path dict": lambda: artifacts.list(missing_run, {"a": 1}),  # type: ignore[arg-type]
+        "list recursive str": lambda: artifacts.list(missing_run, recursive="yes"),  # type: ignore[arg-type]
+        "list run_id int": lambda: artifacts.list(5),  # type: ignore[arg-type]
+        "list run_id empty": lambda: artifacts.list(""),
+        "upload_file local None": lambda: artifacts.upload_file(missing_run, None),  # type: ignore[arg-type]
+        "upload_file local int": lambda: artifacts.upload_file(missing_run, 5),  # type: ignore[arg-type]
+        "upload_file path list": lambda: artifacts.upload_file(
+            missing_run,
+            source,
+            ["a"],  # type: ignore[arg-type]
+        ),
+        "upload_dir local None": lambda: artifacts.upload_dir(missing_run, None),  # type: ignore[arg-type]
+        "upload_dir concurrency str": lambda: artifacts.upload_dir(
+            missing_run,
+            tmp_path,
+            max_concurrency="x",  # type: ignore[arg-type]
+        ),
+        "upload_dir concurrency nan": lambda: artifacts.upload_dir(
+            missing_run,
+            tmp_path,
+            max_concurrency=float("nan"),  # type: ignore[arg-type]
+        ),
+        "upload_dir concurrency bool": lambda: artifacts.upload_dir(
+            missing_run, tmp_path, max_concurrency=True
+        ),
+        "upload_dir concurrency 0": lambda: artifacts.upload_dir(
+            missing_run, tmp_path, max_concurrency=0
+        ),
+        "download dst None": lambda: artifacts.download(missing_run, "x", None),  # type: ignore[arg-type]
+        "download path int": lambda: artifacts.download(missing_run, 3, tmp_path),  # type: ignore[arg-type]
+        "download concurrency str": lambda: artifacts.download(
+            missing_run,
+            "x",
+            tmp_path,
+            max_concurrency="x",  # type: ignore[arg-type]
+        ),
+        "list_model_artifacts path dict": lambda: client.models.list_model_artifacts(
+            "no-such-model",
+            1,
+            path={"a": 1},  # type: ignore[arg-type]
+        ),
+        "list_model_artifacts path traversal": lambda: (
+            client.models.list_model_artifacts("no-such-model", 1, path="../x")
+        ),
+    }
+    for label, call in calls.items():
+        try:
+            await call()
+        except ValidationException as exc:
+            # A server's INVALID_PARAMETER_VALUE is a ValidationException too.
+            assert not isinstance(exc, MLflowException), f"{label}: {exc!r}"
+        except Exception as exc:
+            pytest.fail(f"{label}: raised {exc!r}, not ValidationException")
+        else:
+            pytest.fail(f"{label}: raised nothing")
