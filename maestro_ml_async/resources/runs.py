@@ -61,9 +61,17 @@ def _check_run_name(run_name: object) -> str:
 
 def _to_ms(value: datetime | int, what: str) -> int:
     try:
-        return datetime_to_ms(value)
+        ms = datetime_to_ms(value)
     except ValueError as exc:
         raise ValidationException(f"{what} is invalid: {exc}") from None
+    # MLflow stores run times as signed 64-bit integers. A larger value is
+    # not rejected by the server but read back as 0 or None.
+    if ms >= 2**63:
+        raise ValidationException(
+            f"{what} is {ms} ms, outside the 64-bit integer range that MLflow "
+            "stores; pass epoch milliseconds or a datetime"
+        )
+    return ms
 
 
 class AsyncRunsResource(AsyncMlflowResource):
@@ -340,10 +348,7 @@ class AsyncRunsResource(AsyncMlflowResource):
         MLflow 3's SQL store returns points ordered by timestamp, then step;
         sort by `Metric.sort_key` for (step, timestamp) order.
         """
-        if not 1 <= page_size <= MAX_HISTORY_PAGE:
-            raise ValidationException(
-                f"page_size must be between 1 and {MAX_HISTORY_PAGE}, got {page_size}"
-            )
+        check_max_results(page_size, maximum=MAX_HISTORY_PAGE, name="page_size")
         checked = check_tag_key(key, what="metric key")
         return metric_history(
             self._transport, _check_run_id(run_id), checked, page_size=page_size

@@ -396,3 +396,23 @@ async def test_none_values_logged_as_mlflow_does(
     assert fetched.data.tags["mine"] == "None"
     experiment = await client.experiments.get(experiment_id)
     assert experiment.tags["owner"] == "None"
+
+
+@pytest.mark.parametrize("ms", [2**63, 10**30])
+async def test_run_times_outside_int64_rejected(
+    client: AsyncMaestroClient, experiment_id: str, ms: int
+) -> None:
+    # MLflow 3.17 accepts such a time but reads it back as 1970 or None.
+    with pytest.raises(ValidationException, match="64-bit") as caught:
+        await client.runs.create(experiment_id, start_time=ms)
+    assert str(ms) in str(caught.value)
+    assert await client.runs.search([experiment_id]) == []
+
+    run = await client.runs.create(experiment_id)
+    with pytest.raises(ValidationException, match="64-bit"):
+        await client.runs.terminate(run.run_id, end_time=ms)
+    with pytest.raises(ValidationException, match="64-bit"):
+        await client.runs.update(run.run_id, end_time=ms)
+    info = (await client.runs.get(run.run_id)).info
+    assert info.status is RunStatus.RUNNING
+    assert info.end_time is None
