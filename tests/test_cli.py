@@ -540,3 +540,19 @@ def test_bad_pair_option(runner: CliRunner, mlflow_server_url: str):
     )
     assert result.exit_code == 2
     assert "KEY=VALUE" in result.output
+
+
+def test_bad_version_is_usage_error(runner: CliRunner, mlflow_server_url: str):
+    # Exit code 2 is click's code for a bad command line.
+    command_lines = [
+        ("models", "transition", "m", "abc", "Production"),
+        ("models", "transition", "m", "0", "Production"),
+        ("models", "transition", "m", "1.5", "Production"),
+        ("models", "alias", "m", "champion", "x"),
+        ("models", "tag", "m", "k", "v", "--version", "v2"),
+        ("deployments", "create", "d", "--model", "m", "--version", "1.5"),
+    ]
+    for args in command_lines:
+        result = invoke(runner, mlflow_server_url, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "positive integer" in result.output, args

@@ -19,7 +19,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from maestro_ml_async import AsyncMaestroClient, Config, MaestroMLException
+from maestro_ml_async import (
+    AsyncMaestroClient,
+    Config,
+    MaestroMLException,
+    ValidationException,
+)
+from maestro_ml_async._validation import check_version
 
 from ._text import printable
 
@@ -32,6 +38,7 @@ __all__ = [
     "emit",
     "fail",
     "parse_pairs",
+    "parse_version",
     "run_command",
     "write_line",
 ]
@@ -234,6 +241,22 @@ def parse_pairs(values: Sequence[str] | None, option: str) -> dict[str, str]:
             )
         pairs[key] = value
     return pairs
+
+
+def parse_version(value: str | None) -> str | None:
+    """Check a model version argument, so a bad one is a usage error (exit 2).
+
+    Raises:
+        typer.BadParameter: The value is not a positive integer.
+    """
+    if value is None:
+        return None
+    try:
+        return check_version(value)
+    except ValidationException:
+        raise typer.BadParameter(
+            f"expected a positive integer version such as 3, got {value!r}"
+        ) from None
 
 
 def to_jsonable(value: Any) -> Any:

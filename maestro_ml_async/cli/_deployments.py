@@ -21,6 +21,7 @@ from ._common import (
     dumps_json,
     emit,
     emit_fields,
+    parse_version,
     print_json,
     run_command,
     write_line,
@@ -97,7 +98,10 @@ def create(
     name: DeploymentArgument,
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
     version: Annotated[
-        str | None, typer.Option("--version", "-v", help="Model version to serve.")
+        str | None,
+        typer.Option(
+            "--version", "-v", help="Model version to serve.", callback=parse_version
+        ),
     ] = None,
     alias: Annotated[
         str | None, typer.Option("--alias", help="Serve the version with this alias.")

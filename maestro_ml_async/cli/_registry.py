@@ -18,6 +18,7 @@ from ._common import (
     emit_fields,
     error_console,
     fail,
+    parse_version,
     run_command,
 )
 
@@ -27,7 +28,9 @@ models_app = typer.Typer(
 )
 
 NameArgument = Annotated[str, typer.Argument(help="Registered model name.")]
-VersionArgument = Annotated[str, typer.Argument(help="Version number, e.g. 3.")]
+VersionArgument = Annotated[
+    str, typer.Argument(help="Version number, e.g. 3.", callback=parse_version)
+]
 
 
 def name_filter(name: str) -> tuple[str, bool]:
@@ -222,7 +225,10 @@ def alias(
     ],
     version: Annotated[
         str | None,
-        typer.Argument(help="Version the alias points to; omit with --delete."),
+        typer.Argument(
+            help="Version the alias points to; omit with --delete.",
+            callback=parse_version,
+        ),
     ] = None,
     delete: Annotated[
         bool, typer.Option("--delete", help="Remove the alias instead of setting it.")
@@ -257,7 +263,12 @@ def tag(
     value: Annotated[str, typer.Argument(help="Tag value.")],
     version: Annotated[
         str | None,
-        typer.Option("--version", "-v", help="Tag this version instead of the model."),
+        typer.Option(
+            "--version",
+            "-v",
+            help="Tag this version instead of the model.",
+            callback=parse_version,
+        ),
     ] = None,
     all_versions: Annotated[
         bool,
