@@ -556,3 +556,19 @@ def test_bad_version_is_usage_error(runner: CliRunner, mlflow_server_url: str):
         result = invoke(runner, mlflow_server_url, *args)
         assert result.exit_code == 2, (args, result.output)
         assert "positive integer" in result.output, args
+
+
+def test_timeout_without_wait_rejected(runner: CliRunner, mlflow_server_url: str):
+    # No cluster is configured, so a command that got past its arguments
+    # would fail with exit code 1 instead.
+    command_lines = [
+        ("jobs", "submit", "j1", "-f", "sklearn", "--image", "img", "--timeout", "5"),
+        ("deployments", "create", "d", "-m", "m", "--no-wait", "--timeout", "5"),
+        ("deployments", "scale", "d", "2", "--timeout", "5"),
+        ("deployments", "promote", "d", "--timeout", "5"),
+        ("deployments", "rollback", "d", "--timeout", "5"),
+    ]
+    for args in command_lines:
+        result = invoke(runner, mlflow_server_url, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "--wait" in result.output, args

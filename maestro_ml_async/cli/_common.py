@@ -34,6 +34,7 @@ __all__ = [
     "OutputFormat",
     "OutputOption",
     "State",
+    "check_timeout_needs_wait",
     "dumps_json",
     "emit",
     "fail",
@@ -241,6 +242,23 @@ def parse_pairs(values: Sequence[str] | None, option: str) -> dict[str, str]:
             )
         pairs[key] = value
     return pairs
+
+
+def check_timeout_needs_wait(ctx: typer.Context, *, wait: bool) -> None:
+    """Reject a --timeout given without --wait instead of ignoring it.
+
+    Raises:
+        typer.BadParameter: The command line or the environment set
+            --timeout while --wait is off.
+    """
+    source = ctx.get_parameter_source("timeout")
+    # Typer bundles its own click, so the enum is compared by member name.
+    if wait or source is None or source.name == "DEFAULT":
+        return
+    raise typer.BadParameter(
+        "--timeout only limits --wait; add --wait or drop --timeout",
+        param_hint="--timeout",
+    )
 
 
 def parse_version(value: str | None) -> str | None:

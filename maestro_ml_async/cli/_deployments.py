@@ -16,6 +16,7 @@ from ._common import (
     OutputFormat,
     OutputOption,
     cell,
+    check_timeout_needs_wait,
     clock_time,
     console,
     dumps_json,
@@ -38,7 +39,11 @@ WaitOption = Annotated[
 ]
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", help="Time limit of --wait, in seconds.", min=0.001),
+    typer.Option(
+        "--timeout",
+        help="Time limit of --wait in seconds, a usage error without --wait.",
+        min=0.001,
+    ),
 ]
 
 
@@ -76,6 +81,7 @@ def _change_and_show(
     output: OutputFormat,
 ) -> None:
     """Run `change`, wait for readiness if asked, and print the deployment."""
+    check_timeout_needs_wait(ctx, wait=wait)
 
     async def body(client: AsyncMaestroClient) -> Any:
         deployment = await change(client)

@@ -14,6 +14,7 @@ from ._common import (
     OutputFormat,
     OutputOption,
     cell,
+    check_timeout_needs_wait,
     clock_time,
     console,
     dumps_json,
@@ -108,14 +109,15 @@ def submit(
         float | None,
         typer.Option(
             "--timeout",
-            help="With --wait: time limit in seconds. Default: the "
-            "configuration's training_job_timeout (3600).",
+            help="Time limit of --wait in seconds, a usage error without "
+            "--wait. Default: the configuration's training_job_timeout (3600).",
             min=0.001,
         ),
     ] = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Submit a training job; with --wait, exit 1 when it fails."""
+    check_timeout_needs_wait(ctx, wait=wait)
     param_map = parse_pairs(params, "--param")
     env_map = parse_pairs(env, "--env")
     label_map = parse_pairs(labels, "--label")
