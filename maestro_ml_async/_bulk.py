@@ -10,7 +10,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ._exceptions import BulkOperationError, ValidationException
+from ._exceptions import BulkOperationError
+from ._validation import check_collection, check_positive_int
 
 __all__ = ["BulkResults", "ProgressCallback", "bulk_map"]
 
@@ -67,11 +68,8 @@ async def bulk_map(
     Returns:
         One entry per item, in input order.
     """
-    if max_concurrency < 1:
-        raise ValidationException(
-            f"max_concurrency must be at least 1, got {max_concurrency}"
-        )
-    inputs = list(items)
+    max_concurrency = check_positive_int(max_concurrency, name="max_concurrency")
+    inputs = check_collection(items, what="items")
     total = len(inputs)
     results: list[Any] = [None] * total
     next_index = 0

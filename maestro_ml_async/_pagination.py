@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mappi
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ._exceptions import MLflowException
+from ._exceptions import MLflowException, ValidationException
+from ._validation import check_page_token
 
 __all__ = ["AsyncPager", "Page", "next_page_token"]
 
@@ -81,13 +82,22 @@ class AsyncPager(Generic[T]):
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> None:
+        if max_results is not None and (
+            isinstance(max_results, bool)
+            or not isinstance(max_results, int)
+            or max_results < 0
+        ):
+            raise ValidationException(
+                f"max_results must be None or an integer of at least 0, got "
+                f"{max_results!r:.40}"
+            )
         self._fetch_page = fetch_page
         self._max_results = max_results
-        self._start_token = page_token
+        self._start_token = check_page_token(page_token)
 
     async def page(self, page_token: str | None = None) -> Page[T]:
         """Fetch a single page; pass the previous page's token to continue."""
-        page = await self._fetch_page(page_token or None)
+        page = await self._fetch_page(check_page_token(page_token))
         token = page.next_page_token or None
         if token != page.next_page_token:
             page = Page(page.items, token, page.raw)

@@ -8,6 +8,7 @@ instead of as a 400 from the server, or half-way through a batch.
 from __future__ import annotations
 
 import enum
+import math
 import numbers
 import posixpath
 import re
@@ -21,6 +22,7 @@ __all__ = [
     "MAX_REGISTRY_TAG_VALUE_LENGTH",
     "check_alias",
     "check_choice",
+    "check_collection",
     "check_entity_key",
     "check_experiment_id",
     "check_experiment_ids",
@@ -31,6 +33,9 @@ __all__ = [
     "check_max_results",
     "check_name",
     "check_order_by",
+    "check_page_token",
+    "check_poll_interval",
+    "check_positive_int",
     "check_stage",
     "check_version",
 ]
@@ -53,6 +58,7 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ENTITY_KEY_PATTERN = re.compile(r"^[/\w.\- :]*$")
 
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
 
 STAGES: dict[str, str] = {
     "none": "None",
@@ -62,15 +68,19 @@ STAGES: dict[str, str] = {
 }
 
 
-def check_name(name: object, *, what: str = "model name") -> str:
+def check_name(
+    name: object, *, what: str = "model name", blank_ok: bool = False
+) -> str:
     """Check a registered model or experiment name and return it unchanged.
 
     Names are sent exactly as given: leading or trailing spaces, ``/``, ``%`` and
-    non-ASCII characters are valid in MLflow and are kept.
+    non-ASCII characters are valid in MLflow and are kept. MLflow 3.17 treats a
+    model name of only spaces as missing but stores such an experiment name, so
+    `blank_ok` accepts a name of only spaces.
     """
     if not isinstance(name, str):
         raise ValidationException(f"{what} must be a string, got {type(name).__name__}")
-    if not name.strip():
+    if not name or (not blank_ok and not name.strip()):
         raise ValidationException(f"{what} must not be empty")
     if "\x00" in name:
         raise ValidationException(f"{what} must not contain a NUL character")
@@ -308,6 +318,62 @@ def check_max_results(value: object, *, maximum: int, name: str = "max_results")
             f"{name} must be between 1 and {maximum}, got {value}"
         )
     return value
+
+
+def check_collection(items: Iterable[T], *, what: str) -> list[T]:
+    """Return the items of a collection argument as a list.
+
+    A bare ``str`` or ``bytes`` is rejected: iterating it would give one
+    character per item, so ``get_many("abc")`` would fetch "a", "b" and "c".
+    A mapping is rejected too, because iterating it gives only its keys.
+    """
+    if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(
+        items, Iterable
+    ):
+        shown = repr(items) if isinstance(items, str) and len(items) <= 40 else ""
+        raise ValidationException(
+            f"{what} must be a list or another collection, got "
+            f"{type(items).__name__} {shown}".rstrip()
+            + "; wrap a single item in a list"
+        )
+    return list(items)
+
+
+def check_positive_int(value: object, *, name: str) -> int:
+    """Check an integer count such as ``max_concurrency``: at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationException(
+            f"{name} must be an integer, got {type(value).__name__} {value!r:.40}"
+        )
+    number = int(value)
+    if number < 1:
+        raise ValidationException(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def check_poll_interval(value: object, *, name: str = "poll_interval") -> float:
+    """Check a delay between polls: a finite number of seconds above 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationException(
+            f"{name} must be a number of seconds, got {type(value).__name__} "
+            f"{value!r:.40}"
+        )
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValidationException(
+            f"{name} must be a finite number of seconds above 0, got {value!r}"
+        )
+    return seconds
+
+
+def check_page_token(value: object) -> str | None:
+    """Check a page token from an earlier page: None or a string."""
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ValidationException(
+        f"page_token must be a string returned as next_page_token, got "
+        f"{type(value).__name__}"
+    )
 
 
 def check_kubernetes_name(

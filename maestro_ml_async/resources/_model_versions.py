@@ -18,6 +18,7 @@ from .._transport import API_PREFIX, RetryMode
 from .._transport._errors import error_from_response
 from .._validation import (
     check_alias,
+    check_collection,
     check_key_values,
     check_max_results,
     check_name,
@@ -163,6 +164,8 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         name = check_name(name)
         if isinstance(stages, str):
             stages = [stages]
+        elif stages is not None:
+            stages = check_collection(stages, what="stages")
         checked = [check_stage(stage) for stage in stages or []]
         body = await self._transport.call(
             "GET",

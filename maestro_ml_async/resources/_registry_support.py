@@ -18,6 +18,7 @@ from .._exceptions import (
     ValidationException,
 )
 from .._validation import (
+    check_collection,
     check_entity_key,
     check_filter,
     check_name,
@@ -125,7 +126,7 @@ def check_writable_tag_key(key: object) -> str:
 def check_pairs(pairs: Iterable[tuple[str, str | int]]) -> list[tuple[str, str]]:
     """Check ``(name, version)`` pairs of a bulk call before any request."""
     checked: list[tuple[str, str]] = []
-    for pair in pairs:
+    for pair in check_collection(pairs, what="pairs"):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ValidationException(f"expected a (name, version) pair, got {pair!r}")
         checked.append((check_name(pair[0]), check_version(pair[1])))

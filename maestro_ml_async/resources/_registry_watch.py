@@ -34,6 +34,7 @@ from .._exceptions import (
 )
 from .._pagination import next_page_token
 from .._transport import MlflowTransport
+from .._validation import check_name, check_poll_interval
 from ..types.events import RegistryEvent, RegistryEventType
 from ._poll_backoff import PollBackoff
 
@@ -338,9 +339,13 @@ async def watch_registry(
     poll compares with the last good snapshot, so no change is lost or
     repeated. The iterator runs until the caller stops it.
     """
-    if not poll_interval > 0:
+    poll_interval = check_poll_interval(poll_interval)
+    if name is not None:
+        # An empty name matches no model, so the watch would wait forever.
+        name = check_name(name)
+    if filter_string is not None and not isinstance(filter_string, str):
         raise ValidationException(
-            f"poll_interval must be a positive number of seconds, got {poll_interval}"
+            f"filter_string must be a string, got {type(filter_string).__name__}"
         )
     models_filter, versions_filter = _filters(name, filter_string)
     previous: _Snapshot | None = _Snapshot() if include_existing else None

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 
 from .._exceptions import (
     RateLimitedException,
@@ -38,6 +38,7 @@ from .._exceptions import (
 )
 from .._pagination import AsyncPager, Page, next_page_token
 from .._transport import MlflowTransport
+from .._validation import check_collection, check_poll_interval
 from ..types.tracking import (
     Metric,
     Run,
@@ -218,18 +219,13 @@ def _has_ended(run: Run) -> bool:
 
 
 def _check_watch_args(run_ids: Collection[str], poll_interval: float) -> list[str]:
-    if isinstance(run_ids, str):
-        raise ValidationException("run_ids must be a collection of run ids, not a str")
-    ids = list(dict.fromkeys(run_ids))
+    ids = list(dict.fromkeys(check_collection(run_ids, what="run_ids")))
     if not ids:
         raise ValidationException("run_ids must not be empty")
     for run_id in ids:
         if not isinstance(run_id, str) or not run_id.strip():
             raise ValidationException(f"invalid run id {run_id!r}")
-    if not poll_interval > 0:
-        raise ValidationException(
-            f"poll_interval must be a positive number of seconds, got {poll_interval}"
-        )
+    check_poll_interval(poll_interval)
     return ids
 
 
@@ -239,11 +235,7 @@ def _check_keys(keys: Collection[str] | None) -> frozenset[str] | None:
         return None
     if isinstance(keys, str):
         keys = [keys]
-    if not isinstance(keys, Iterable):
-        raise ValidationException(
-            f"keys must be a collection of metric keys, got {type(keys).__name__}"
-        )
-    checked = frozenset(keys)
+    checked = frozenset(check_collection(keys, what="keys"))
     for key in checked:
         if not isinstance(key, str) or not key:
             raise ValidationException(f"invalid metric key {key!r} in keys")

@@ -40,14 +40,26 @@ MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20_000
 MAX_SEARCH_PAGE_SIZE = 1000
 
 
-def _check_experiment_name(name: object) -> str:
-    checked = check_name(name, what="experiment name")
+def _check_experiment_name(name: object, *, lookup: bool = False) -> str:
+    # MLflow 3.17 creates an experiment named "   " (other clients may have
+    # done so), so a lookup accepts such a name. Creating or renaming to one
+    # is most likely a mistake, so it is rejected.
+    checked = check_name(name, what="experiment name", blank_ok=lookup)
     if len(checked) > MAX_EXPERIMENT_NAME_LENGTH:
         raise ValidationException(
             f"experiment name is {len(checked)} characters; the maximum is "
             f"{MAX_EXPERIMENT_NAME_LENGTH}"
         )
     return checked
+
+
+def _check_artifact_location(location: object) -> str:
+    if not isinstance(location, str) or not location.strip():
+        raise ValidationException(
+            "artifact_location must be a non-empty URI string such as "
+            f"'s3://bucket/path', got {type(location).__name__} {location!r:.40}"
+        )
+    return location
 
 
 def _check_active(experiment: Experiment) -> Experiment:
@@ -99,7 +111,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             "tags": checked_tags,
         }
         if artifact_location is not None:
-            body["artifact_location"] = artifact_location
+            body["artifact_location"] = _check_artifact_location(artifact_location)
         response = await self._transport.call(
             "POST", "experiments/create", json=body, retry=RetryMode.UNSENT
         )
@@ -121,7 +133,7 @@ class AsyncExperimentsResource(AsyncMlflowResource):
             response = await self._transport.call(
                 "GET",
                 "experiments/get-by-name",
-                params={"experiment_name": _check_experiment_name(name)},
+                params={"experiment_name": _check_experiment_name(name, lookup=True)},
                 not_found=ExperimentNotFoundException,
             )
         except ExperimentNotFoundException:
@@ -142,6 +154,11 @@ class AsyncExperimentsResource(AsyncMlflowResource):
         experiment back, so every caller gets the same experiment. The
         `artifact_location` and `tags` apply only when this call creates it.
         """
+        # Bad arguments fail even when the experiment exists, so a call that
+        # works today does not start failing once the experiment is deleted.
+        if artifact_location is not None:
+            _check_artifact_location(artifact_location)
+        check_key_values(tags, max_length=MAX_EXPERIMENT_TAG_VALUE_LENGTH)
         existing = await self.get_by_name(name)
         if existing is not None:
             return _check_active(existing)

@@ -17,8 +17,10 @@ from .._transport._errors import error_from_response
 from .._transport._http import success_body
 from .._validation import (
     check_alias,
+    check_collection,
     check_key_values,
     check_name,
+    check_positive_int,
     check_stage,
     check_tag_value,
     check_version,
@@ -306,6 +308,12 @@ class AsyncModelsResource(AsyncModelRunsMixin):
             include_existing=include_existing,
         )
 
+    def _concurrency(self, max_concurrency: object) -> int:
+        """Return a bulk call's `max_concurrency`, None meaning the client's."""
+        if max_concurrency is None:
+            return self._transport.config.max_concurrency
+        return check_positive_int(max_concurrency, name="max_concurrency")
+
     async def get_many(
         self,
         names: Iterable[str],
@@ -315,11 +323,11 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         on_progress: ProgressCallback | None = None,
     ) -> BulkResults[Model]:
         """Fetch many models concurrently. Each result is a model or its error."""
-        checked = [check_name(name) for name in names]
+        checked = [check_name(name) for name in check_collection(names, what="names")]
         return await bulk_map(
             self.get,
             checked,
-            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            max_concurrency=self._concurrency(max_concurrency),
             raise_on_error=raise_on_error,
             on_progress=on_progress,
         )
@@ -340,7 +348,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         return await bulk_map(
             fetch,
             check_pairs(pairs),
-            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            max_concurrency=self._concurrency(max_concurrency),
             raise_on_error=raise_on_error,
             on_progress=on_progress,
         )
@@ -365,7 +373,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         return await bulk_map(
             tag,
             check_pairs(pairs),
-            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            max_concurrency=self._concurrency(max_concurrency),
             raise_on_error=raise_on_error,
             on_progress=on_progress,
         )
@@ -398,7 +406,7 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         return await bulk_map(
             move,
             checked,
-            max_concurrency=max_concurrency or self._transport.config.max_concurrency,
+            max_concurrency=self._concurrency(max_concurrency),
             raise_on_error=raise_on_error,
             on_progress=on_progress,
         )

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from .._exceptions import NotFoundException, ValidationException
 from .._pagination import AsyncPager, Page
 from .._transport import RetryMode
-from .._validation import check_choice, check_max_results
+from .._validation import check_choice, check_collection, check_max_results
 from ..types.webhooks import (
     Webhook,
     WebhookEvent,
@@ -70,7 +70,9 @@ def _event(item: WebhookEventInput) -> WebhookEvent:
 def _events(events: Iterable[WebhookEventInput]) -> builtins.list[dict[str, str]]:
     if isinstance(events, (str, tuple, WebhookEvent)):
         events = [events]
-    result = [_event(item).to_wire() for item in events]
+    result = [
+        _event(item).to_wire() for item in check_collection(events, what="events")
+    ]
     if not result:
         raise ValidationException("a webhook needs at least one event")
     return result
