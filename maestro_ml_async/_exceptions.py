@@ -8,6 +8,7 @@ never a credential or a query string.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,6 +93,10 @@ class APIStatusMixin:
     path: str | None
 
 
+# A run of non-space characters longer than this is shortened in messages.
+_LONG_WORD = re.compile(r"\S{201,}")
+
+
 class MLflowException(MaestroMLException):
     """An MLflow REST call failed.
 
@@ -100,6 +105,8 @@ class MLflowException(MaestroMLException):
         error_code: MLflow's ``error_code`` (for example RESOURCE_DOES_NOT_EXIST),
             or a code derived from the status when the body was not MLflow JSON.
         message: The server's message, or a description of the transport failure.
+            It is kept in full; ``str()`` of the exception shortens a word of
+            more than 200 characters, such as a very long name.
         method: The HTTP method of the failed request.
         path: The URL path of the failed request, without the query string.
     """
@@ -122,10 +129,11 @@ class MLflowException(MaestroMLException):
 
     def _render(self) -> str:
         parts: list[str] = []
+        message = _shorten_long_words(self.message)
         if self.error_code:
-            parts.append(f"{self.error_code}: {self.message}")
+            parts.append(f"{self.error_code}: {message}")
         else:
-            parts.append(self.message)
+            parts.append(message)
         where = " ".join(p for p in (self.method, self.path) if p)
         if self.status_code is not None:
             parts.append(f"(HTTP {self.status_code} on {where})" if where else "")
@@ -141,6 +149,21 @@ class MLflowException(MaestroMLException):
             "path": self.path,
         }
         return (_rebuild, (type(self), self.message, kwargs))
+
+
+def _shorten_long_words(text: str) -> str:
+    """Cut each run of more than 200 non-space characters to its start and end.
+
+    MLflow repeats the name or id it did not find in its message, so a
+    10,000-character name would fill the terminal. `MLflowException.message`
+    keeps the full text.
+    """
+    return _LONG_WORD.sub(_shortened, text)
+
+
+def _shortened(match: re.Match[str]) -> str:
+    word = match.group()
+    return f"{word[:80]}...{word[-20:]} ({len(word)} characters)"
 
 
 def _rebuild(cls: type[MLflowException], message: str, kwargs: dict[str, Any]) -> Any:

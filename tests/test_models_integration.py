@@ -480,3 +480,22 @@ async def test_long_tag_values_round_trip(
         assert type(caught.value) is ValidationException
     versions = await client.models.search_versions(f"name = '{name}'")
     assert [item.version for item in versions] == [version.version]
+
+
+@pytest.mark.parametrize(
+    ("resource", "error"),
+    [("models", ModelNotFoundException), ("runs", RunNotFoundException)],
+)
+async def test_not_found_message_cuts_long_name(
+    client: AsyncMaestroClient, resource: str, error: type[Exception]
+) -> None:
+    name = "n" * 10_000
+
+    with pytest.raises(error) as caught:
+        await getattr(client, resource).get(name)
+
+    shown = str(caught.value)
+    assert len(shown) < 500
+    assert "n" * 70 + "..." in shown
+    assert "characters)" in shown
+    assert name in caught.value.message  # type: ignore[attr-defined]
