@@ -194,6 +194,8 @@ INVALID_CALLS = [
         id="artifact-location-int",
     ),
     pytest.param(lambda c: c.experiments.create(""), id="experiment-name-empty"),
+    pytest.param(lambda c: c.runs.log_batch("r", metrics=5), id="metrics-int"),
+    pytest.param(lambda c: c.runs.log_batch("r", metrics="m"), id="metrics-str"),
 ]
 
 

@@ -144,9 +144,10 @@ def normalize_metrics(metrics: Iterable[MetricInput]) -> list[dict[str, Any]]:
 
     A metric without a timestamp gets the current time, in integer ms.
     """
-    if isinstance(metrics, (str, bytes, Mapping)):
+    if isinstance(metrics, (str, bytes, Mapping)) or not isinstance(metrics, Iterable):
         raise ValidationException(
-            "metrics must be an iterable of metrics, not a single string or mapping"
+            "metrics must be an iterable of metrics, got "
+            f"{type(metrics).__name__}; wrap a single metric in a list"
         )
     return [_metric_entry(item) for item in metrics]
 
