@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from .._resources import RESOURCE_TYPES
 from ._base import (
@@ -50,6 +51,21 @@ logger = logging.getLogger(__name__)
 
 # Exit codes that the ExitCode restart policy retries (signals such as SIGKILL).
 RETRYABLE_EXIT_CODES = frozenset({130, 137, 138, 143})
+
+# Pods created in one step of the event loop. Each creation writes the pod and
+# an event and starts a kubelet task, so creating tens of thousands at once
+# would block the loop for seconds. A job of many replicas is created in
+# steps instead, and the fake API server keeps responding in between.
+CREATE_BATCH = 200
+
+
+@dataclass
+class _PendingPods:
+    """Pods of one job that are still to be created, in creation order."""
+
+    namespace: str
+    name: str
+    replicas: deque[tuple[str, int]] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -103,10 +119,17 @@ class TrainingJobController(Reconciler):
         self._attempts: dict[tuple[str, str, int], int] = {}
         # Loop time at which each job's pending deadline check fires.
         self._deadline_timers: dict[str, float] = {}
+        # Pods still to be created, per job uid. The operator's Reconcile
+        # returns early until the pods it created are observed
+        # (SatisfiedExpectations), and this controller skips a job's reconcile
+        # until its list is empty.
+        self._pending: dict[str, _PendingPods] = {}
 
     def reconcile(self, namespace: str, name: str) -> None:
         job = self.store.get(self.primary, namespace, name)
         if job is None or job["metadata"].get("deletionTimestamp"):
+            return
+        if job["metadata"]["uid"] in self._pending:
             return
         spec = job.get("spec") or {}
         replicas: Obj = spec.get(self.info.replica_field) or {}
@@ -214,8 +237,12 @@ class TrainingJobController(Reconciler):
             return
 
         signals: dict[str, tuple[int, int]] = {}
+        missing: list[tuple[str, int]] = []
         for rtype, rspec in replicas.items():
-            signals[rtype] = self._reconcile_pods(job, rtype, rspec or {}, pods, status)
+            signals[rtype] = self._reconcile_pods(
+                job, rtype, rspec or {}, pods, status, missing
+            )
+        self._create_missing(job, missing)
         if "startTime" not in status:
             status["startTime"] = now()
         self._arm_deadline(job, run_policy, status["startTime"])
@@ -288,9 +315,18 @@ class TrainingJobController(Reconciler):
         return self.info.worker_zero_is_master and rtype == "Worker" and index == 0
 
     def _reconcile_pods(
-        self, job: Obj, rtype: str, rspec: Obj, pods: list[Obj], status: Obj
+        self,
+        job: Obj,
+        rtype: str,
+        rspec: Obj,
+        pods: list[Obj],
+        status: Obj,
+        missing: list[tuple[str, int]],
     ) -> tuple[int, int]:
-        """Create, retry or delete pods and return (permanent failures, crash loops)."""
+        """Retry or delete pods and return (permanent failures, crash loops).
+
+        The replicas without a pod are appended to `missing` for creation.
+        """
         wanted = int(rspec.get("replicas", 1))
         policy = self._policy(rspec)
         uid = job["metadata"]["uid"]
@@ -311,7 +347,7 @@ class TrainingJobController(Reconciler):
         for index in range(wanted):
             current = by_index.get(index)
             if current is None:
-                self._create_pod(job, rtype, rspec, index)
+                missing.append((rtype, index))
                 continue
             phase = pod_phase(current)
             if phase == "Running":
@@ -334,6 +370,56 @@ class TrainingJobController(Reconciler):
         )
         status["replicaStatuses"][rtype] = replica_status
         return permanent, crash_loops
+
+    def _create_missing(self, job: Obj, missing: list[tuple[str, int]]) -> None:
+        """Create the first `CREATE_BATCH` missing pods, and the rest in later steps."""
+        replicas: Obj = (job.get("spec") or {}).get(self.info.replica_field) or {}
+        for rtype, index in missing[:CREATE_BATCH]:
+            self._create_pod(job, rtype, replicas[rtype] or {}, index)
+        if len(missing) <= CREATE_BATCH:
+            return
+        meta = job["metadata"]
+        self._pending[meta["uid"]] = _PendingPods(
+            meta["namespace"], meta["name"], deque(missing[CREATE_BATCH:])
+        )
+        asyncio.get_running_loop().call_soon(self._create_pending, meta["uid"])
+
+    def _create_pending(self, uid: str) -> None:
+        """Create the next batch of a job's pending pods, then schedule the rest.
+
+        The job is read again at each step, so a job that was deleted,
+        replaced, suspended or finished meanwhile gets no more pods.
+        """
+        pending = self._pending.get(uid)
+        if pending is None:
+            return
+        job = self.store.peek_one(self.primary, pending.namespace, pending.name)
+        if job is None or not self._wants_pods(job, uid):
+            del self._pending[uid]
+            self.enqueue_after(pending.namespace, pending.name, 0.0)
+            return
+        replicas: Obj = (job.get("spec") or {}).get(self.info.replica_field) or {}
+        for _ in range(min(CREATE_BATCH, len(pending.replicas))):
+            rtype, index = pending.replicas.popleft()
+            if rtype in replicas:
+                self._create_pod(job, rtype, replicas[rtype] or {}, index)
+        if pending.replicas:
+            asyncio.get_running_loop().call_soon(self._create_pending, uid)
+            return
+        del self._pending[uid]
+        self.enqueue_after(pending.namespace, pending.name, 0.0)
+
+    def _wants_pods(self, job: Obj, uid: str) -> bool:
+        """Return whether the controller runs and `job` is still `uid`, active."""
+        meta = job["metadata"]
+        run_policy = (job.get("spec") or {}).get("runPolicy") or {}
+        return (
+            self._queue is not None
+            and meta["uid"] == uid
+            and not meta.get("deletionTimestamp")
+            and not run_policy.get("suspend")
+            and not is_finished(job.get("status") or {})
+        )
 
     def _base_labels(self, job: Obj, rtype: str) -> dict[str, str]:
         return {
