@@ -45,6 +45,12 @@ _MERGE_PATCH = "application/merge-patch+json"
 _LOCAL_PREFIXES = ("./", "../", "~")
 _MAX_LABEL = 63
 _RFC_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+# Replica counts go into int32 fields (replicas, numNodes, parallelism).
+_MAX_INT32 = 2**31 - 1
+# Kubernetes' batch validation (maxParallelismForIndexedJob in
+# pkg/apis/batch/validation) rejects an Indexed Job with a higher parallelism,
+# and a batch Job of more than one worker is Indexed.
+_MAX_INDEXED_PARALLELISM = 100_000
 
 
 def _check_count(value: object, what: str) -> int:
@@ -53,6 +59,20 @@ def _check_count(value: object, what: str) -> int:
     if value < 0:
         raise ValidationException(f"{what} must not be negative, got {value}")
     return value
+
+
+def _check_workers(kind: JobKind, workers: int) -> None:
+    if kind.kind == "Job" and workers > _MAX_INDEXED_PARALLELISM:
+        raise ValidationException(
+            f"workers must be at most {_MAX_INDEXED_PARALLELISM:,} for a batch "
+            f"Job, because Kubernetes limits the parallelism of an Indexed Job; "
+            f"got {workers:,}"
+        )
+    if workers > _MAX_INT32:
+        raise ValidationException(
+            f"workers must be at most {_MAX_INT32:,}, the largest replica "
+            f"count that Kubernetes stores; got {workers:,}"
+        )
 
 
 def _check_framework(framework: object) -> str:
@@ -253,6 +273,7 @@ def build_request(
         )
     kind = kind_for_framework(framework)
     workers = _check_count(workers, "workers")
+    _check_workers(kind, workers)
     _check_child_names(kind, name, workers)
     path_text, bundle = _load_local_code(code_path)
     return JobRequest(

@@ -142,7 +142,8 @@ class AsyncTrainingResource:
             gpus: ``nvidia.com/gpu`` limit of each replica.
             workers: Worker replicas besides the master (Master, Chief or
                 Launcher); for JAX, TrainJobs and batch Jobs, the number of
-                replicas (at least 1).
+                replicas (at least 1). Kubernetes allows at most 100,000
+                for a batch Job (the parallelism limit of an Indexed Job).
             params: Hyperparameters, passed as ``--key=value`` arguments and
                 ``PARAM_<KEY>`` variables. Values are converted with ``str``
                 (booleans to ``true``/``false``), and None is rejected, as are

@@ -30,6 +30,16 @@ INVALID = [
     ({"gpus": -1}, "gpus must not be negative"),
     ({"workers": -2}, "workers must not be negative"),
     ({"workers": 1.5}, "workers must be an integer"),
+    ({"workers": 2**31}, "workers must be at most 2,147,483,647"),
+    (
+        {"framework": "sklearn", "workers": 100_001},
+        "workers must be at most 100,000 for a batch Job",
+    ),
+    (
+        {"framework": "custom", "workers": 10**9},
+        "workers must be at most 100,000 for a batch Job",
+    ),
+    ({"framework": "trainjob", "workers": 2**40}, "at most 2,147,483,647"),
     ({"gpus": True}, "gpus must be an integer"),
     ({"command": "python train.py"}, "command must be a list"),
     ({"env": {"1BAD": "x"}}, "not a valid variable name"),
