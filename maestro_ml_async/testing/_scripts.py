@@ -66,6 +66,15 @@ def _log_entries(logs: Sequence[str | Sequence[Any]]) -> tuple[LogEntry, ...]:
     return tuple(entries)
 
 
+PULL_ERRORS = (
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+)
+"""Image pull waiting reasons that a pod script can produce."""
+
+
 @dataclass(frozen=True)
 class PodScript:
     """Timeline of one pod's containers.
@@ -95,8 +104,10 @@ class PodScript:
         run_time: Time between the last log line and the exit. With ``0`` and no
             log delay the pod never reports Running, as happens when a
             container ends between two kubelet status updates.
-        pull_error: ``ImagePullBackOff`` or ``ErrImagePull`` for ``pull_error``
-            and ``init_pull_error``.
+        pull_error: The waiting reason of ``pull_error`` and
+            ``init_pull_error``: ``ImagePullBackOff`` or ``ErrImagePull``
+            (a pull that failed), ``InvalidImageName`` or ``ErrImageNeverPull``
+            (the kubelet does not try to pull).
         gate: Name of a gate that the pod waits at until ``Scripts.open_gate``
             opens it, so a test can act at a known point of the timeline.
         gate_stage: Where the pod waits: ``schedule`` (Pending and unscheduled)
@@ -126,10 +137,9 @@ class PodScript:
             raise ValueError(
                 f"invalid pod outcome {self.outcome!r}: expected one of {POD_OUTCOMES}"
             )
-        if self.pull_error not in ("ImagePullBackOff", "ErrImagePull"):
+        if self.pull_error not in PULL_ERRORS:
             raise ValueError(
-                f"invalid pull_error {self.pull_error!r}: expected "
-                "ImagePullBackOff or ErrImagePull"
+                f"invalid pull_error {self.pull_error!r}: expected one of {PULL_ERRORS}"
             )
 
     def after_attempts(self, attempts: int) -> PodScript:

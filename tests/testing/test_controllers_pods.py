@@ -117,6 +117,52 @@ async def test_pull_error_stays_pending(reason: str) -> None:
         assert any(e["reason"] == "Failed" for e in warnings)
 
 
+@pytest.mark.parametrize(
+    ("reason", "event", "message"),
+    [
+        (
+            "InvalidImageName",
+            "InspectFailed",
+            'couldn\'t parse image name "app:1": invalid reference format',
+        ),
+        (
+            "ErrImageNeverPull",
+            "ErrImageNeverPull",
+            'Container image "app:1" is not present with pull policy of Never',
+        ),
+    ],
+)
+async def test_no_pull_error_skips_pulling(
+    reason: str, event: str, message: str
+) -> None:
+    async with running_controllers() as host:
+        host.scripts.set("pods", "never", scripts.pull_error(reason))
+        host.store.create(PODS, bare_pod("never"))
+
+        def waiting_reason() -> str | None:
+            statuses = get_pod(host, "never")["status"].get("containerStatuses") or []
+            if not statuses:
+                return None
+            found: str | None = statuses[0]["state"].get("waiting", {}).get("reason")
+            return found if found == reason else None
+
+        await wait_for(waiting_reason)
+        pod = get_pod(host, "never")
+        events = host.events_for("never")
+    assert pod["status"]["phase"] == "Pending"
+    assert message in state_of(pod)["waiting"]["message"]
+    reasons = [e["reason"] for e in events]
+    assert "Pulling" not in reasons
+    warnings = [e for e in events if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == [event]
+    assert message in warnings[0]["message"]
+
+
+def test_unknown_pull_error_rejected() -> None:
+    with pytest.raises(ValueError, match="invalid pull_error 'Bogus'"):
+        scripts.pull_error("Bogus")
+
+
 async def test_pending_forever() -> None:
     async with running_controllers() as host:
         host.scripts.set("pods", "stuck", scripts.hang(pending=True))

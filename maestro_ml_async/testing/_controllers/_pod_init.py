@@ -92,10 +92,32 @@ def waiting_init_status(container: Obj) -> Obj:
     }
 
 
+NO_PULL_ERRORS = ("InvalidImageName", "ErrImageNeverPull")
+"""Waiting reasons for which the kubelet does not try to pull the image."""
+
+
+def no_pull_event(state: Obj) -> tuple[str, str]:
+    """Return the kubelet's event reason and message for a `NO_PULL_ERRORS` state."""
+    waiting = state["waiting"]
+    if waiting["reason"] == "InvalidImageName":
+        return "InspectFailed", str(waiting["message"])
+    return "ErrImageNeverPull", str(waiting["message"])
+
+
 def pull_failure_state(image: str, reason: str) -> Obj:
-    """Return the waiting state of a container whose image pull failed."""
+    """Return the waiting state of a container whose image pull failed.
+
+    The messages are the kubelet's (``pkg/kubelet/images/image_manager.go``).
+    """
     if reason == "ImagePullBackOff":
         message = f'Back-off pulling image "{image}"'
+    elif reason == "InvalidImageName":
+        message = (
+            f'Failed to apply default image tag "{image}": couldn\'t parse image '
+            f'name "{image}": invalid reference format'
+        )
+    elif reason == "ErrImageNeverPull":
+        message = f'Container image "{image}" is not present with pull policy of Never'
     else:
         message = (
             "rpc error: code = NotFound desc = failed to pull and unpack image "
@@ -143,7 +165,9 @@ async def fail_init(run: PodTimeline) -> None:
     status = run.init_statuses[0]
     container = run.init_containers[0]
     image = container.get("image", "")
-    run._event("Pulling", f'Pulling image "{image}"', container, init=True)
+    no_pull = run.script.pull_error in NO_PULL_ERRORS
+    if not (run.script.outcome == "init_pull_error" and no_pull):
+        run._event("Pulling", f'Pulling image "{image}"', container, init=True)
     await run._sleep(run.script.start_delay)
     if run.script.outcome == "init_pull_error":
         await _stay_pull_failed(run, status, container)
@@ -166,6 +190,12 @@ async def fail_init(run: PodTimeline) -> None:
 
 async def _stay_pull_failed(run: PodTimeline, status: Obj, container: Obj) -> None:
     image = container.get("image", "")
+    if run.script.pull_error in NO_PULL_ERRORS:
+        status["state"] = pull_failure_state(image, run.script.pull_error)
+        run._write()
+        event, message = no_pull_event(status["state"])
+        run._event(event, message, container, warning=True, init=True)
+        await asyncio.Future()
     status["state"] = pull_failure_state(image, "ErrImagePull")
     run._write()
     failed = f'Failed to pull image "{image}": not found'

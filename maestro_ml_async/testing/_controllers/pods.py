@@ -30,9 +30,12 @@ from ._base import (
 from ._pod_init import (
     INIT_OUTCOMES,
     MAX_BACKOFF_TICKS,
+    NO_PULL_ERRORS,
     fail_init,
     incomplete_init_message,
     init_containers,
+    no_pull_event,
+    pull_failure_state,
     stay_unschedulable,
     waiting_init_status,
 )
@@ -222,10 +225,13 @@ class _PodRun:
 
     async def _create_containers(self) -> None:
         script = self.script
+        pull_error = script.outcome == "pull_error" and not self.local
+        if pull_error and script.pull_error in NO_PULL_ERRORS:
+            await self._no_pull_forever()
         for container in self.containers:
             image = container.get("image", "")
             self._event("Pulling", f'Pulling image "{image}"', container)
-        if script.outcome == "pull_error" and not self.local:
+        if pull_error:
             await self._pull_error_forever()
         await self._sleep(script.start_delay)
         if script.outcome == "pending" and not self.local:
@@ -235,6 +241,19 @@ class _PodRun:
             name = container.get("name", "main")
             self._event("Pulled", f'Successfully pulled image "{image}"', container)
             self._event("Created", f"Created container {name}", container)
+
+    async def _no_pull_forever(self) -> None:
+        """Wait with a reason for which the kubelet never tries to pull."""
+        await self._sleep(self.script.start_delay)
+        for status in self.statuses:
+            status["state"] = pull_failure_state(
+                status["image"], self.script.pull_error
+            )
+        self._write()
+        for status, container in zip(self.statuses, self.containers, strict=True):
+            reason, message = no_pull_event(status["state"])
+            self._event(reason, message, container, warning=True)
+        await asyncio.Future()
 
     async def _pull_error_forever(self) -> None:
         await self._sleep(self.script.start_delay)
