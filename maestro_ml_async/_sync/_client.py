@@ -1861,6 +1861,11 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
         ``until="running"`` is also met by a job that already succeeded, and
         ``until="created"`` by any job.
 
+        Every 10 seconds of the wait, the job's pods are checked for image
+        pull errors. Each pod and reason is logged once as a WARNING, with the
+        kubelet's message. A reason that the kubelet never retries
+        (InvalidImageName, ErrImageNeverPull) ends the wait at once.
+
         Args:
             name: The job name.
             timeout: Seconds to wait; the configuration's
@@ -1874,8 +1879,10 @@ class TrainingResource(SyncWrapper["AsyncTrainingResource"]):
                 Kubernetes name, `until` is not a JobStatus value, or
                 `timeout` is negative, NaN or not a number.
             TrainingException: The job failed (with the operator's reason and
-                message), was deleted or cancelled, or can no longer reach
-                `until` (for example it succeeded while `until` is failed).
+                message), was deleted or cancelled, can no longer reach
+                `until` (for example it succeeded while `until` is failed), or
+                a pod cannot start because of InvalidImageName or
+                ErrImageNeverPull (the exception's `reason`).
             TrainingTimeoutException: The time ran out; it carries the last
                 status and the waiting reasons of the job's pods.
         """

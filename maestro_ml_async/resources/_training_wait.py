@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from .._exceptions import TrainingException, ValidationException
@@ -13,7 +14,10 @@ from ._training_logs import pod_wait_reason
 
 __all__ = [
     "CANCELLED_ANNOTATION",
+    "POD_CHECK_INTERVAL",
+    "PullProblem",
     "check_timeout",
+    "image_pull_problems",
     "is_stale",
     "reached",
     "selector_for",
@@ -22,6 +26,79 @@ __all__ = [
 
 CANCELLED_ANNOTATION = "maestro-ml.io/cancelled"
 """Annotation that `cancel_job` sets, so a wait can tell cancelled from queued."""
+
+POD_CHECK_INTERVAL = 10.0
+"""Seconds between two checks of a waited job's pods for image pull errors."""
+
+# Waiting reasons of a container whose image the kubelet retries to pull, with
+# a growing back-off, so the pod may still start (a registry that comes back,
+# an image pushed later).
+_RETRIED_PULL_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "ErrImageInspect", "RegistryUnavailable"}
+)
+# Waiting reasons for which the kubelet (pkg/kubelet/images/image_manager.go)
+# does not try a pull at all: the image reference cannot be parsed, or the
+# pull policy is Never and the image is not on the node. No job controller
+# changes the image of a pod it made, so the pod can start only after a change
+# by hand (an image loaded onto the node), and a wait fails at once.
+_FATAL_PULL_REASONS = {
+    "InvalidImageName": "fix the image reference and submit the job again",
+    "ErrImageNeverPull": (
+        "load the image onto the node, or submit the job with an image that "
+        "can be pulled"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PullProblem:
+    """A container of a job's pod that waits because of its image."""
+
+    pod: str
+    container: str
+    reason: str
+    message: str
+
+    @property
+    def fatal(self) -> bool:
+        """Whether the kubelet never tries to pull, so the pod cannot start."""
+        return self.reason in _FATAL_PULL_REASONS
+
+    def fatal_error(self, job_name: str) -> TrainingException:
+        """Build the error of a wait on a job with this problem."""
+        return TrainingException(
+            f"training job {job_name!r} cannot start: container "
+            f"{self.container!r} of pod {self.pod} is waiting with "
+            f"{self.reason}: {self.message or 'no message'}; "
+            f"{_FATAL_PULL_REASONS[self.reason]}",
+            job_name=job_name,
+            reason=self.reason,
+        )
+
+
+def image_pull_problems(pods: Iterable[dict[str, Any]]) -> list[PullProblem]:
+    """Return the init and main containers of `pods` that wait for their image."""
+    problems = []
+    known = _RETRIED_PULL_REASONS | _FATAL_PULL_REASONS.keys()
+    for pod in pods:
+        status = pod.get("status") or {}
+        name = str((pod.get("metadata") or {}).get("name"))
+        containers = (status.get("initContainerStatuses") or []) + (
+            status.get("containerStatuses") or []
+        )
+        for container in containers:
+            waiting = ((container or {}).get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in known:
+                problems.append(
+                    PullProblem(
+                        pod=name,
+                        container=str(container.get("name")),
+                        reason=str(reason),
+                        message=str(waiting.get("message") or ""),
+                    )
+                )
+    return problems
 
 
 def check_timeout(value: object, what: str) -> float | None:

@@ -25,6 +25,7 @@ from ..types.training import (
     TrainingJob,
     TrainingTimeoutException,
 )
+from . import _training_wait
 from ._training_kinds import (
     KINDS,
     JobKind,
@@ -36,6 +37,7 @@ from ._training_submit import build_request, create_job_objects
 from ._training_wait import (
     CANCELLED_ANNOTATION,
     check_timeout,
+    image_pull_problems,
     is_stale,
     reached,
     selector_for,
@@ -361,6 +363,11 @@ class AsyncTrainingResource:
         ``until="running"`` is also met by a job that already succeeded, and
         ``until="created"`` by any job.
 
+        Every 10 seconds of the wait, the job's pods are checked for image
+        pull errors. Each pod and reason is logged once as a WARNING, with the
+        kubelet's message. A reason that the kubelet never retries
+        (InvalidImageName, ErrImageNeverPull) ends the wait at once.
+
         Args:
             name: The job name.
             timeout: Seconds to wait; the configuration's
@@ -374,8 +381,10 @@ class AsyncTrainingResource:
                 Kubernetes name, `until` is not a JobStatus value, or
                 `timeout` is negative, NaN or not a number.
             TrainingException: The job failed (with the operator's reason and
-                message), was deleted or cancelled, or can no longer reach
-                `until` (for example it succeeded while `until` is failed).
+                message), was deleted or cancelled, can no longer reach
+                `until` (for example it succeeded while `until` is failed), or
+                a pod cannot start because of InvalidImageName or
+                ErrImageNeverPull (the exception's `reason`).
             TrainingTimeoutException: The time ran out; it carries the last
                 status and the waiting reasons of the job's pods.
         """
@@ -393,17 +402,29 @@ class AsyncTrainingResource:
         deadline = loop.time() + limit
         hub = transport.hub(kind.group, kind.version, kind.plural, ns)
         seen = job.resource_version
+        interval = _training_wait.POD_CHECK_INTERVAL
+        next_check = loop.time() + interval
+        warned: set[tuple[str, str]] = set()
         async with hub.subscribe(name, seen_version=seen) as events:
             if not events.covered:
                 job = self._bind(job_from_object(await self._read(kind, job), kind))
             while not reached(job, target):
-                remaining = deadline - loop.time()
+                now = loop.time()
+                remaining = deadline - now
+                check_due = next_check - now < remaining
                 try:
                     if remaining <= 0:
                         raise asyncio.TimeoutError
-                    event = await events.get(timeout=remaining)
+                    wait = max(next_check - now, 0.0) if check_due else remaining
+                    event = await events.get(timeout=wait)
                 except asyncio.TimeoutError:
-                    raise await self._timeout_error(job, kind, limit, target) from None
+                    if not check_due:
+                        raise await self._timeout_error(
+                            job, kind, limit, target
+                        ) from None
+                    await self._check_image_pulls(job, kind, warned)
+                    next_check = loop.time() + interval
+                    continue
                 if event.type == "DELETED":
                     raise TrainingException(
                         f"training job {name!r} was deleted while waiting for it",
@@ -414,6 +435,35 @@ class AsyncTrainingResource:
                     continue
                 job = self._bind(job_from_object(event.object, kind))
         return await self._with_pods(job, kind)
+
+    async def _check_image_pulls(
+        self, job: TrainingJob, kind: JobKind, warned: set[tuple[str, str]]
+    ) -> None:
+        """Log each new image pull problem of the job's pods once; raise if fatal.
+
+        Raises:
+            TrainingException: A pod waits with a reason that the kubelet
+                never retries.
+        """
+        try:
+            pods = await self._list_pods(kind, job.name, job.namespace, job.uid)
+        except Exception as exc:  # the wait goes on without this check
+            logger.info("cannot list the pods of %s: %s", job.name, exc)
+            return
+        for problem in image_pull_problems(pods):
+            if (problem.pod, problem.reason) not in warned:
+                warned.add((problem.pod, problem.reason))
+                logger.warning(
+                    "training job %s/%s: container %s of pod %s is waiting with %s: %s",
+                    job.namespace,
+                    job.name,
+                    problem.container,
+                    problem.pod,
+                    problem.reason,
+                    problem.message or "no message",
+                )
+            if problem.fatal:
+                raise problem.fatal_error(job.name)
 
     async def _read(self, kind: JobKind, job: TrainingJob) -> dict[str, Any]:
         # Called after subscribing when the hub cannot cover the job.
