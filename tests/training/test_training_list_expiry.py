@@ -15,7 +15,7 @@ from _training_helpers import NAMESPACE
 import maestro_ml_async._transport._kube as kube
 from maestro_ml_async import AsyncMaestroClient, KubernetesException
 from maestro_ml_async._transport._kube import ClusterTransport
-from maestro_ml_async.testing import FakeCluster
+from maestro_ml_async.testing import RESOURCE_TYPES, FakeCluster
 
 PYTORCHJOBS = ("kubeflow.org", "v1", "pytorchjobs")
 
@@ -84,11 +84,28 @@ async def test_list_all_relists_in_one_request(
         await client.training.submit_job(f"all-{index}", "pytorch", "img")
     transport = await client._cluster.get()
     sent = expire_after_each_page(cluster, transport, monkeypatch)
+    read_page = transport.list_page
+    page_versions: list[str] = []
+
+    async def list_page(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        page = await read_page(*args, **kwargs)
+        page_versions.append(str(page["metadata"]["resourceVersion"]))
+        # A write after the first page moves the version the relist returns.
+        cluster.store.create(
+            RESOURCE_TYPES["configmaps"],
+            {"metadata": {"generateName": "bump-", "namespace": NAMESPACE}},
+        )
+        return page
+
+    monkeypatch.setattr(transport, "list_page", list_page)
     lists_before = cluster.stats.requests_by_resource["list pytorchjobs"]
     items, list_rv = await transport.list_all(*PYTORCHJOBS, NAMESPACE, page_size=2)
     names = [item["metadata"]["name"] for item in items]
     assert names == [f"all-{i}" for i in range(5)]
-    assert list_rv == str(cluster.store.resource_version)
+    # The controllers keep writing, so the store may have moved on since; the
+    # version must be the one of the list read after the expiry.
+    assert list_rv == page_versions[-1]
+    assert int(page_versions[-1]) > int(page_versions[0])
     # First page, the expired second page, then one list without a limit.
     assert cluster.stats.requests_by_resource["list pytorchjobs"] - lists_before == 3
     assert sent[-1] is None
