@@ -340,6 +340,159 @@ def test_parse_alias_events() -> None:
         assert event.new_value == new_value
 
 
+VERSION_CREATED = {
+    "entity": "model_version",
+    "action": "created",
+    "timestamp": "2026-12-03T10:00:00+00:00",
+    "data": {
+        "name": "m",
+        "version": "1",
+        "source": "models:/m-1",
+        "run_id": None,
+        "tags": {"team": "search"},
+        "description": None,
+    },
+}
+
+
+def with_data(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Return `base` with its data fields changed; a value of ... removes one."""
+    data = {**base["data"], **changes}
+    return {**base, "data": {k: v for k, v in data.items() if v is not ...}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (with_data(VERSION_CREATED, name=...), "data.name"),
+        (with_data(VERSION_CREATED, name=None), "data.name"),
+        (with_data(VERSION_CREATED, name=""), "data.name"),
+        (with_data(VERSION_CREATED, name=7), "data.name"),
+        (with_data(VERSION_CREATED, version=...), "data.version"),
+        (with_data(VERSION_CREATED, version=None), "data.version"),
+        (with_data(VERSION_CREATED, version={"a": 1}), "data.version"),
+        (with_data(VERSION_CREATED, version="0"), "data.version"),
+        (with_data(VERSION_CREATED, version=-2), "data.version"),
+        (with_data(VERSION_CREATED, version=True), "data.version"),
+        (with_data(VERSION_CREATED, version=1.5), "data.version"),
+        (with_data(VERSION_CREATED, version="1e3"), "data.version"),
+        (with_data(VERSION_CREATED, version=" 1"), "data.version"),
+        (with_data(VERSION_CREATED, version="9" * 40), "data.version"),
+        (with_data(VERSION_CREATED, tags=["a"]), "data.tags"),
+        (with_data(VERSION_CREATED, tags={"a": 1}), "data.tags"),
+        (with_data(VERSION_CREATED, source=None), "data.source"),
+        (with_data(VERSION_CREATED, run_id=5), "data.run_id"),
+        (with_data(VERSION_CREATED, description=["x"]), "data.description"),
+        (with_data(TAG_SET, key=...), "data.key"),
+        (with_data(TAG_SET, key=""), "data.key"),
+        (with_data(TAG_SET, value=None), "data.value"),
+        (with_data(TAG_SET, value=3), "data.value"),
+        (
+            {**TAG_SET, "action": "deleted", "data": {"name": "m", "key": "k"}},
+            "version",
+        ),
+        ({**TAG_SET, "timestamp": None}, "timestamp"),
+        ({**TAG_SET, "timestamp": "yesterday"}, "timestamp"),
+        ({**TAG_SET, "entity": ["model_version_tag"]}, "entity"),
+        ({**TAG_SET, "action": 1}, "action"),
+        ({**TAG_SET, "data": []}, "'data' object"),
+    ],
+)
+def test_parse_rejects_malformed_fields(payload: dict[str, Any], field: str) -> None:
+    headers, body = delivery(SECRET, payload)
+    with pytest.raises(ValidationException, match=field) as caught:
+        parse_webhook_delivery(headers, body, SECRET)
+    assert not isinstance(caught.value, WebhookVerificationError)
+
+
+@pytest.mark.parametrize(
+    ("alias_data", "field"),
+    [
+        ({"name": "m", "version": "2"}, "data.alias"),
+        ({"name": "m", "alias": "", "version": "2"}, "data.alias"),
+        ({"name": "m", "alias": "champion"}, "data.version"),
+        ({"name": "m", "alias": "champion", "version": "two"}, "data.version"),
+    ],
+)
+def test_parse_rejects_malformed_alias(alias_data: dict[str, Any], field: str) -> None:
+    payload = {
+        "entity": "model_version_alias",
+        "action": "created",
+        "timestamp": "2026-12-03T10:00:00+00:00",
+        "data": alias_data,
+    }
+    headers, body = delivery(SECRET, payload)
+    with pytest.raises(ValidationException, match=field):
+        parse_webhook_delivery(headers, body, SECRET)
+
+
+def test_parse_normalizes_version() -> None:
+    headers, body = delivery(SECRET, with_data(VERSION_CREATED, version=12))
+    event = parse_webhook_delivery(headers, body, SECRET)
+    assert event.version == "12"
+    assert event.raw is not None
+    assert event.raw["tags"] == {"team": "search"}
+    deleted_alias = {
+        "entity": "model_version_alias",
+        "action": "deleted",
+        "timestamp": "2026-12-03T10:00:00+00:00",
+        "data": {"name": "m", "alias": "champion"},
+    }
+    headers, body = delivery(SECRET, deleted_alias)
+    removed = parse_webhook_delivery(headers, body, SECRET)
+    assert removed.type is RegistryEventType.ALIAS_REMOVED
+    assert removed.version is None
+
+
+def signed(text: str) -> tuple[dict[str, str], bytes]:
+    body = text.encode()
+    headers, _ = delivery(None, {})
+    headers["X-MLflow-Signature"] = sign_webhook_payload(
+        SECRET, headers["X-MLflow-Delivery-Id"], headers["X-MLflow-Timestamp"], body
+    )
+    return headers, body
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_parse_rejects_json_constants(constant: str) -> None:
+    text = json.dumps(TAG_SET).replace('"v"}', f'"v", "extra": {constant}}}')
+    assert constant in text
+    headers, body = signed(text)
+    with pytest.raises(ValidationException, match=constant):
+        parse_webhook_delivery(headers, body, SECRET)
+
+
+def test_parse_rejects_duplicate_keys() -> None:
+    text = json.dumps(TAG_SET).replace('"name": "m"', '"name": "m", "name": "other"')
+    assert text.count('"name"') == 2
+    headers, body = signed(text)
+    with pytest.raises(ValidationException, match="duplicate key"):
+        parse_webhook_delivery(headers, body, SECRET)
+    outer = json.dumps(TAG_SET)[:-1] + ', "entity": "registered_model"}'
+    headers, body = signed(outer)
+    with pytest.raises(ValidationException, match="duplicate key"):
+        parse_webhook_delivery(headers, body, SECRET)
+
+
+@pytest.mark.parametrize("depth", [17, 1000, 100_000])
+def test_parse_rejects_deep_nesting(depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    text = json.dumps(TAG_SET).replace('"v"}', f'"v", "extra": {nested}}}')
+    for secret in (SECRET, None):
+        headers, body = signed(text)
+        with pytest.raises(ValidationException, match="nests deeper"):
+            parse_webhook_delivery(headers, body, secret)
+
+
+def test_parse_accepts_shallow_nesting() -> None:
+    nested = "[" * 13 + "]" * 13
+    text = json.dumps(TAG_SET).replace('"v"}', f'"v", "extra": {nested}}}')
+    headers, body = signed(text)
+    event = parse_webhook_delivery(headers, body, SECRET)
+    assert event.raw is not None
+    assert event.raw["extra"] == json.loads(nested)
+
+
 @pytest.mark.parametrize("timestamp", ["¹", "١٧٠٠٠٠٠٠٠٠", "9" * 5000, "-1", "1e9"])
 def test_hostile_timestamp_rejected(timestamp: str) -> None:
     headers, body = delivery(SECRET, TAG_SET)
