@@ -314,19 +314,31 @@ def map_storage_uri(
     replaced by its value, joined with exactly one ``/``: ``mlflow-artifacts:/1``
     matches ``mlflow-artifacts:/1/m`` but not ``mlflow-artifacts:/10/m``. An
     ``mlflow-artifacts://<host>/<path>`` URI also matches the prefixes of
-    ``mlflow-artifacts:/<path>``. The scheme of the result is lower-cased,
+    ``mlflow-artifacts:/<path>``. Schemes of keys and URIs match in any
+    case. A target's query string (a signed URL) stays after the joined path.
+    The scheme of the result is lower-cased,
     because KServe's storage initializer picks the downloader with a
     case-sensitive ``uri.startswith("s3://")``. The result must use one of
-    `KSERVE_SCHEMES`.
+    `KSERVE_SCHEMES`, in the form ``<scheme>://<authority>/<path>`` with the
+    bucket, claim or host that the scheme needs.
 
     Raises:
         DeploymentException: The URI is a local path, a registry or tracking
-            URI without a mapping, or uses a scheme KServe does not read.
+            URI without a mapping, uses a scheme KServe does not read, or
+            lacks its bucket, claim, host or the ``//``.
+        ValidationException: Two keys of `storage_uri_map` differ only in
+            the case of their scheme and have different targets.
     """
     mapped = _apply_storage_map(artifact_uri, storage_uri_map)
     scheme = urlsplit(mapped).scheme.lower()
-    if scheme in KSERVE_SCHEMES and _has_location(mapped, scheme):
-        return scheme + mapped[len(scheme) :]
+    if scheme in KSERVE_SCHEMES:
+        missing = _missing_location(mapped, scheme)
+        if missing is None:
+            return scheme + mapped[len(scheme) :]
+        raise DeploymentException(
+            _incomplete_message(what, artifact_uri, mapped, scheme, missing),
+            deployment_name=deployment_name,
+        )
     raise DeploymentException(
         _unreadable_message(what, artifact_uri, mapped, scheme),
         deployment_name=deployment_name,
@@ -334,13 +346,32 @@ def map_storage_uri(
 
 
 def _apply_storage_map(uri: str, storage_uri_map: Mapping[str, str]) -> str:
-    prefixes = sorted((p for p in storage_uri_map if p), key=len, reverse=True)
-    for candidate, shortest in _map_candidates(uri):
+    # URI schemes are case-insensitive, so map keys and
+    # URIs are compared with their schemes in lower case.
+    targets: dict[str, str] = {}
+    for key, target in storage_uri_map.items():
+        if not key:
+            continue
+        prefix = _lower_scheme(key)
+        if targets.get(prefix, target) != target:
+            raise ValidationException(
+                f"storage_uri_map has two keys for the prefix {prefix!r} with "
+                "different targets; URI schemes are case-insensitive, so keep "
+                "one of them"
+            )
+        targets[prefix] = target
+    prefixes = sorted(targets, key=len, reverse=True)
+    for candidate, shortest in _map_candidates(_lower_scheme(uri)):
         for prefix in prefixes:
             if len(prefix) >= shortest and _matches_prefix(candidate, prefix):
                 rest = candidate[len(prefix) :]
-                return _join_uri(storage_uri_map[prefix], rest)
+                return _join_uri(targets[prefix], rest)
     return uri
+
+
+def _lower_scheme(uri: str) -> str:
+    scheme = urlsplit(uri).scheme
+    return scheme.lower() + uri[len(scheme) :] if scheme else uri
 
 
 def _map_candidates(uri: str) -> list[tuple[str, int]]:
@@ -370,10 +401,17 @@ def _matches_prefix(uri: str, prefix: str) -> bool:
 
 
 def _join_uri(target: str, rest: str) -> str:
+    """Append path `rest` to `target`, before the target's query or fragment.
+
+    A target such as ``https://host/container?<signature>`` keeps its query
+    at the end, where a signed URL needs it.
+    """
     if not rest:
         return target
-    head = target if target.endswith("/") else target + "/"
-    return head + rest.lstrip("/")
+    end = min((i for i in (target.find("?"), target.find("#")) if i >= 0), default=-1)
+    base, suffix = (target[:end], target[end:]) if end >= 0 else (target, "")
+    head = base if base.endswith("/") else base + "/"
+    return head + rest.lstrip("/") + suffix
 
 
 def storage_uri_for_format(model: ModelSpec, model_format: str | None) -> ModelSpec:
@@ -409,12 +447,52 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _has_location(uri: str, scheme: str) -> bool:
+# The part of a URI that KServe's storage initializer reads from the
+# authority (after "<scheme>://") and that must not be empty.
+_AUTHORITY_PARTS = {
+    "s3": "bucket",
+    "gs": "bucket",
+    "pvc": "PersistentVolumeClaim name",
+    "https": "host",
+    "oci": "registry host",
+    "hf": "repository owner",
+}
+
+
+def _missing_location(uri: str, scheme: str) -> str | None:
+    """Return what `uri` lacks for KServe to read it, or None when complete.
+
+    KServe picks the downloader with ``uri.startswith("<scheme>://")``, so
+    ``gs:/bucket/m`` is not read as a bucket, and ``s3:///m`` has no bucket.
+    """
     parts = urlsplit(uri)
-    if scheme == "pvc":
-        # pvc://<claim>/<path>: the claim is the host part.
-        return bool(parts.netloc)
-    return bool(parts.netloc or parts.path.strip("/"))
+    if not uri[len(scheme) :].startswith("://"):
+        return f"the '//' after '{scheme}:' (the form is {_uri_form(scheme)})"
+    if scheme in _AUTHORITY_PARTS and not parts.netloc:
+        part = _AUTHORITY_PARTS[scheme]
+        return f"the {part} (the form is {_uri_form(scheme)})"
+    if not (parts.netloc or parts.path.strip("/")):
+        return f"a path (the form is {_uri_form(scheme)})"
+    return None
+
+
+def _uri_form(scheme: str) -> str:
+    part = _AUTHORITY_PARTS.get(scheme, "path").replace(" ", "-").lower()
+    return f"{scheme}://<{part}>/<path>"
+
+
+def _incomplete_message(
+    what: str, original: str, mapped: str, scheme: str, missing: str
+) -> str:
+    original, mapped = redact_uri(original), redact_uri(mapped)
+    shown = (
+        repr(original) if mapped == original else f"{original!r} (mapped to {mapped!r})"
+    )
+    return (
+        f"cannot deploy {what}: its storage URI {shown} is missing {missing}. "
+        f"Fix the {scheme}:// target in storage_uri_map, or register the model "
+        "from a complete URI."
+    )
 
 
 def _unreadable_message(what: str, original: str, mapped: str, scheme: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 import respx
-from _deployment_helpers import PVC_MAP, make_client, stored_isvcs
+from _deployment_helpers import PVC_MAP, make_client, register_model, stored_isvcs
 
 from maestro_ml_async import AsyncMaestroClient, Config
 from maestro_ml_async._exceptions import DeploymentException
@@ -212,3 +212,21 @@ async def test_empty_download_uri_is_reported(
     assert "no artifact location" in message
     assert "'churn' version 1" in message
     assert "local path" not in message
+
+
+async def test_bucketless_source_creates_nothing(
+    kclient: AsyncMaestroClient, cluster: FakeCluster, unique: str
+) -> None:
+    name = f"bucketless-{unique}"
+    await register_model(kclient, name, ["s3:///models/v1", "gs:/bucket/v2"])
+    expected = {
+        1: "is missing the bucket (the form is s3://<bucket>/<path>)",
+        2: "is missing the '//' after 'gs:'",
+    }
+    for version, missing in expected.items():
+        with pytest.raises(DeploymentException) as caught:
+            await kclient.deployment.deploy(
+                f"svc-{unique}-{version}", name, model_version=version
+            )
+        assert missing in str(caught.value)
+    assert stored_isvcs(cluster) == []

@@ -226,6 +226,20 @@ def test_storage_map_longest_prefix() -> None:
         # KServe picks its downloader by a case-sensitive scheme prefix.
         ("S3://bucket/m", {}, "s3://bucket/m"),
         ("mlflow-artifacts:/1/m", {"mlflow-artifacts:/": "GS://b/"}, "gs://b/1/m"),
+        # URI schemes are case-insensitive, in map keys as in URIs.
+        ("mlflow-artifacts:/1/m", {"MLFLOW-ARTIFACTS:/": "s3://b/"}, "s3://b/1/m"),
+        ("MLflow-Artifacts:/1/m", {"mlflow-artifacts:/": "s3://b/"}, "s3://b/1/m"),
+        # A signed target keeps its query after the joined path.
+        (
+            "mlflow-artifacts:/5/models/x",
+            {"mlflow-artifacts:/": "https://acct.example/c?sv=tok&sig=abc"},
+            "https://acct.example/c/5/models/x?sv=tok&sig=abc",
+        ),
+        (
+            "mlflow-artifacts:/5/x",
+            {"mlflow-artifacts:/": "https://acct.example/c/?sv=tok"},
+            "https://acct.example/c/5/x?sv=tok",
+        ),
     ],
 )
 def test_storage_map_joins_at_boundary(
@@ -259,13 +273,45 @@ def test_storage_uri_for_format(
 
 
 @pytest.mark.parametrize(
+    ("uri", "mapping", "missing"),
+    [
+        ("s3:///x", {}, "is missing the bucket (the form is s3://<bucket>/<path>)"),
+        ("gs:///x", {}, "is missing the bucket"),
+        ("gs:/bucket/x", {}, "is missing the '//' after 'gs:'"),
+        ("s3:bucket/x", {}, "is missing the '//' after 's3:'"),
+        ("pvc:///x", {}, "is missing the PersistentVolumeClaim name"),
+        ("https:///x", {}, "is missing the host"),
+        ("hdfs://", {}, "is missing a path"),
+        (
+            "mlflow-artifacts:/1/m",
+            {"mlflow-artifacts:/": "s3:///"},
+            "(mapped to 's3:///1/m') is missing the bucket",
+        ),
+    ],
+)
+def test_storage_incomplete_rejected(
+    uri: str, mapping: dict[str, str], missing: str
+) -> None:
+    with pytest.raises(DeploymentException) as caught:
+        map_storage_uri(uri, mapping)
+    message = str(caught.value)
+    assert missing in message
+    assert "does not read" not in message
+
+
+def test_storage_map_case_duplicates_rejected() -> None:
+    mapping = {"mlflow-artifacts:/": "s3://a/", "MLFLOW-ARTIFACTS:/": "s3://b/"}
+    with pytest.raises(ValidationException, match="case-insensitive"):
+        map_storage_uri("mlflow-artifacts:/1/m", mapping)
+
+
+@pytest.mark.parametrize(
     ("uri", "mapping", "fragment"),
     [
         ("/data/model", {}, "local path"),
         ("file:///data/model", {}, "local path"),
         ("models:/churn/1", {}, "MLflow URI"),
         ("dbfs:/m", {}, "scheme 'dbfs'"),
-        ("pvc:///m", {}, "pvc:///m"),
         (
             "mlflow-artifacts:/1/m",
             {"mlflow-artifacts:/": "/mnt/"},
