@@ -518,7 +518,11 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
     def promote(self, name: str, *, namespace: str | None = None) -> SyncDeployment:
         """Send all traffic to the latest revision (end a canary rollout).
 
-        A deployment without a canary split is returned unchanged.
+        The latest revision is the one that the last `update` created, even
+        after `rollback` moved the traffic away from it or a blue-green
+        revision failed: promoting then serves the version that was rolled
+        back, and a WARNING is logged. A deployment without a canary split is
+        returned unchanged.
 
         Raises:
             KubernetesNotFoundException: The deployment does not exist.
@@ -532,9 +536,13 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
         """Send all traffic back to the version that served before the rollout.
 
         During a canary (or a staged blue-green rollout) the traffic is pinned
-        to the previous revision with ``canaryTrafficPercent: 0``. After a
-        promotion or a rolling update, the previous version is deployed again
-        as a new revision.
+        to the previous revision with ``canaryTrafficPercent: 0``, and a
+        second call changes nothing. After a promotion or a rolling update,
+        the previous model (name, version, storage URI, and the labels and
+        annotations derived from them) is deployed again as a new revision.
+        The model replaced by that rollback becomes the recorded previous
+        one, so a second rollback switches back to it: repeated calls
+        alternate between the last two models.
 
         Raises:
             DeploymentException: No previous version is recorded.
@@ -577,6 +585,13 @@ class DeploymentResource(SyncWrapper["AsyncDeploymentResource"]):
           waits until it is ready (up to `timeout` seconds), then switches all
           traffic to it at once. If it never becomes ready, the traffic stays
           on the previous revision and DeploymentException is raised.
+
+        `canary_traffic_percent` (1-99) without a version is stored as the
+        share of later canary rollouts. During a canary it also moves the
+        live split at once, so a canary can be widened step by step
+        (10, 25, 50) before `promote`. KServe accepts 0 and 100 as well, but
+        those are `rollback` and `promote`, which also record the end of the
+        rollout.
 
         Patches are JSON merge patches computed from a fresh read; one that
         loses a race with a concurrent write (409 Conflict) is recomputed and

@@ -73,6 +73,14 @@ async def switch_blue_green(
             f"({stable or 'unknown'}): {exc}"
         )
         if isinstance(exc, DeploymentException):
+            # KServe creates a revision only for a changed predictor spec, so
+            # an update() to the same version waits on this failed revision.
+            message += (
+                ". Fix the cause, then roll out another version or change "
+                "resources or runtime so that KServe creates a new revision; "
+                "an update() to the same version fails on this revision again. "
+                "Or delete() the deployment and deploy() it again"
+            )
             raise DeploymentException(
                 message, deployment_name=name, reasons=exc.reasons
             ) from exc

@@ -22,7 +22,8 @@ from .._exceptions import (
 )
 from ._kserve import (
     ANNOTATION_CANARY_PERCENT,
-    ANNOTATION_MODEL_VERSION,
+    ANNOTATION_PREVIOUS_MODEL_NAME,
+    ANNOTATION_PREVIOUS_SOURCE_URI,
     ANNOTATION_PREVIOUS_STORAGE_URI,
     ANNOTATION_PREVIOUS_VERSION,
     ANNOTATION_ROLLOUT,
@@ -30,7 +31,6 @@ from ._kserve import (
     ANNOTATION_STRATEGY,
     DEPLOYMENT_MODE_ANNOTATION,
     GROUP,
-    LABEL_MODEL_VERSION,
     PLURAL,
     VERSION,
     ModelSpec,
@@ -96,6 +96,9 @@ def replace_object(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
 def scale_patch(obj: Obj, change: ScaleChange) -> Obj:
     """Return the predictor fields and annotations that `change` sets.
 
+    A canary share is recorded for later rollouts, and during a canary it
+    also becomes the live ``canaryTrafficPercent``.
+
     Raises:
         ValidationException: The new maxReplicas is below the current
             minReplicas, which KServe rejects.
@@ -135,11 +138,17 @@ def scale_patch(obj: Obj, change: ScaleChange) -> Obj:
     if model:
         spec["model"] = model
 
+    percent = change.canary_traffic_percent
+    if percent is not None and parse_deployment(obj).rollout_state == "canary":
+        # A running canary moves to the new share (one step of a stepwise
+        # canary). Outside a canary only the share of later rollouts changes.
+        spec["canaryTrafficPercent"] = percent
+
     annotations: dict[str, Any] = {}
     if change.strategy is not None:
         annotations[ANNOTATION_STRATEGY] = change.strategy
-    if change.canary_traffic_percent is not None:
-        annotations[ANNOTATION_CANARY_PERCENT] = str(change.canary_traffic_percent)
+    if percent is not None:
+        annotations[ANNOTATION_CANARY_PERCENT] = str(percent)
     patch: Obj = {}
     if spec:
         patch["spec"] = {"predictor": spec}
@@ -190,8 +199,7 @@ def rollout_patch(
     if current.rollout_state == "stable" and current.model_version is not None:
         # Only a fully rolled-out version is a rollback target. During a canary
         # the previous version keeps serving and stays the recorded one.
-        annotations[ANNOTATION_PREVIOUS_VERSION] = current.model_version
-        annotations[ANNOTATION_PREVIOUS_STORAGE_URI] = current.storage_uri
+        annotations.update(_previous_model_annotations(obj))
     predictor: dict[str, Any] = {"model": {"storageUri": model.storage_uri}}
     if strategy == "canary":
         predictor["canaryTrafficPercent"] = canary_percent
@@ -202,9 +210,10 @@ def rollout_patch(
     else:
         predictor["canaryTrafficPercent"] = None
         annotations[ANNOTATION_ROLLOUT] = None
-    labels = {LABEL_MODEL_VERSION: model_labels(model)[LABEL_MODEL_VERSION]}
+    # The labels follow the served model, as `deploy` sets them, so that
+    # list_deployments(model_name=...) finds the deployment after a switch.
     return {
-        "metadata": {"annotations": annotations, "labels": labels},
+        "metadata": {"annotations": annotations, "labels": model_labels(model)},
         "spec": {"predictor": predictor},
     }
 
@@ -226,7 +235,10 @@ def rollback_patch(obj: Obj) -> Obj | None:
     During a canary or a staged blue-green rollout, ``canaryTrafficPercent: 0``
     pins the traffic to the revision that was rolled out before, which KServe
     keeps running. After a promotion or a rolling update that revision no
-    longer takes traffic, so the recorded previous version is deployed again.
+    longer takes traffic, so the recorded previous model is deployed again:
+    its name, version, storage URI and artifact URI, with the labels that
+    `deploy` derives from them. The model that served until then becomes the
+    recorded previous one, so a second rollback returns to it.
 
     Raises:
         DeploymentException: No previous version is recorded.
@@ -242,24 +254,47 @@ def rollback_patch(obj: Obj) -> Obj | None:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     previous = annotations.get(ANNOTATION_PREVIOUS_VERSION)
     previous_uri = annotations.get(ANNOTATION_PREVIOUS_STORAGE_URI)
-    if not previous or not previous_uri:
+    # Deployments rolled out before the previous model name was recorded
+    # only switched versions of one model.
+    previous_name = (
+        annotations.get(ANNOTATION_PREVIOUS_MODEL_NAME) or current.model_name
+    )
+    if not previous or not previous_uri or not previous_name:
         raise DeploymentException(
             f"deployment {current.name!r} has no previous version to roll back "
             "to; deploy the version you want with update(model_version=...)",
             deployment_name=current.name,
         )
+    target = ModelSpec(
+        model_name=previous_name,
+        model_version=previous,
+        storage_uri=previous_uri,
+        artifact_uri=annotations.get(ANNOTATION_PREVIOUS_SOURCE_URI) or "",
+    )
+    restored: dict[str, Any] = dict(model_annotations(target))
+    if not target.artifact_uri:
+        restored[ANNOTATION_SOURCE_URI] = None
+    restored.update(_previous_model_annotations(obj))
+    restored[ANNOTATION_ROLLOUT] = None
     return {
-        "metadata": {
-            "annotations": {
-                ANNOTATION_MODEL_VERSION: previous,
-                ANNOTATION_PREVIOUS_VERSION: current.model_version,
-                ANNOTATION_PREVIOUS_STORAGE_URI: current.storage_uri,
-                ANNOTATION_SOURCE_URI: None,
-                ANNOTATION_ROLLOUT: None,
-            },
-            "labels": {LABEL_MODEL_VERSION: previous},
-        },
+        "metadata": {"annotations": restored, "labels": model_labels(target)},
         "spec": {"predictor": {"model": {"storageUri": previous_uri}}},
+    }
+
+
+def _previous_model_annotations(obj: Obj) -> dict[str, Any]:
+    """Return the annotations that record the model `obj` serves as the previous one.
+
+    A value that `obj` lacks is set to null, so that no part of an older
+    record stays behind and mixes with this one.
+    """
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    current = parse_deployment(obj)
+    return {
+        ANNOTATION_PREVIOUS_MODEL_NAME: current.model_name,
+        ANNOTATION_PREVIOUS_VERSION: current.model_version,
+        ANNOTATION_PREVIOUS_STORAGE_URI: current.storage_uri,
+        ANNOTATION_PREVIOUS_SOURCE_URI: annotations.get(ANNOTATION_SOURCE_URI),
     }
 
 

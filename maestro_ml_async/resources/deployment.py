@@ -314,6 +314,13 @@ class AsyncDeploymentResource:
           traffic to it at once. If it never becomes ready, the traffic stays
           on the previous revision and DeploymentException is raised.
 
+        `canary_traffic_percent` (1-99) without a version is stored as the
+        share of later canary rollouts. During a canary it also moves the
+        live split at once, so a canary can be widened step by step
+        (10, 25, 50) before `promote`. KServe accepts 0 and 100 as well, but
+        those are `rollback` and `promote`, which also record the end of the
+        rollout.
+
         Patches are JSON merge patches computed from a fresh read; one that
         loses a race with a concurrent write (409 Conflict) is recomputed and
         sent again, a bounded number of times.
@@ -353,7 +360,9 @@ class AsyncDeploymentResource:
                 ns,
                 name,
                 lambda obj: scale_patch(obj, change) or None,
-                precondition=False,
+                # A live canary share must not land on a state that a
+                # concurrent promote or rollback has changed.
+                precondition=change.canary_traffic_percent is not None,
             )
             return self._bind(result)
         return await self._roll_out(
@@ -427,22 +436,48 @@ class AsyncDeploymentResource:
     async def promote(self, name: str, *, namespace: str | None = None) -> Deployment:
         """Send all traffic to the latest revision (end a canary rollout).
 
-        A deployment without a canary split is returned unchanged.
+        The latest revision is the one that the last `update` created, even
+        after `rollback` moved the traffic away from it or a blue-green
+        revision failed: promoting then serves the version that was rolled
+        back, and a WARNING is logged. A deployment without a canary split is
+        returned unchanged.
 
         Raises:
             KubernetesNotFoundException: The deployment does not exist.
         """
-        return await self._patch_traffic(
-            name, namespace, promote_patch, "promoted the latest revision of %s/%s"
+        states: list[Deployment] = []
+
+        def build(obj: dict[str, Any]) -> dict[str, Any] | None:
+            states.append(parse_deployment(obj))
+            return promote_patch(obj)
+
+        result = await self._patch_traffic(
+            name, namespace, build, "promoted the latest revision of %s/%s"
         )
+        before = states[-1] if states else None
+        if before is not None and before.rollout_state == "rolled_back":
+            logger.warning(
+                "promoted %s/%s to version %s, which a rollback or a failed "
+                "blue-green rollout had moved the traffic away from; its "
+                "revision %s now takes all traffic",
+                result.namespace,
+                result.name,
+                before.model_version,
+                before.latest_created_revision or "unknown",
+            )
+        return result
 
     async def rollback(self, name: str, *, namespace: str | None = None) -> Deployment:
         """Send all traffic back to the version that served before the rollout.
 
         During a canary (or a staged blue-green rollout) the traffic is pinned
-        to the previous revision with ``canaryTrafficPercent: 0``. After a
-        promotion or a rolling update, the previous version is deployed again
-        as a new revision.
+        to the previous revision with ``canaryTrafficPercent: 0``, and a
+        second call changes nothing. After a promotion or a rolling update,
+        the previous model (name, version, storage URI, and the labels and
+        annotations derived from them) is deployed again as a new revision.
+        The model replaced by that rollback becomes the recorded previous
+        one, so a second rollback switches back to it: repeated calls
+        alternate between the last two models.
 
         Raises:
             DeploymentException: No previous version is recorded.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from _deployment_helpers import ISVC, NAMESPACE, RegisteredModel, make_client
@@ -61,6 +62,69 @@ async def test_canary_rollback_pins_previous(
     promoted = await (await api.promote(deployment_name)).wait_ready(timeout=WAIT)
     assert promoted.traffic_percent(latest or "") == 100
     assert promoted.rollout_state == "stable"
+
+
+async def test_canary_share_moves_live(
+    kclient: AsyncMaestroClient, model: RegisteredModel, deployment_name: str
+) -> None:
+    api = kclient.deployment
+    await (await api.deploy(deployment_name, model.name, model_version=1)).wait_ready(
+        timeout=WAIT
+    )
+    started = await api.update(
+        deployment_name, model_version=2, strategy="canary", canary_traffic_percent=30
+    )
+    started = await started.wait_ready(timeout=WAIT)
+    latest = started.latest_ready_revision or ""
+    assert started.traffic_percent(latest) == 30
+
+    widened = await api.update(deployment_name, canary_traffic_percent=50)
+    assert widened.canary_traffic_percent == 50
+    assert widened.rollout_state == "canary"
+    assert widened.model_version == "2"
+    widened = await widened.wait_ready(timeout=WAIT)
+    assert widened.traffic_percent(latest) == 50
+    assert widened.latest_ready_revision == latest
+
+    for invalid in (0, 100, -5):
+        with pytest.raises(ValidationException, match="between 1 and 99"):
+            await api.update(deployment_name, canary_traffic_percent=invalid)
+
+    # Outside a canary the share is only stored for the next rollout.
+    stable = await api.promote(deployment_name)
+    after = await api.update(deployment_name, canary_traffic_percent=20)
+    assert after.canary_traffic_percent is None
+    assert after.generation == stable.generation
+    next_canary = await api.update(deployment_name, model_version=1)
+    assert next_canary.canary_traffic_percent == 20
+
+
+async def test_promote_after_rollback_warns(
+    kclient: AsyncMaestroClient,
+    model: RegisteredModel,
+    deployment_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = kclient.deployment
+    await (await api.deploy(deployment_name, model.name, model_version=1)).wait_ready(
+        timeout=WAIT
+    )
+    await api.update(deployment_name, model_version=2, strategy="canary")
+    caplog.set_level(logging.INFO, logger="maestro_ml_async.resources.deployment")
+    await api.promote(deployment_name)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    await api.update(deployment_name, model_version=1)
+    await api.rollback(deployment_name)
+    caplog.clear()
+    promoted = await api.promote(deployment_name)
+    assert promoted.rollout_state == "stable"
+    assert promoted.model_version == "1"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert f"promoted ml-platform/{deployment_name} to version 1" in message
+    assert "rollback" in message
 
 
 async def test_blue_green_switches_when_ready(
@@ -128,6 +192,23 @@ async def test_blue_green_failure_keeps_traffic(
     assert after.latest_created_revision != old
     assert after.model_failure is not None
     assert after.model_failure.exit_code == 3
+
+    # The same version makes no new revision, so a retry fails on the failed
+    # one again, and the error says what to change first.
+    cluster.scripts.set("inferenceservices", deployment_name, ready())
+    with pytest.raises(DeploymentException) as retried:
+        await api.update(deployment_name, model_version=2, timeout=WAIT)
+    message = str(retried.value)
+    assert "the same version fails on this revision again" in message
+    assert "roll out another version or change resources or runtime" in message
+    assert "delete() the deployment and deploy() it again" in message
+
+    changed = await api.update(
+        deployment_name, model_version=2, resources={"cpu": "2"}, timeout=WAIT
+    )
+    assert changed.rollout_state == "stable"
+    changed = await changed.wait_ready(timeout=WAIT)
+    assert changed.latest_ready_revision not in (old, after.latest_created_revision)
 
 
 async def test_patch_conflict_is_retried(
