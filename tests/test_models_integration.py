@@ -6,6 +6,8 @@ Every name carries the `unique` suffix because the server is shared by tests.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +24,7 @@ from maestro_ml_async import (
     RunNotFoundException,
     ValidationException,
 )
+from maestro_ml_async.testing.mlflow_server import LocalMlflowServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -155,6 +158,50 @@ async def test_version_and_alias_errors(
         await client.models.create_version(f"missing-{unique}", "s3://bucket/e")
 
     await client.models.delete(name)
+
+
+async def test_concurrent_set_alias_new(caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty set_alias calls that add one alias at once all succeed.
+
+    The test holds a write lock on the server's SQLite file while the calls
+    arrive. Each call then reads that the alias is missing and waits at its
+    insert, so after the lock is released every call but the first fails on
+    the alias table's primary key unless the client retries. The server is
+    the test's own, because the lock stops every write to it.
+    """
+    caplog.set_level(logging.INFO, logger="maestro_ml_async.resources.models")
+    with LocalMlflowServer() as server:
+        async with AsyncMaestroClient(mlflow_uri=server.url, max_retries=2) as client:
+            name = "alias-race"
+            await client.models.create(name)
+            versions = []
+            for index in range(1, 21):
+                created = await client.models.create_version(
+                    name, f"s3://bucket/race/{index}"
+                )
+                versions.append(created.version)
+
+            database = sqlite3.connect(server.root / "mlflow.db", isolation_level=None)
+            try:
+                database.execute("BEGIN IMMEDIATE")
+                calls = [
+                    asyncio.create_task(client.models.set_alias(name, "champ", v))
+                    for v in versions
+                ]
+                # MLflow's SQLite busy timeout is 20 s (MLflow 3.17), so the
+                # waiting inserts outlast this hold.
+                await asyncio.sleep(3)
+                database.execute("COMMIT")
+            finally:
+                database.close()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+
+            errors = [r for r in results if isinstance(r, BaseException)]
+            assert errors == []
+            current = await client.models.get_version_by_alias(name, "champ")
+            assert current.version in versions
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert retries, "no set_alias call met the concurrent insert"
 
 
 async def test_search_filters_and_order(

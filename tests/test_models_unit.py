@@ -211,6 +211,89 @@ async def test_other_alias_400_stays_invalid(
         await client.models.get_version_by_alias("m", "champion")
 
 
+SQLITE_ALIAS_CONFLICT = (
+    "(sqlite3.IntegrityError) UNIQUE constraint failed: "
+    "registered_model_aliases.workspace, registered_model_aliases.name, "
+    "registered_model_aliases.alias\n[SQL: INSERT INTO registered_model_aliases "
+    "(workspace, name, alias, version) VALUES (?, ?, ?, ?)]"
+)
+POSTGRES_ALIAS_CONFLICT = (
+    "(psycopg2.errors.UniqueViolation) duplicate key value violates unique "
+    'constraint "registered_model_alias_pk"\nDETAIL:  Key (workspace, name, '
+    "alias)=(default, m, champ) already exists."
+)
+MYSQL_ALIAS_CONFLICT = (
+    "(pymysql.err.IntegrityError) (1062, \"Duplicate entry 'default-m-champ' "
+    "for key 'registered_model_aliases.PRIMARY'\")"
+)
+
+MSSQL_ALIAS_CONFLICT = (
+    "(pyodbc.IntegrityError) Violation of PRIMARY KEY constraint "
+    "'registered_model_alias_pk'. Cannot insert duplicate key in object "
+    "'dbo.registered_model_aliases'."
+)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        SQLITE_ALIAS_CONFLICT,
+        POSTGRES_ALIAS_CONFLICT,
+        MYSQL_ALIAS_CONFLICT,
+        MSSQL_ALIAS_CONFLICT,
+    ],
+    ids=["sqlite", "postgresql", "mysql", "sql-server"],
+)
+async def test_set_alias_retries_insert_conflict(
+    router: respx.MockRouter, client: AsyncMaestroClient, message: str
+) -> None:
+    route = router.post("/registered-models/alias").mock(
+        side_effect=[
+            mlflow_error(400, "BAD_REQUEST", message),
+            httpx.Response(200, json={}),
+        ]
+    )
+
+    await client.models.set_alias("m", "champ", 2)
+
+    assert route.call_count == 2
+
+
+async def test_set_alias_retry_bounded(
+    router: respx.MockRouter, client: AsyncMaestroClient
+) -> None:
+    route = router.post("/registered-models/alias").mock(
+        return_value=mlflow_error(400, "BAD_REQUEST", SQLITE_ALIAS_CONFLICT)
+    )
+
+    with pytest.raises(InvalidParameterException, match="UNIQUE constraint"):
+        await client.models.set_alias("m", "champ", 2)
+
+    assert route.call_count == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("BAD_REQUEST", "UNIQUE constraint failed: model_versions.version"),
+        ("BAD_REQUEST", "registered_model_aliases: value too long"),
+        ("INVALID_PARAMETER_VALUE", SQLITE_ALIAS_CONFLICT),
+    ],
+    ids=["other-table", "other-error", "other-code"],
+)
+async def test_set_alias_other_400_not_retried(
+    router: respx.MockRouter, client: AsyncMaestroClient, code: str, message: str
+) -> None:
+    route = router.post("/registered-models/alias").mock(
+        return_value=mlflow_error(400, code, message)
+    )
+
+    with pytest.raises(InvalidParameterException):
+        await client.models.set_alias("m", "champ", 2)
+
+    assert route.call_count == 1
+
+
 @pytest.mark.parametrize(
     "credentials",
     [

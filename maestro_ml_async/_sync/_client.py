@@ -1268,6 +1268,11 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
     def set_alias(self, name: str, alias: str, version: str | int) -> None:
         """Point an alias at a version, moving it if it is already set.
 
+        Concurrent calls that set the same alias end with the alias at the
+        version of one of them. When two of them add a new alias at once, the
+        MLflow server rejects one insert with a unique-key error, and this
+        method retries it (at most 3 attempts in all).
+
         Raises:
             ValidationException: The alias breaks MLflow's rules (letters,
                 digits, ``_`` and ``-``; not ``latest``; not ``v<number>``).

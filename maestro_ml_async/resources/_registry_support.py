@@ -164,6 +164,29 @@ def alias_not_found(exc: InvalidParameterException) -> bool:
     return "alias" in message and "not found" in message
 
 
+# Words with which SQLite, PostgreSQL, MySQL and SQL Server report a duplicate
+# primary key, matched together with the alias table or its key's name.
+_DUPLICATE_KEY_WORDS = ("unique constraint", "duplicate key", "duplicate entry")
+_ALIAS_TABLE_NAMES = ("registered_model_aliases", "registered_model_alias_pk")
+
+
+def alias_insert_conflict(exc: InvalidParameterException) -> bool:
+    """Return True when a set-alias failed because another request added it first.
+
+    MLflow 3.17 writes an alias with a read, then an insert or update. Two
+    requests that add the same new alias at once both insert, and the loser
+    gets BAD_REQUEST carrying the database's unique-key error, for example
+    "(sqlite3.IntegrityError) UNIQUE constraint failed:
+    registered_model_aliases.workspace, ..." on SQLite.
+    """
+    if exc.error_code != "BAD_REQUEST":
+        return False
+    message = exc.message.lower()
+    return any(name in message for name in _ALIAS_TABLE_NAMES) and any(
+        words in message for words in _DUPLICATE_KEY_WORDS
+    )
+
+
 async def wait_until_ready(
     fetch: Callable[[], Awaitable[ModelVersion]],
     created: ModelVersion,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._bulk import BulkResults, ProgressCallback, bulk_map
 from .._exceptions import (
     AlreadyExistsException,
+    InvalidParameterException,
     ModelNotFoundException,
     ModelVersionNotFoundException,
 )
@@ -30,6 +32,7 @@ from ._model_runs import AsyncModelRunsMixin
 from ._model_versions import _check_description
 from ._registry_support import (
     MAX_MODEL_PAGE,
+    alias_insert_conflict,
     check_new_model_name,
     check_pairs,
     check_writable_tag_key,
@@ -42,6 +45,12 @@ if TYPE_CHECKING:
     from ..types.events import RegistryEvent
 
 __all__ = ["AsyncModelsResource"]
+
+logger = logging.getLogger(__name__)
+
+# Attempts of set_alias when a concurrent insert of the same alias wins. One
+# retry suffices unless the alias is also deleted between attempts.
+SET_ALIAS_ATTEMPTS = 3
 
 
 class AsyncModelsResource(AsyncModelRunsMixin):
@@ -248,6 +257,11 @@ class AsyncModelsResource(AsyncModelRunsMixin):
     async def set_alias(self, name: str, alias: str, version: str | int) -> None:
         """Point an alias at a version, moving it if it is already set.
 
+        Concurrent calls that set the same alias end with the alias at the
+        version of one of them. When two of them add a new alias at once, the
+        MLflow server rejects one insert with a unique-key error, and this
+        method retries it (at most 3 attempts in all).
+
         Raises:
             ValidationException: The alias breaks MLflow's rules (letters,
                 digits, ``_`` and ``-``; not ``latest``; not ``v<number>``).
@@ -258,13 +272,29 @@ class AsyncModelsResource(AsyncModelRunsMixin):
             check_alias(alias),
             check_version(version),
         )
-        await self._transport.call(
-            "POST",
-            "registered-models/alias",
-            json={"name": name, "alias": alias, "version": number},
-            not_found=ModelVersionNotFoundException,
-            registry=True,
-        )
+        for attempt in range(1, SET_ALIAS_ATTEMPTS + 1):
+            try:
+                await self._transport.call(
+                    "POST",
+                    "registered-models/alias",
+                    json={"name": name, "alias": alias, "version": number},
+                    not_found=ModelVersionNotFoundException,
+                    registry=True,
+                )
+                return
+            except InvalidParameterException as exc:
+                # A concurrent request inserted the same new alias first, so
+                # the row exists now and a retry updates it.
+                if attempt == SET_ALIAS_ATTEMPTS or not alias_insert_conflict(exc):
+                    raise
+                logger.info(
+                    "set_alias %r on model %r hit a concurrent insert of the "
+                    "alias (attempt %d of %d); retrying",
+                    alias,
+                    name,
+                    attempt,
+                    SET_ALIAS_ATTEMPTS,
+                )
 
     async def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias from a registered model."""
