@@ -1325,6 +1325,12 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         that stage move to Archived. Retried freely: setting a stage again has
         no further effect.
 
+        NOTE: The server's archiving is not atomic. Concurrent transitions of
+        versions of one model to the same stage with
+        `archive_existing_versions` can leave several of them in that stage
+        (seen with MLflow 3.17 and a SQLite store), so run such transitions
+        one at a time.
+
         Raises:
             ValidationException: The stage is not one of the four.
             ModelVersionNotFoundException: The version does not exist, or the
@@ -1352,8 +1358,12 @@ class ModelsResource(SyncWrapper["AsyncModelsResource"]):
         """Move many versions to one stage concurrently (deprecated, as stages are).
 
         With `archive_existing_versions`, transitions of versions of one model
-        race each other: each archives the others, so which one ends in the
-        stage is not defined. Pass at most one version per model in that case.
+        race each other, so pass at most one version per model in that case.
+
+        NOTE: The server's archiving is not atomic, so concurrent transitions
+        of one model's versions can leave several of them in the stage.
+        With MLflow 3.17 and a SQLite store, 20 concurrent transitions to
+        Production with archiving left most of the 20 versions in Production.
         """
         return self._runner.call(
             self._async.transition_versions,

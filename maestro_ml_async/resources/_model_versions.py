@@ -280,6 +280,12 @@ class AsyncModelVersionsMixin(AsyncMlflowResource):
         that stage move to Archived. Retried freely: setting a stage again has
         no further effect.
 
+        NOTE: The server's archiving is not atomic. Concurrent transitions of
+        versions of one model to the same stage with
+        `archive_existing_versions` can leave several of them in that stage
+        (seen with MLflow 3.17 and a SQLite store), so run such transitions
+        one at a time.
+
         Raises:
             ValidationException: The stage is not one of the four.
             ModelVersionNotFoundException: The version does not exist, or the

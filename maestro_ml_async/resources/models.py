@@ -421,8 +421,12 @@ class AsyncModelsResource(AsyncModelRunsMixin):
         """Move many versions to one stage concurrently (deprecated, as stages are).
 
         With `archive_existing_versions`, transitions of versions of one model
-        race each other: each archives the others, so which one ends in the
-        stage is not defined. Pass at most one version per model in that case.
+        race each other, so pass at most one version per model in that case.
+
+        NOTE: The server's archiving is not atomic, so concurrent transitions
+        of one model's versions can leave several of them in the stage.
+        With MLflow 3.17 and a SQLite store, 20 concurrent transitions to
+        Production with archiving left most of the 20 versions in Production.
         """
         warn_stages_deprecated(2)
         canonical = check_stage(stage)
