@@ -28,7 +28,15 @@ CANCELLED_ANNOTATION = "maestro-ml.io/cancelled"
 """Annotation that `cancel_job` sets, so a wait can tell cancelled from queued."""
 
 POD_CHECK_INTERVAL = 10.0
-"""Seconds between two checks of a waited job's pods for image pull errors."""
+"""Seconds before the first check of a waited job's pods for image pull errors.
+
+Each later check comes twice as long after the one before, up to
+`POD_CHECK_MAX_INTERVAL`, so a thousand long waits do not become a thousand
+pod pollers.
+"""
+
+POD_CHECK_MAX_INTERVAL = 300.0
+"""Longest time in seconds between two pod checks of one wait."""
 
 # Waiting reasons of a container whose image the kubelet retries to pull, with
 # a growing back-off, so the pod may still start (a registry that comes back,

@@ -363,10 +363,11 @@ class AsyncTrainingResource:
         ``until="running"`` is also met by a job that already succeeded, and
         ``until="created"`` by any job.
 
-        Every 10 seconds of the wait, the job's pods are checked for image
-        pull errors. Each pod and reason is logged once as a WARNING, with the
-        kubelet's message. A reason that the kubelet never retries
-        (InvalidImageName, ErrImageNeverPull) ends the wait at once.
+        The job's pods are checked for image pull errors 10 seconds into the
+        wait, then at intervals that double up to 5 minutes. Each pod and
+        reason is logged once as a WARNING, with the kubelet's message. A
+        reason that the kubelet never retries (InvalidImageName,
+        ErrImageNeverPull) ends the wait at that check.
 
         Args:
             name: The job name.
@@ -423,6 +424,7 @@ class AsyncTrainingResource:
                             job, kind, limit, target
                         ) from None
                     await self._check_image_pulls(job, kind, warned)
+                    interval = min(interval * 2, _training_wait.POD_CHECK_MAX_INTERVAL)
                     next_check = loop.time() + interval
                     continue
                 if event.type == "DELETED":

@@ -118,3 +118,19 @@ async def test_pull_check_without_pods_is_quiet(
         with pytest.raises(TrainingTimeoutException):
             await client.training.wait_for_job("slow", timeout=0.5)
     assert pull_warnings(caplog) == []
+
+
+async def test_pod_checks_back_off(
+    cluster: FakeCluster, client: AsyncMaestroClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checks at 0.05, 0.15, 0.35, 0.55, ... s: about 8 in 1.5 s, against 30
+    # at a fixed 0.05 s interval.
+    monkeypatch.setattr(_training_wait, "POD_CHECK_MAX_INTERVAL", 0.2)
+    cluster.scripts.set("pytorchjobs", "steady", hang())
+    await client.training.submit_job("steady", "pytorch", "img:1", workers=1)
+    before = cluster.stats.requests_by_resource["list pods"]
+    with pytest.raises(TrainingTimeoutException):
+        await client.training.wait_for_job("steady", timeout=1.5)
+    # The timeout error lists the pods once more.
+    checks = cluster.stats.requests_by_resource["list pods"] - before - 1
+    assert 2 <= checks <= 10
