@@ -13,7 +13,6 @@ __all__ = [
     "PROXY_PREFIX",
     "check_download_targets",
     "check_local_path",
-    "check_max_concurrency",
     "check_run_id",
     "check_upload_path",
     "collect_upload_files",
@@ -74,17 +73,6 @@ def check_local_path(path: object, *, what: str) -> Path:
     raise ValidationException(
         f"{what} must be a non-empty path (str or os.PathLike), got {_describe(path)}"
     )
-
-
-def check_max_concurrency(value: object) -> int:
-    """Check a number of parallel transfers: an int of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationException(
-            f"max_concurrency must be an int, got {type(value).__name__}"
-        )
-    if value < 1:
-        raise ValidationException(f"max_concurrency must be at least 1, got {value}")
-    return value
 
 
 def check_download_targets(dst_dir: Path, targets: list[Path]) -> None:

@@ -33,12 +33,12 @@ from .._exceptions import (
 from .._pagination import next_page_token
 from .._transport._errors import error_from_response, parse_json_body
 from .._transport._retry import RETRY_STATUSES, parse_retry_after
+from .._validation import check_positive_int
 from ..types.tracking import ArtifactInfo
 from ._artifact_paths import (
     PROXY_PREFIX,
     check_download_targets,
     check_local_path,
-    check_max_concurrency,
     check_run_id,
     check_upload_path,
     collect_upload_files,
@@ -351,7 +351,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         """
         run_id = check_run_id(run_id)
         folder = check_local_path(local_dir, what="local_dir")
-        check_max_concurrency(max_concurrency)
+        check_positive_int(max_concurrency, name="max_concurrency")
         prefix = safe_artifact_path(artifact_path)
         files = await anyio.to_thread.run_sync(collect_upload_files, folder)
         await self._root(run_id)
@@ -384,7 +384,7 @@ class AsyncArtifactsResource(AsyncMlflowResource):
         run_id = check_run_id(run_id)
         relative = safe_artifact_path(path)
         base = check_local_path(dst_dir, what="dst_dir")
-        check_max_concurrency(max_concurrency)
+        check_positive_int(max_concurrency, name="max_concurrency")
         await anyio.to_thread.run_sync(check_download_targets, base, [])
         entries = await self.list(run_id, relative or None, recursive=True)
         files = [entry.path for entry in entries if not entry.is_dir]
