@@ -1,4 +1,4 @@
-"""Which objects carry ``metadata.generation`` and which changes bump it."""
+"""Objects that carry ``metadata.generation``, and the changes that bump it."""
 
 from __future__ import annotations
 
