@@ -433,7 +433,7 @@ class MlflowTransport:
                     raise _closed_error() from None
                 raise
             except httpx.DecodingError as exc:
-                # The server answered, so the request may have been applied,
+                # The server sent a response, so the request may have been applied,
                 # and a repeat would most likely get the same broken body.
                 raise MLflowException(
                     "the server's response body could not be decoded as its "

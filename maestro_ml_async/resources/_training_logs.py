@@ -41,7 +41,7 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 """Maximum bytes of a log line delivered as one `LogLine`; longer lines come in pieces.
 
 aiohttp's ``readline`` raises ``LineTooLong`` above its read buffer (4 MiB with
-the buffer that kubernetes-asyncio sets), and a container can write far more
+the buffer that kubernetes-asyncio sets). A container can write far more
 without a newline, for example a progress bar that redraws with carriage
 returns, so the stream splits lines itself.
 """

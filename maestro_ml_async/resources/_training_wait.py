@@ -36,7 +36,7 @@ pod pollers.
 """
 
 POD_CHECK_MAX_INTERVAL = 300.0
-"""Longest time in seconds between two pod checks of one wait."""
+"""Maximum time in seconds between two pod checks of one wait."""
 
 # Waiting reasons of a container whose image the kubelet retries to pull, with
 # a growing back-off, so the pod may still start (a registry that comes back,

@@ -194,7 +194,7 @@ async def test_blue_green_failure_keeps_traffic(
     assert after.model_failure.exit_code == 3
 
     # The same version makes no new revision, so a retry fails on the failed
-    # one again, and the error says what to change first.
+    # one again, and the error names what to change first.
     cluster.scripts.set("inferenceservices", deployment_name, ready())
     with pytest.raises(DeploymentException) as retried:
         await api.update(deployment_name, model_version=2, timeout=WAIT)

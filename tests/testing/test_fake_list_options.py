@@ -268,7 +268,7 @@ async def test_selector_page_keeps_token_for_unmatched_rest(
     http: aiohttp.ClientSession, bare_cluster: FakeCluster
 ) -> None:
     # etcd fills a page and then reads another key, so it returns a token even
-    # though no later object matches; the next page is empty and final.
+    # though no later object matches. The next page is then empty and final.
     store = bare_cluster.store
     store.create(PJ_TYPE, job("a", team="x"))
     store.create(PJ_TYPE, job("b"))

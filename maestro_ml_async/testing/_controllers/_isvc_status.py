@@ -166,7 +166,7 @@ def model_status(
 
     ``last_failure`` is the ``lastFailureInfo`` of the previous status. It is
     kept after the model loads again, until a new failure replaces it, and only
-    ``transitionStatus`` tells that the failure is over.
+    ``transitionStatus`` shows that the failure is over.
     """
     # NOTE: KServe's status update keeps lastFailureInfo once the model loads
     # again (read in its controller source), and so does this. The two were
